@@ -1,0 +1,56 @@
+"""Aggregators: how the K shard models' scores become one score matrix."""
+from __future__ import annotations
+
+import torch
+
+from ..data.interactions import TrainSet
+from ..errors import ConfigError
+from ..runtime import CPU, Runtime
+
+
+class Aggregator:
+    """Subclasses implement `score`; trainable ones also `fit`, `state_dict`, `load_state_dict`.
+
+    A trainable aggregator reads all retained training rows, so unlearning refits it from its
+    own seed. It must never move a shard's parameters (they are frozen: stop-gradient)."""
+
+    registered_name = "aggregator"
+    trainable = False
+    requires_unit: tuple[str, ...] | None = None  # partition units it can serve
+    single_shard = False
+    defaults: dict = {}
+
+    def __init__(self, cfg: dict | None = None, n_users: int = 0, n_items: int = 0, runtime: Runtime = CPU):
+        self.cfg = {**self.defaults, **{k: v for k, v in (cfg or {}).items() if k != "name"}}
+        self.n_users, self.n_items = n_users, n_items
+        self.runtime = runtime
+        self.partition = None
+
+    def check(self, unit: str, n_shards: int) -> None:
+        if self.single_shard and n_shards != 1:
+            raise ConfigError(
+                f"aggregator={self.registered_name} serves a single model, but the partition has "
+                f"{n_shards} shards. Use aggregator=mean, own, attention or linear, or partitioner=none."
+            )
+        if self.requires_unit and unit not in self.requires_unit:
+            raise ConfigError(
+                f"aggregator={self.registered_name} needs a partition by {' or '.join(self.requires_unit)}; "
+                f"the partitioner splits by {unit}."
+            )
+
+    def bind(self, shards: list, partition) -> None:
+        """Attach to the shard models and the partition (no learning)."""
+        self.partition = partition
+
+    def fit(self, shards: list, partition, data: TrainSet, seed: int) -> dict:
+        self.bind(shards, partition)
+        return {}
+
+    def score(self, shards: list, users: torch.Tensor) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass

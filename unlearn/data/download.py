@@ -1,0 +1,101 @@
+"""Locating raw files, downloading and verifying them. Nothing is read from a half download."""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import urllib.request
+import zipfile
+from pathlib import Path
+
+from ..errors import DataError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def data_root() -> Path:
+    return Path(os.environ.get("UNLEARN_DATA_DIR") or REPO_ROOT / "data").expanduser().resolve()
+
+
+def file_digest(path: Path, algo: str = "sha256") -> str:
+    h = hashlib.new(algo)
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def git_blob_id(path: Path) -> str:
+    data = path.read_bytes()
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+def verify(path: Path, cfg: dict) -> str:
+    """sha256 of a file, checked against the pins in `cfg` (sha256 or git blob)."""
+    name = path.name
+    digest = file_digest(path)
+    want = (cfg.get("sha256") or {}).get(name)
+    if want and digest != want:
+        raise DataError(
+            f"Checksum mismatch for {path}: sha256 {digest}, expected {want}. The file is corrupt or "
+            f"a different version; delete it and download it again from {cfg.get('url') or 'its source'}."
+        )
+    blob = (cfg.get("git_blob") or {}).get(name)
+    if blob and git_blob_id(path) != blob:
+        raise DataError(
+            f"Checksum mismatch for {path}: git blob id differs from {blob}. The file is corrupt or a "
+            f"different version; fetch it again from {cfg.get('url') or 'its source'}."
+        )
+    return digest
+
+
+def ensure_files(cfg: dict) -> list[Path]:
+    """Paths of the dataset's files, downloading the archive first when it is absent."""
+    folder = data_root() / cfg["folder"]
+    paths = [folder / f for f in cfg["files"]]
+    missing = [p for p in paths if not p.is_file()]
+    if missing and cfg.get("url"):
+        try:
+            download_archive(cfg["url"], cfg.get("md5"), folder)
+        except DataError:
+            raise
+        except Exception as exc:  # no network, HTTP errors, bad zip
+            raise DataError(_missing_message(cfg, missing, f"Download failed ({exc}).")) from exc
+        missing = [p for p in paths if not p.is_file()]
+    if missing:
+        raise DataError(_missing_message(cfg, missing, ""))
+    return paths
+
+
+def _missing_message(cfg: dict, missing: list[Path], why: str) -> str:
+    where = cfg.get("url") or cfg.get("source") or "its published source"
+    return (
+        f"Dataset '{cfg['name']}' is missing {', '.join(str(p) for p in missing)}. {why} "
+        f"Expected the folder {data_root() / cfg['folder']} with files {', '.join(cfg['files'])}; "
+        f"get them from {where} (checksums in the dataset config), or set UNLEARN_DATA_DIR to a folder "
+        f"that holds '{cfg['folder']}/'."
+    ).replace("  ", " ")
+
+
+def download_archive(url: str, md5: str | None, folder: Path) -> None:
+    """Download a zip, check its MD5, extract into a temporary folder, then move into place."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=folder.parent, prefix=".download-") as tmp:
+        archive = Path(tmp) / "archive.zip"
+        with urllib.request.urlopen(url, timeout=60) as resp, open(archive, "wb") as out:
+            shutil.copyfileobj(resp, out)
+        if md5 and file_digest(archive, "md5") != md5:
+            raise DataError(f"Checksum mismatch for the download of {url}: expected MD5 {md5}. Nothing was kept.")
+        extract = Path(tmp) / "x"
+        with zipfile.ZipFile(archive) as z:
+            z.extractall(extract)
+        top = [p for p in extract.iterdir()]
+        src = top[0] if len(top) == 1 and top[0].is_dir() else extract
+        if folder.exists():
+            for p in src.iterdir():
+                target = folder / p.name
+                if not target.exists():
+                    os.replace(p, target)
+        else:
+            os.replace(src, folder)

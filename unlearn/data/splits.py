@@ -1,0 +1,79 @@
+"""Splits (SPEC §3.3), all seeded: `random` per-user ratios, `loo` temporal leave-one-out,
+`published` (given train/test; validation carved from train per user)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ConfigError, DataError
+from ..registry import SPLITS
+from ..seeding import numpy_rng
+
+
+def _position_in_user(users: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rank of each row within its user by `keys`, and the user's row count."""
+    order = np.lexsort((keys, users))
+    counts = np.bincount(users)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    pos = np.empty(len(users), dtype=np.int64)
+    sorted_users = users[order]
+    pos[order] = np.arange(len(users)) - starts[sorted_users]
+    return pos, counts[users]
+
+
+def _carve(df: pd.DataFrame, fractions: list[float], rng) -> list[pd.DataFrame]:
+    """Per user, shuffle rows and cut them into parts of the given fractions (first part keeps
+    the rest and at least one row)."""
+    users = df["user"].to_numpy()
+    pos, n = _position_in_user(users, rng.random(len(df)))
+    sizes = [np.floor(f * n + 0.5).astype(np.int64) for f in fractions[1:]]
+    labels = np.zeros(len(df), dtype=np.int64)
+    start = np.zeros(len(df), dtype=np.int64)
+    for part, size in enumerate(sizes, 1):
+        size = np.minimum(size, np.maximum(n - 1 - start, 0))
+        labels[(pos >= start) & (pos < start + size)] = part
+        start = start + size
+    return [df[labels == p] for p in range(len(fractions))]
+
+
+@SPLITS.register("random")
+def random_split(frames, cfg, seed):
+    ratios = [float(r) for r in cfg.get("ratios", [0.7, 0.1, 0.2])]
+    if len(ratios) != 3 or any(r < 0 for r in ratios) or abs(sum(ratios) - 1) > 1e-6 or ratios[0] <= 0:
+        raise ConfigError(f"dataset.split.ratios must be three non-negative train/valid/test fractions summing to 1, got {ratios}.")
+    df = pd.concat(list(frames.values()))
+    train, valid, test = _carve(df, [ratios[0], ratios[1], ratios[2]], numpy_rng(seed, "split", "random"))
+    return train, valid, test
+
+
+@SPLITS.register("loo")
+def loo_split(frames, cfg, seed):
+    df = pd.concat(list(frames.values()))
+    if "ts" not in df or df["ts"].isna().any():
+        raise ConfigError("split=loo needs timestamps, and this dataset has none. Use split=random or published.")
+    rng = numpy_rng(seed, "split", "loo")
+    users = df["user"].to_numpy()
+    # latest first; ties in time broken by the seeded random key
+    pos, n = _position_in_user(users, -(df["ts"].to_numpy().astype(np.float64)) + rng.random(len(df)) * 1e-3)
+    test = (pos == 0) & (n >= 3)
+    valid = (pos == 1) & (n >= 3)
+    return df[~test & ~valid], df[valid], df[test]
+
+
+@SPLITS.register("published")
+def published_split(frames, cfg, seed):
+    if "train" not in frames:
+        raise ConfigError("split=published needs a dataset with a published train/test split.")
+    valid_ratio = float(cfg.get("valid_ratio", 0.1))
+    train, valid = _carve(frames["train"], [1 - valid_ratio, valid_ratio], numpy_rng(seed, "split", "published"))
+    test = frames["test"]
+    key = lambda f: f["user"].to_numpy() * (1 << 32) + f["item"].to_numpy()
+    overlap = np.isin(key(test), key(frames["train"]))
+    if overlap.any():
+        test = test[~overlap]
+    return train, valid, test
+
+
+def check_nonempty(name: str, train, test):
+    if len(train) == 0 or len(test) == 0:
+        raise DataError(f"Dataset '{name}' has an empty train or test split after preprocessing.")

@@ -1,0 +1,141 @@
+"""Full-sort ranking evaluation (RecBole semantics), batched on the device.
+
+Every item is ranked for every evaluated user (users with at least one target item), with the
+user's excluded items (their training rows) masked. Ties are broken by the lower item id, so
+the result is deterministic and independent of the batch size.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..data.interactions import Interactions
+
+ScoreFn = Callable[[torch.Tensor], torch.Tensor]
+METRICS = ("recall", "ndcg", "hr", "precision")
+
+
+class CSR:
+    """Per-user item lists on the device, for building dense batch masks."""
+
+    def __init__(self, rows: Interactions, n_users: int, n_items: int, device: torch.device):
+        order = np.lexsort((rows.items, rows.users))
+        users, items = rows.users[order], rows.items[order]
+        counts = np.bincount(users, minlength=n_users)
+        self.n_items = n_items
+        self.counts = torch.as_tensor(counts, device=device)
+        self.indptr = torch.as_tensor(np.concatenate([[0], np.cumsum(counts)]), device=device)
+        self.indices = torch.as_tensor(items, device=device)
+        self.device = device
+
+    def dense(self, users: torch.Tensor) -> torch.Tensor:
+        """Boolean (len(users) x n_items) matrix of each user's items."""
+        counts = self.counts[users]
+        out = torch.zeros(len(users), self.n_items, dtype=torch.bool, device=self.device)
+        total = int(counts.sum())
+        if total == 0:
+            return out
+        row = torch.repeat_interleave(torch.arange(len(users), device=self.device), counts)
+        starts = torch.repeat_interleave(self.indptr[users], counts)
+        offsets = torch.arange(total, device=self.device) - torch.repeat_interleave(
+            torch.cumsum(counts, 0) - counts, counts
+        )
+        out[row, self.indices[starts + offsets]] = True
+        return out
+
+
+def topk_stable(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """Indices of the k best items per row, by score descending then item id ascending."""
+    k = min(k, scores.shape[1])
+    kth = torch.topk(scores, k, dim=1).values[:, -1:]
+    above = scores > kth
+    need = k - above.sum(1, keepdim=True)
+    tied = scores == kth
+    chosen = above | (tied & (torch.cumsum(tied.to(torch.int32), 1) <= need))
+    idx = chosen.nonzero()[:, 1].view(scores.shape[0], k)  # ascending item id within each row
+    order = torch.sort(scores.gather(1, idx), dim=1, descending=True, stable=True).indices
+    return idx.gather(1, order)
+
+
+def active_mask(train_counts: np.ndarray, users: np.ndarray, top: float = 0.05) -> np.ndarray:
+    """Active users: the top `top` fraction of `users` by training count (ties by lower id)."""
+    n_active = max(1, math.ceil(top * len(users))) if len(users) else 0
+    order = np.lexsort((users, -train_counts[users]))
+    mask = np.zeros(len(users), dtype=bool)
+    mask[order[:n_active]] = True
+    return mask
+
+
+class RankingEvaluator:
+    """Recall / NDCG / HR / Precision @K of a score function on `target` rows, `exclude` masked."""
+
+    def __init__(
+        self,
+        n_users: int,
+        n_items: int,
+        exclude: Interactions,
+        target: Interactions,
+        ks=(10, 20, 50),
+        device: torch.device = torch.device("cpu"),
+        batch_size: int = 1024,
+        ndcg_ideal: str = "capped",
+        train_counts: np.ndarray | None = None,
+        active_top: float = 0.05,
+    ):
+        if ndcg_ideal not in ("capped", "all"):
+            from ..errors import ConfigError
+
+            raise ConfigError(f"Unknown eval.ndcg_ideal '{ndcg_ideal}'. Valid: capped, all.")
+        self.ks = sorted(int(k) for k in ks)
+        self.n_items = n_items
+        self.device = device
+        self.batch_size = int(batch_size)
+        self.ndcg_ideal = ndcg_ideal
+        self.exclude = CSR(exclude, n_users, n_items, device)
+        self.target = CSR(target, n_users, n_items, device)
+        self.users = np.flatnonzero(np.bincount(target.users, minlength=n_users) > 0)
+        counts = train_counts if train_counts is not None else np.bincount(exclude.users, minlength=n_users)
+        self.active = active_mask(counts, self.users, active_top)
+        max_len = max(self.ks[-1], int(self.target.counts.max().item()) if len(target) else 1)
+        self.discount = 1.0 / torch.log2(torch.arange(max_len, device=device, dtype=torch.float64) + 2.0)
+        self.ideal = torch.cumsum(self.discount, 0)
+
+    def per_user(self, score_fn: ScoreFn) -> dict[str, np.ndarray]:
+        """Metric arrays aligned with `self.users`."""
+        out = {f"{m}@{k}": [] for m in METRICS for k in self.ks}
+        kmax = min(self.ks[-1], self.n_items)
+        users_t = torch.as_tensor(self.users, device=self.device)
+        with torch.no_grad():
+            for start in range(0, len(users_t), self.batch_size):
+                users = users_t[start : start + self.batch_size]
+                scores = score_fn(users).to(torch.float32).clone()
+                scores[self.exclude.dense(users)] = -torch.inf
+                top = topk_stable(scores, kmax)
+                hits = self.target.dense(users).gather(1, top).to(torch.float64)
+                n_target = self.target.counts[users].to(torch.float64)
+                dcg = torch.cumsum(hits * self.discount[:kmax], 1)
+                n_hits = torch.cumsum(hits, 1)
+                for k in self.ks:
+                    kk = min(k, kmax)
+                    cap = torch.clamp(n_target, max=k) if self.ndcg_ideal == "capped" else n_target
+                    idcg = self.ideal[(cap - 1).long()]
+                    out[f"recall@{k}"].append(n_hits[:, kk - 1] / n_target)
+                    out[f"precision@{k}"].append(n_hits[:, kk - 1] / k)
+                    out[f"hr@{k}"].append((n_hits[:, kk - 1] > 0).to(torch.float64))
+                    out[f"ndcg@{k}"].append(dcg[:, kk - 1] / idcg)
+        return {name: torch.cat(v).cpu().numpy() if v else np.zeros(0) for name, v in out.items()}
+
+    def evaluate(self, score_fn: ScoreFn, groups: bool = True) -> dict[str, float]:
+        per_user = self.per_user(score_fn)
+        result: dict[str, float] = {}
+        for name, values in per_user.items():
+            result[name] = float(values.mean()) if len(values) else float("nan")
+            if groups:
+                act, inact = values[self.active], values[~self.active]
+                result[f"{name}.active"] = float(act.mean()) if len(act) else float("nan")
+                result[f"{name}.inactive"] = float(inact.mean()) if len(inact) else float("nan")
+        result["n_eval_users"] = int(len(self.users))
+        return result

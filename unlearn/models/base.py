@@ -1,0 +1,176 @@
+"""Sub-models: torch modules that score (users x all items), trained on one shard.
+
+A sub-model reads only its `TrainSet` (the shard's rows, the validation rows of the shard's
+users, the id universe) and draws every random number from its own generator, seeded by the
+caller from (seed, component, shard id). Fitting the same TrainSet with the same seed gives
+bit-identical parameters on CPU.
+"""
+from __future__ import annotations
+
+import copy
+import time
+from typing import Iterator
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ..data.interactions import TrainSet
+from ..errors import ConfigError
+from ..metrics.ranking import RankingEvaluator
+from ..runtime import CPU, Runtime
+
+
+class SubModel(torch.nn.Module):
+    """Base class. Subclasses set `defaults` and implement `fit` and `score`."""
+
+    registered_name = "submodel"
+    defaults: dict = {}
+
+    def __init__(self, n_users: int, n_items: int, cfg: dict | None = None, runtime: Runtime = CPU):
+        super().__init__()
+        self.n_users, self.n_items = int(n_users), int(n_items)
+        self.cfg = {**self.defaults, **{k: v for k, v in (cfg or {}).items() if k != "name"}}
+        self.runtime = runtime
+        self.device = runtime.device
+
+    def fit(self, data: TrainSet, seed: int) -> dict:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def score(self, users: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(user x d, item x d) representations, for aggregators and partition pretraining."""
+        raise NotImplementedError(f"{self.registered_name} has no embeddings")
+
+
+def make_optimizer(params, cfg: dict) -> torch.optim.Optimizer:
+    name = cfg.get("optimizer", "adam")
+    lr = float(cfg["lr"])
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr)
+    if name == "adagrad":
+        return torch.optim.Adagrad(params, lr=lr, initial_accumulator_value=float(cfg.get("adagrad_init", 0.1)))
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr)
+    raise ConfigError(f"Unknown optimizer '{name}'. Valid: adam, adagrad, sgd.")
+
+
+class EpochTrainedModel(SubModel):
+    """Mini-batch training with early stopping on a validation metric (never the test set).
+
+    Subclasses implement `reset_parameters(gen)`, `prepare(data)`, `batches(gen)` yielding
+    batch tuples and `loss(batch)`. The best epoch's parameters are kept.
+    """
+
+    defaults = {
+        "epochs": 100,
+        "patience": 5,
+        "eval_every": 1,
+        "early_stop_metric": "recall@10",
+        "optimizer": "adam",
+        "lr": 1e-3,
+        "batch_size": 1024,
+    }
+
+    def reset_parameters(self, gen: torch.Generator) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def prepare(self, data: TrainSet) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def batches(self, gen: torch.Generator) -> Iterator[tuple]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def loss(self, batch: tuple) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def trainable_parameters(self):
+        return [p for p in self.parameters() if p.requires_grad]
+
+    def fit(self, data: TrainSet, seed: int) -> dict:
+        start = time.perf_counter()
+        if self.runtime.deterministic:
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        gen = torch.Generator(device="cpu")
+        gen.manual_seed(int(seed))
+        self._gen = gen  # the only RNG training may draw from (negatives, dropout, shuffles)
+        self.reset_parameters(gen)
+        self.to(self.device)
+        self.prepare(data)
+        cfg = self.cfg
+        opt = make_optimizer(self.trainable_parameters(), cfg)
+        metric = cfg["early_stop_metric"]
+        k = int(metric.split("@")[1])
+        evaluator = None
+        if len(data.valid) and int(cfg["patience"]) > 0:
+            evaluator = RankingEvaluator(
+                data.n_users, data.n_items, data.train, data.valid, ks=(k,),
+                device=self.device, batch_size=self.runtime.eval_batch,
+            )
+        best, best_epoch, best_state, bad = -np.inf, 0, None, 0
+        epochs_run, history = 0, []
+        bar = tqdm(range(1, int(cfg["epochs"]) + 1), desc=self.registered_name, leave=False,
+                   disable=not self.runtime.progress)
+        for epoch in bar:
+            self.train()
+            total, n = 0.0, 0
+            for batch in self.batches(gen):
+                opt.zero_grad(set_to_none=True)
+                loss = self.loss(batch)
+                loss.backward()
+                opt.step()
+                total += float(loss.detach()) if n % 50 == 0 else 0.0
+                n += 1
+            epochs_run = epoch
+            self.eval()
+            if evaluator is None or epoch % int(cfg["eval_every"]):
+                continue
+            value = evaluator.evaluate(self.score, groups=False)[metric]
+            history.append(value)
+            bar.set_postfix({metric: f"{value:.4f}"})
+            if value > best:
+                best, best_epoch, bad = value, epoch, 0
+                best_state = copy.deepcopy(self.state_dict())
+            else:
+                bad += 1
+                if bad >= int(cfg["patience"]):
+                    break
+        if best_state is not None:
+            self.load_state_dict(best_state)
+        self.finish()
+        self.eval()
+        self.runtime.sync()
+        return {
+            "epochs": epochs_run,
+            "best_epoch": best_epoch or epochs_run,
+            "valid": float(best) if best_state is not None else float("nan"),
+            "seconds": time.perf_counter() - start,
+        }
+
+    def finish(self) -> None:
+        """Hook after training (e.g. free per-shard caches)."""
+
+
+class NegativeSampler:
+    """Uniform negatives rejected against the user's positives *in this shard* only."""
+
+    def __init__(self, users: torch.Tensor, items: torch.Tensor, n_items: int, max_rounds: int = 100):
+        self.n_items = n_items
+        self.keys = torch.sort(users * n_items + items).values
+        self.max_rounds = max_rounds
+
+    def is_positive(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        keys = users * self.n_items + items
+        pos = torch.searchsorted(self.keys, keys).clamp(max=len(self.keys) - 1)
+        return self.keys[pos] == keys
+
+    def sample(self, users: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        neg = torch.randint(0, self.n_items, (len(users),), generator=gen).to(users.device)
+        for _ in range(self.max_rounds):
+            bad = self.is_positive(users, neg).nonzero().flatten()
+            if len(bad) == 0:
+                break
+            neg[bad] = torch.randint(0, self.n_items, (len(bad),), generator=gen).to(users.device)
+        return neg

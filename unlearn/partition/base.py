@@ -1,0 +1,93 @@
+"""Partitions: which shard each training row belongs to. Fixed at fit time, never recomputed
+by unlearning."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..data.interactions import Interactions
+from ..errors import ConfigError
+from ..runtime import CPU, Runtime
+
+UNITS = ("none", "user", "item", "interaction")
+
+
+@dataclass
+class Partition:
+    unit: str                      # none | user | item | interaction
+    n_shards: int
+    row_shard: np.ndarray          # shard of every training row
+    unit_shard: np.ndarray | None = None  # shard of every user (unit user) or item (unit item)
+    uses_forget: bool = False      # built from something trained on data that included F
+    info: dict = field(default_factory=dict)
+
+    def rows(self, shard: int) -> np.ndarray:
+        return np.flatnonzero(self.row_shard == shard)
+
+    def touched(self, rows: np.ndarray) -> list[int]:
+        return sorted(int(s) for s in np.unique(self.row_shard[rows]))
+
+    def restrict(self, keep_rows: np.ndarray) -> "Partition":
+        """The same assignment over a subset of rows (for the exact replica)."""
+        return Partition(self.unit, self.n_shards, self.row_shard[keep_rows], self.unit_shard,
+                         self.uses_forget, dict(self.info))
+
+    def sizes(self, train: Interactions) -> list[int]:
+        """Shard sizes in units (users, items, or interactions)."""
+        sizes = []
+        for s in range(self.n_shards):
+            rows = self.row_shard == s
+            if self.unit == "user":
+                sizes.append(int(len(np.unique(train.users[rows]))))
+            elif self.unit == "item":
+                sizes.append(int(len(np.unique(train.items[rows]))))
+            else:
+                sizes.append(int(rows.sum()))
+        return sizes
+
+
+class Partitioner:
+    """Subclasses set `unit` and implement `assign`."""
+
+    unit = "none"
+    defaults: dict = {"n_shards": 1}
+    registered_name = "partitioner"
+
+    def __init__(self, cfg: dict | None = None, runtime: Runtime = CPU, cache_dir: str | None = None):
+        self.cfg = {**self.defaults, **{k: v for k, v in (cfg or {}).items() if k != "name"}}
+        self.runtime = runtime
+        self.cache_dir = cache_dir
+
+    @property
+    def n_shards(self) -> int:
+        return int(self.cfg["n_shards"])
+
+    def n_units(self, train: Interactions, n_users: int, n_items: int) -> int:
+        if self.unit == "user":
+            return int(train.user_mask(n_users).sum())
+        if self.unit == "item":
+            return int((train.item_counts(n_items) > 0).sum())
+        return len(train)
+
+    def validate(self, train: Interactions, n_users: int, n_items: int) -> None:
+        k = self.n_shards
+        if k < 1:
+            raise ConfigError(f"partitioner.n_shards must be at least 1, got {k}.")
+        n = self.n_units(train, n_users, n_items)
+        if k > n:
+            raise ConfigError(
+                f"partitioner.n_shards={k} is larger than the number of {self.unit}s to split ({n})."
+            )
+
+    def partition(self, train: Interactions, n_users: int, n_items: int, seed: int) -> Partition:
+        self.validate(train, n_users, n_items)
+        return self.assign(train, n_users, n_items, seed)
+
+    def assign(self, train, n_users, n_items, seed) -> Partition:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+def rows_from_units(unit: str, train: Interactions, unit_shard: np.ndarray) -> np.ndarray:
+    ids = train.users if unit == "user" else train.items
+    return unit_shard[ids]

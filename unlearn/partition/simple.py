@@ -1,0 +1,49 @@
+"""`none` (one shard) and `random` (SISA's equal-size random shards)."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..registry import PARTITIONERS
+from ..seeding import numpy_rng
+from .base import Partition, Partitioner, rows_from_units
+
+
+@PARTITIONERS.register("none")
+class NoPartition(Partitioner):
+    unit = "none"
+    defaults = {"n_shards": 1}
+
+    def validate(self, train, n_users, n_items):
+        if self.n_shards != 1:
+            raise ConfigError(f"partitioner=none holds one shard; got partitioner.n_shards={self.n_shards}.")
+
+    def assign(self, train, n_users, n_items, seed):
+        return Partition("none", 1, np.zeros(len(train), dtype=np.int64))
+
+
+@PARTITIONERS.register("random")
+class RandomPartition(Partitioner):
+    """Units shuffled with the partition's own seed and dealt into K equal-size shards."""
+
+    defaults = {"n_shards": 10, "unit": "user"}
+
+    def __init__(self, cfg=None, **kw):
+        super().__init__(cfg, **kw)
+        if self.cfg["unit"] not in ("user", "item", "interaction"):
+            raise ConfigError(f"Unknown partitioner.unit '{self.cfg['unit']}'. Valid: user, item, interaction.")
+        self.unit = self.cfg["unit"]
+
+    def assign(self, train, n_users, n_items, seed):
+        rng = numpy_rng(seed, "partition", "random")
+        k = self.n_shards
+        if self.unit == "interaction":
+            perm = rng.permutation(len(train))
+            row_shard = np.empty(len(train), dtype=np.int64)
+            row_shard[perm] = np.arange(len(train)) % k
+            return Partition("interaction", k, row_shard)
+        n = n_users if self.unit == "user" else n_items
+        present = np.flatnonzero(np.bincount(train.users if self.unit == "user" else train.items, minlength=n))
+        unit_shard = np.full(n, -1, dtype=np.int64)
+        unit_shard[rng.permutation(present)] = np.arange(len(present)) % k
+        return Partition(self.unit, k, rows_from_units(self.unit, train, unit_shard), unit_shard)
