@@ -46,7 +46,8 @@ PARTITIONERS: Registry = Registry("partitioner")
 SUBMODELS: Registry = Registry("submodel")
 AGGREGATORS: Registry = Registry("aggregator")
 METHODS: Registry = Registry("method")
+PROBES: Registry = Registry("probe")  # extra per-stage metrics (eval.probes)
 
 
 def list_all() -> dict[str, list[str]]:
-    return {r.kind: r.names() for r in (DATASETS, SPLITS, PARTITIONERS, SUBMODELS, AGGREGATORS, METHODS)}
+    return {r.kind: r.names() for r in (DATASETS, SPLITS, PARTITIONERS, SUBMODELS, AGGREGATORS, METHODS, PROBES)}

@@ -130,7 +130,7 @@ class ShardedMethod(Method):
 
     def _train_shards(self, ks: list[int]) -> float:
         total = 0.0
-        for k in tqdm(ks, desc="shards", leave=False, disable=not self.runtime.progress or len(ks) < 2):
+        for k in tqdm(ks, desc="shards", leave=False, disable=None if (self.runtime.progress and len(ks) > 1) else True):
             _, sec = self._timed(self.train_shard, k)
             total += sec
         return total
@@ -191,7 +191,7 @@ class ShardedMethod(Method):
         return rep
 
     def state_dict(self) -> dict:
-        state = {"row_shard": torch.as_tensor(self.partition.row_shard)}
+        state = {"row_shard": torch.as_tensor(self.partition.row_shard[self.retained])}
         for k, m in enumerate(self.shards):
             state.update({f"shard.{k}.{n}": t.detach().cpu() for n, t in m.state_dict().items()})
         state.update({f"aggregator.{n}": t.detach().cpu() for n, t in self.aggregator.state_dict().items()})

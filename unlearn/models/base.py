@@ -112,7 +112,7 @@ class EpochTrainedModel(SubModel):
         best, best_epoch, best_state, bad = -np.inf, 0, None, 0
         epochs_run, history = 0, []
         bar = tqdm(range(1, int(cfg["epochs"]) + 1), desc=self.registered_name, leave=False,
-                   disable=not self.runtime.progress)
+                   disable=None if self.runtime.progress else True)
         for epoch in bar:
             self.train()
             total, n = 0.0, 0

@@ -1,0 +1,44 @@
+# recunlearn: `make test` and `make bench` install what is missing first.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# the CPU build of torch (a plain `torch` requirement would pull a CUDA build of several GB)
+TORCH ?= torch==2.13.0
+export UNLEARN_DATA_DIR ?= $(abspath ../shared/datasets)
+RESULTS ?= results
+STAMP := $(VENV)/.installed
+
+.PHONY: install test test-slow bench tables table perf clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet "$(TORCH)"
+	$(PY) -m pip install --quiet -e ".[test,perf]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q -m "not slow"
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -q -m slow
+
+# the default sweep (experiment=smoke) on ML-100K, then its tables and figures
+bench: $(STAMP)
+	UNLEARN_RESULTS_DIR=$(RESULTS) $(PY) -m benchmarks.run -m experiment=smoke runtime.progress=false
+	$(PY) -m benchmarks.report results_dir=$(RESULTS)
+
+tables: $(STAMP)
+	$(PY) -m benchmarks.report results_dir=$(RESULTS)
+
+# one paper table: make table NAME=receraser_utility
+table: $(STAMP)
+	$(PY) -m benchmarks.table $(NAME) results_dir=$(RESULTS)
+
+perf: $(STAMP)
+	$(PY) -m benchmarks.perf.evaluation
+
+clean:
+	rm -rf $(RESULTS)/runs $(RESULTS)/tables $(RESULTS)/figures $(RESULTS)/logs $(RESULTS)/cache .pytest_cache

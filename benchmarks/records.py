@@ -1,0 +1,70 @@
+"""Run ids, result files and manifests (SPEC §6)."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+from unlearn import io
+
+# keys that do not change what a run computes: where files go, how it is launched, on what device
+IDENTITY_EXCLUDED = ("results_dir", "cache_dir", "force", "plugins", "runtime", "hydra", "experiment")
+
+
+def run_id(cfg: dict) -> str:
+    return io.stable_hash({k: v for k, v in cfg.items() if k not in IDENTITY_EXCLUDED}, 12)
+
+
+def run_dir(cfg: dict, rid: str) -> Path:
+    return Path(cfg["results_dir"]) / "runs" / rid
+
+
+def load_result(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _git(*args: str) -> str:
+    try:
+        return subprocess.run(["git", *args], cwd=Path(__file__).resolve().parents[1], capture_output=True,
+                              text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def manifest(started_at: datetime, wall_s: float, device) -> dict:
+    versions = {}
+    for pkg in ("recunlearn", "torch", "numpy", "pandas", "hydra-core", "omegaconf", "pot"):
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    gpu = ""
+    if getattr(device, "type", "cpu") == "cuda":
+        import torch
+
+        gpu = torch.cuda.get_device_name(device)
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "git_commit": _git("rev-parse", "HEAD"),
+        "git_dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
+        "versions": versions,
+        "cpu": f"{cpu} x{os.cpu_count()}",
+        "gpu": gpu,
+        "started_at": started_at.astimezone(timezone.utc).isoformat(timespec="seconds"),
+        "wall_s": wall_s,
+        "python": platform.python_version(),
+    }

@@ -1,0 +1,113 @@
+"""Tables and figures from result files alone.
+
+    python -m benchmarks.report results_dir=DIR [table=NAME] [ks=[10,20,50]]
+
+Writes <results_dir>/tables/{utility,efficiency,completeness}.{md,tex,csv}, one table per spec in
+benchmarks/tables/ whose runs exist, and figures under <results_dir>/figures/ (PNG and PDF)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pandas as pd
+import yaml
+from omegaconf import OmegaConf
+
+from . import figures
+from .tables_fmt import GROUP_KEYS, aggregate, apply_filter, load_records, varying, write_table
+
+SPEC_DIR = Path(__file__).parent / "tables"
+
+
+def default_tables(ks: list[int], main_k: int) -> dict[str, list[str]]:
+    stages = ("before", "after", "retrain")
+    return {
+        "utility": [f"{s}.{m}@{main_k}" for m in ("recall", "ndcg") for s in stages]
+        + [f"after.ndcg@{main_k}.active", f"after.ndcg@{main_k}.inactive"]
+        + [f"after.{m}@{k}" for k in ks if k != main_k for m in ("recall", "ndcg")],
+        "efficiency": ["fit_s", "unlearn_s", "retrain_s", "speedup", "n_shards_retrained", "unlearn.shards_s",
+                       "unlearn.aggregator_s", "fit.partition_s", "fit.pretrain_s", "peak_rss_mb"],
+        "completeness": ["exact_gap", "retrain_gap", "mia_auc.before", "mia_auc.after", "mia_auc.retrain",
+                         "mia_lr_auc.after", f"forget_hit@{main_k}.before", f"forget_hit@{main_k}.after",
+                         f"forget_hit@{main_k}.retrain"],
+    }
+
+
+def load_spec(name: str) -> dict:
+    path = SPEC_DIR / f"{name}.yaml"
+    if not path.is_file():
+        names = ", ".join(sorted(p.stem for p in SPEC_DIR.glob("*.yaml")))
+        raise SystemExit(f"error: unknown table '{name}'. Valid tables: {names or '(none)'}.")
+    return yaml.safe_load(path.read_text())
+
+
+def render_spec(name: str, spec: dict, df: pd.DataFrame, out: Path) -> list[Path]:
+    sub = apply_filter(df, spec.get("filter"))
+    if sub.empty:
+        return []
+    rows, columns = spec["rows"], spec["columns"]
+    agg = aggregate(sub, rows, columns)
+    published = spec.get("published")
+    caption = ""
+    if published and published.get("rows"):
+        pub = pd.DataFrame(published["rows"])
+        pub_rows = [r for r in rows if r in pub]
+        pub = pub.assign(**{r: pub[r].astype(str) + " (published)" for r in pub_rows[-1:]})
+        pub = pub.set_index(pub_rows)
+        pub["n"] = 0
+        for c in columns:
+            pub[f"{c}.std"] = float("nan")
+        agg = pd.concat([agg, pub[[c for c in agg.columns if c in pub]]])
+        caption = f"Published values from {published.get('source', 'the paper')}."
+    paths = write_table(agg, columns, out / "tables" / name, spec.get("title", name), caption)
+    fig = spec.get("figure")
+    if fig:
+        hue = fig.get("hue", rows[:1])
+        hue = hue if isinstance(hue, list) else [hue]
+        paths += figures.metric_vs(sub, fig["x"], fig["y"], hue, out / "figures" / name, spec.get("title", ""))
+    return paths
+
+
+def report(results_dir: str, table: str | None = None, ks=None) -> list[Path]:
+    out = Path(results_dir)
+    df, failed = load_records(out)
+    if df.empty:
+        raise SystemExit(f"error: no successful result records under {out / 'runs'} ({failed} failed).")
+    if failed:
+        print(f"note: {failed} failed run(s) left out; their result.json holds the error.", file=sys.stderr)
+    written: list[Path] = []
+    if table:
+        written += render_spec(table, load_spec(table), df, out)
+        if not written:
+            raise SystemExit(f"error: no records match table '{table}'; run its experiment first.")
+        return written
+    ks = list(ks or sorted({int(c.split("@")[1]) for c in df.columns if c.startswith("after.recall@") and c.count(".") == 1}))
+    main_k = 20 if 20 in ks else ks[len(ks) // 2]
+    rows, fixed = varying(df, GROUP_KEYS)
+    caption = "Mean ± std over seeds; n runs; best in bold. Fixed: " + ", ".join(f"{k}={v}" for k, v in fixed.items())
+    for name, columns in default_tables(ks, main_k).items():
+        agg = aggregate(df, rows, columns)
+        if not agg.empty:
+            written += write_table(agg, columns, out / "tables" / name, name.capitalize(), caption)
+    label = [k for k in rows if k not in ("deletion.ratio",)] or rows
+    written += figures.utility_vs_time(df, label, f"after.ndcg@{main_k}", out / "figures" / "utility_vs_time")
+    written += figures.metric_vs_k(df, label, "ndcg", ks, out / "figures" / "ndcg_vs_k")
+    written += figures.metric_vs(df, "deletion.ratio", f"after.ndcg@{main_k}", label, out / "figures" / "ndcg_vs_ratio")
+    written += figures.convergence(df, out / "figures" / "als_convergence")
+    for spec_path in sorted(SPEC_DIR.glob("*.yaml")):
+        written += render_spec(spec_path.stem, yaml.safe_load(spec_path.read_text()), df, out)
+    return written
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = OmegaConf.from_dotlist(argv if argv is not None else sys.argv[1:])
+    unknown = set(args) - {"results_dir", "table", "ks"}
+    if unknown:
+        raise SystemExit(f"error: unknown option(s) {', '.join(sorted(unknown))}. Valid: results_dir, table, ks.")
+    paths = report(str(args.get("results_dir", "results")), args.get("table"), args.get("ks"))
+    for p in paths:
+        print(p)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+"""Result records -> mean +/- std tables over seeds (Markdown, LaTeX booktabs, CSV)."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+GROUP_KEYS = ["dataset", "method", "submodel", "partitioner", "aggregator", "n_shards", "deletion.unit",
+              "deletion.selection", "deletion.ratio", "deletion.count", "deletion.rounds"]
+
+# which direction is better, by metric name; None: no best (e.g. MIA, where the oracle's value is the target)
+_DIRECTIONS = [
+    (r"^(mia|forget_hit)", None),
+    (r"(exact_gap|retrain_gap)", "min"),
+    (r"speedup", "max"),
+    (r"(_s|_mb)$", "min"),
+    (r"(recall|ndcg|hr|precision)@", "max"),
+]
+
+
+def direction(metric: str) -> str | None:
+    for pattern, d in _DIRECTIONS:
+        if re.search(pattern, metric):
+            return d
+    return None
+
+
+def load_records(results_dir: str | Path) -> tuple[pd.DataFrame, int]:
+    """(ok records as a frame, number of failed records)."""
+    rows, failed = [], 0
+    for path in sorted(Path(results_dir).glob("runs/*/result.json")):
+        try:
+            rec = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if rec.get("status") != "ok":
+            failed += 1
+            continue
+        rows.append({k: (json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in rec.items()})
+    return pd.DataFrame(rows), failed
+
+
+def apply_filter(df: pd.DataFrame, flt: dict | None) -> pd.DataFrame:
+    for key, want in (flt or {}).items():
+        if key not in df:
+            return df.iloc[0:0]
+        values = want if isinstance(want, list) else [want]
+        df = df[df[key].isin(values)]
+    return df
+
+
+def aggregate(df: pd.DataFrame, rows: list[str], columns: list[str]) -> pd.DataFrame:
+    """One row per group: <metric> mean, <metric>.std and n (number of seeds)."""
+    rows = [r for r in rows if r in df]
+    columns = [c for c in columns if c in df]
+    if not rows or not columns or df.empty:
+        return pd.DataFrame()
+    keyed = df[rows].astype(str).fillna("-")
+    values = df[columns].apply(pd.to_numeric, errors="coerce")
+    grouped = pd.concat([keyed, values], axis=1).groupby(rows, sort=True, dropna=False)
+    mean, std = grouped[columns].mean(), grouped[columns].std(ddof=1)
+    out = mean.copy()
+    for c in columns:
+        out[f"{c}.std"] = std[c]
+    out["n"] = grouped.size()
+    return out
+
+
+def varying(df: pd.DataFrame, keys: list[str]) -> tuple[list[str], dict]:
+    """Group keys that vary across records, and the fixed values of the others."""
+    present = [k for k in keys if k in df]
+    vary = [k for k in present if df[k].astype(str).nunique() > 1]
+    fixed = {k: df[k].iloc[0] for k in present if k not in vary and pd.notna(df[k].iloc[0])}
+    return vary or present[:1], fixed
+
+
+def _fmt(mean: float, std: float, pm: str) -> str:
+    if pd.isna(mean):
+        return "-"
+    digits = 4 if abs(mean) < 100 else 1
+    text = f"{mean:.{digits}f}"
+    if pd.notna(std):
+        text += f" {pm} {std:.{digits}f}"
+    return text
+
+
+def _cells(agg: pd.DataFrame, columns: list[str], pm: str, bold) -> pd.DataFrame:
+    cols = [c for c in columns if c in agg]
+    out = pd.DataFrame(index=agg.index)
+    for c in cols:
+        texts = [_fmt(m, s, pm) for m, s in zip(agg[c], agg[f"{c}.std"])]
+        d = direction(c)
+        if d and agg[c].notna().sum() > 1:
+            best = agg[c].max() if d == "max" else agg[c].min()
+            texts = [bold(t) if (pd.notna(m) and np.isclose(m, best, rtol=1e-12, atol=0)) else t
+                     for t, m in zip(texts, agg[c])]
+        out[c] = texts
+    out["n"] = agg["n"].astype(int)
+    return out
+
+
+def _latex_escape(s: str) -> str:
+    return str(s).replace("\\", r"\textbackslash{}").replace("_", r"\_").replace("%", r"\%").replace("&", r"\&").replace("#", r"\#")
+
+
+def write_table(agg: pd.DataFrame, columns: list[str], path_stem: Path, title: str, caption: str = "") -> list[Path]:
+    """Writes <stem>.md, <stem>.tex (booktabs) and <stem>.csv; returns the paths."""
+    path_stem.parent.mkdir(parents=True, exist_ok=True)
+    md_cells = _cells(agg, columns, "±", lambda t: f"**{t}**").reset_index()
+    md = f"## {title}\n\n{caption}\n\n" + md_cells.to_markdown(index=False) + "\n"
+    tex_cells = _cells(agg, columns, r"$\pm$", lambda t: rf"\textbf{{{t}}}").reset_index()
+    tex_cells.columns = [_latex_escape(c) for c in tex_cells.columns]
+    for c in tex_cells.columns[: agg.index.nlevels]:
+        tex_cells[c] = tex_cells[c].map(_latex_escape)
+    tex = tex_cells.style.hide(axis="index").to_latex(
+        hrules=True, caption=_latex_escape(f"{title}. {caption}".strip(". ")).replace("±", r"$\pm$"), position="t")
+    paths = [path_stem.with_suffix(".md"), path_stem.with_suffix(".tex"), path_stem.with_suffix(".csv")]
+    paths[0].write_text(md)
+    paths[1].write_text(tex)
+    agg.reset_index().to_csv(paths[2], index=False)
+    return paths

@@ -1,0 +1,52 @@
+"""Matrix factorisation trained with the pointwise logistic loss on sampled negatives (CURE4Rec's
+"WMF"): every positive of the shard has label 1, and `num_neg` negatives per positive, drawn
+uniformly and rejected against the user's positives *in the shard* (`NegativeSampler`), have
+label 0. The loss is the mean binary cross-entropy over all positive and negative pairs of the
+batch, plus an L2 penalty on the embeddings used in the batch."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..data.interactions import TrainSet
+from ..errors import ConfigError
+from ..registry import SUBMODELS
+from .base import NegativeSampler
+from .bpr import BPRMF
+
+
+@SUBMODELS.register("bce")
+class BCEMF(BPRMF):
+    defaults = {**BPRMF.defaults, "lr": 0.005, "num_neg": 1}
+
+    def __init__(self, n_users, n_items, cfg=None, **kw):
+        super().__init__(n_users, n_items, cfg, **kw)
+        if int(self.cfg["num_neg"]) < 1:
+            raise ConfigError(f"submodel.num_neg must be at least 1 for bce, got {self.cfg['num_neg']}.")
+
+    def prepare(self, data: TrainSet):
+        dev = self.device
+        self._u = torch.as_tensor(data.train.users, device=dev)
+        self._i = torch.as_tensor(data.train.items, device=dev)
+        self._sampler = NegativeSampler(self._u, self._i, self.n_items)
+
+    def batches(self, gen):
+        n, m = len(self._u), int(self.cfg["num_neg"])
+        perm = torch.randperm(n, generator=gen).to(self.device)
+        users, pos = self._u[perm], self._i[perm]
+        neg = self._sampler.sample(users.repeat(m), gen).view(m, n)  # row r: the r-th negative of each positive
+        bs = int(self.cfg["batch_size"])
+        for s in range(0, n, bs):
+            yield users[s : s + bs], pos[s : s + bs], neg[:, s : s + bs]
+
+    def loss(self, batch):
+        users, pos, neg = batch
+        u = self.user_vectors(users)
+        i, j = self.item_emb[pos], self.item_emb[neg]          # (b, d), (m, b, d)
+        pos_logit = (u * i).sum(-1)                              # (b,)
+        neg_logit = (u[None] * j).sum(-1).flatten()              # (m * b,)
+        logits = torch.cat([pos_logit, neg_logit])
+        labels = torch.cat([torch.ones_like(pos_logit), torch.zeros_like(neg_logit)])
+        bce = F.binary_cross_entropy_with_logits(logits, labels)
+        reg = float(self.cfg["reg"]) * (u.pow(2).sum() + i.pow(2).sum() + j.pow(2).sum()) / (2 * len(users))
+        return bce + reg

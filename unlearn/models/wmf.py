@@ -1,0 +1,136 @@
+"""Weighted matrix factorisation with the whole-data (non-sampling) loss, as RecEraser's WMF
+(the efficient form of ENMF, Chen et al. 2020).
+
+Every observed (u, i) has weight 1 and target 1; every missing entry weight `c0` and target 0:
+
+    L = sum_{u in B} sum_{i} w_ui (x_ui - y_ui)^2
+      = sum_{observed (u,i), u in B} [(1 - c0) x_ui^2 - 2 x_ui]
+        + c0 * sum_{d,d'} (P^T P)_{dd'} (Q^T Q)_{dd'}  + const
+
+over a mini-batch B of users, with P the batch's user vectors (after dropout) and Q the item
+vectors, so the all-pairs term costs two d x d Gram matrices instead of |B| x n_items products.
+Plus `reg/2 * (||P||^2 + ||Q||^2)` (the released RecEraser_WMF sets this weight to 0; the
+sub-model's README preset is reg 0.01).
+
+`gram_items`: `all` (default; every missing entry of the batch users, as the loss says) or
+`shard` (only items present in the shard, as the released code's `C_I` restriction). Either way
+only the shard's own rows are read. No negative sampling, so the only randomness is
+initialisation, the user shuffle and the dropout mask, all from the per-fit generator.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..data.interactions import TrainSet
+from ..errors import ConfigError
+from ..registry import SUBMODELS
+from ..runtime import CPU
+from .base import EpochTrainedModel
+
+
+def wmf_whole_data_loss(p: torch.Tensor, q_all: torch.Tensor, x_pos: torch.Tensor, c0: float) -> torch.Tensor:
+    """Non-sampling weighted squared loss: observed-entry part plus the Gram-matrix all-pairs part."""
+    observed = ((1.0 - c0) * x_pos.pow(2) - 2.0 * x_pos).sum()
+    all_pairs = c0 * ((p.T @ p) * (q_all.T @ q_all)).sum()
+    return observed + all_pairs
+
+
+class UserRows:
+    """A shard's rows grouped by user (CSR over the id universe) for user mini-batches."""
+
+    def __init__(self, users: np.ndarray, items: np.ndarray, n_users: int, device: torch.device):
+        order = np.lexsort((items, users))
+        counts = np.bincount(users, minlength=n_users)
+        self.users = torch.as_tensor(np.flatnonzero(counts), device=device)  # users with rows
+        self.counts = torch.as_tensor(counts, device=device)
+        self.indptr = torch.as_tensor(np.concatenate([[0], np.cumsum(counts)[:-1]]), device=device)
+        self.items = torch.as_tensor(items[order], device=device)
+
+    def gather(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(position of the row's user within `batch`, row item) for every row of the batch users."""
+        counts = self.counts[batch]
+        local = torch.repeat_interleave(torch.arange(len(batch), device=batch.device), counts)
+        total = int(counts.sum())
+        offsets = torch.arange(total, device=batch.device) - torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)
+        rows = torch.repeat_interleave(self.indptr[batch], counts) + offsets
+        return local, self.items[rows]
+
+
+@SUBMODELS.register("wmf")
+class WMF(EpochTrainedModel):
+    defaults = {
+        **EpochTrainedModel.defaults,
+        # RecEraser README, ML-1M: Adagrad lr 0.05, reg 0.01, batch 256 (users), weight c0 0.2, keep 0.7
+        "dim": 64,
+        "optimizer": "adagrad",
+        "lr": 0.05,
+        "reg": 0.01,
+        "batch_size": 256,
+        "c0": 0.2,
+        "dropout": 0.3,
+        "init_std": 0.01,
+        "gram_items": "all",
+    }
+
+    def __init__(self, n_users, n_items, cfg=None, runtime=CPU):
+        super().__init__(n_users, n_items, cfg, runtime)
+        if self.cfg["gram_items"] not in ("all", "shard"):
+            raise ConfigError(f"Unknown submodel.gram_items '{self.cfg['gram_items']}'. Valid: all, shard.")
+        if not 0.0 <= float(self.cfg["c0"]) <= 1.0:
+            raise ConfigError(f"submodel.c0 must lie in [0, 1], got {self.cfg['c0']}.")
+        if not 0.0 <= float(self.cfg["dropout"]) < 1.0:
+            raise ConfigError(f"submodel.dropout must lie in [0, 1), got {self.cfg['dropout']}.")
+        d = int(self.cfg["dim"])
+        self.user_emb = torch.nn.Parameter(torch.empty(self.n_users, d))
+        self.item_emb = torch.nn.Parameter(torch.empty(self.n_items, d))
+
+    def reset_parameters(self, gen):
+        std = float(self.cfg["init_std"])
+        with torch.no_grad():
+            self.user_emb.copy_(torch.randn(self.user_emb.shape, generator=gen) * std)
+            self.item_emb.copy_(torch.randn(self.item_emb.shape, generator=gen) * std)
+
+    def prepare(self, data: TrainSet):
+        self._rows = UserRows(data.train.users, data.train.items, self.n_users, self.device)
+        if self.cfg["gram_items"] == "shard":
+            self._gram_items = torch.as_tensor(np.flatnonzero(data.train.item_counts(self.n_items)), device=self.device)
+        else:
+            self._gram_items = None
+
+    def batches(self, gen):
+        users = self._rows.users
+        perm = torch.randperm(len(users), generator=gen).to(self.device)
+        bs = int(self.cfg["batch_size"])
+        for s in range(0, len(users), bs):
+            batch = users[perm[s : s + bs]]
+            local, items = self._rows.gather(batch)
+            yield batch, local, items
+
+    def user_vectors(self, users: torch.Tensor) -> torch.Tensor:
+        u = self.user_emb[users]
+        p = float(self.cfg["dropout"])
+        if not (self.training and p > 0):
+            return u
+        keep = (torch.rand(u.shape, generator=self._gen) >= p).to(u.device)
+        return u * keep / (1.0 - p)
+
+    def loss(self, batch):
+        users, local, items = batch
+        p = self.user_vectors(users)
+        q = self.item_emb if self._gram_items is None else self.item_emb[self._gram_items]
+        x_pos = (p[local] * self.item_emb[items]).sum(1)
+        loss = wmf_whole_data_loss(p, q, x_pos, float(self.cfg["c0"]))
+        reg = float(self.cfg["reg"])
+        if reg:
+            loss = loss + 0.5 * reg * (self.user_emb[users].pow(2).sum() + q.pow(2).sum())
+        return loss
+
+    def score(self, users):
+        return self.user_emb[users] @ self.item_emb.T
+
+    def embeddings(self):
+        return self.user_emb.detach(), self.item_emb.detach()
+
+    def finish(self):
+        self._rows = self._gram_items = None

@@ -1,0 +1,252 @@
+"""RecEraser's balanced partitions (Chen et al., WWW 2022, "Recommendation Unlearning", Alg. 1-2):
+`ubp` (users), `ibp` (items) and `inbp` (interactions).
+
+1. Embeddings of users and items from a model pretrained on all of train (WMF by default,
+   config key `embedding`; cached by content hash, see `pretrain.py`). The model saw the forget
+   set, so the partition depends on F (`uses_forget=True`).
+2. K anchors drawn at random among the units with the partition's own seed (for `inbp` an anchor
+   is an interaction, i.e. a (user, item) pair of anchors).
+3. Every (unit, anchor) pair is scored by squared Euclidean distance; for interactions by the
+   product of the user's distance to the anchor's user and the item's distance to the anchor's
+   item (the released InBP).
+4. Pairs are walked nearest first (ties: lower unit id, then lower anchor id); a unit goes to
+   the first anchor of its pairs that still has room. Capacity: `ceil(1.2 * n / K)` units per
+   shard (the released code's `len(C_k) < 1.2 n / K`).
+5. Anchors move to the mean of their members; steps 3-5 repeat `iterations` times (default 50),
+   stopping early once the assignment no longer changes.
+
+The greedy walk is exact but vectorised (`greedy_capacity_assign`): instead of a Python loop over
+the n*K sorted pairs it finds each anchor's "full time" (the pair at which it takes its last
+member) by a monotone fixed-point iteration over whole-array operations; see that function.
+
+`centroid_update`:
+  - `mean` (default): per-dimension mean of the members' embeddings (k-means' update, what the
+    paper describes).
+  - `released`: the released code's `np.mean(temp_u)` without an axis, which averages *all*
+    member values into one scalar, so the anchor becomes a constant vector (c, c, ..., c). After
+    the first iteration every anchor lies on the diagonal of the embedding space and distances
+    only see each embedding's offset from that line: the geometry the pretrained embeddings
+    carry is lost and the partition degenerates towards a split by embedding mean/norm. Kept
+    only to reproduce the published partitions.
+"""
+from __future__ import annotations
+
+import math
+import time
+from fractions import Fraction
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError
+from ..registry import PARTITIONERS
+from ..seeding import numpy_rng
+from .base import Partition, Partitioner, rows_from_units
+from .pretrain import pretrained_embeddings
+
+CENTROID_UPDATES = ("mean", "released")
+_CHUNK = 1 << 24  # elements of the (n x K x d) difference tensor computed at once
+
+
+def squared_distances(x: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
+    """(n x K) exact squared Euclidean distances, sum((x - a)^2), in chunks."""
+    n, d = x.shape
+    k = anchors.shape[0]
+    out = torch.empty(n, k, dtype=x.dtype)
+    step = max(1, _CHUNK // max(1, k * d))
+    for s in range(0, n, step):
+        out[s : s + step] = (x[s : s + step, None, :] - anchors[None, :, :]).pow(2).sum(-1)
+    return out
+
+
+def greedy_capacity_assign(scores: torch.Tensor, capacity: int) -> tuple[torch.Tensor, int]:
+    """RecEraser's greedy balanced assignment, exactly, without walking the n*K pairs in Python.
+
+    Reference semantics: sort all (unit, anchor) pairs by score ascending (ties: unit id, then
+    anchor id); walk them; assign the unit to the anchor if the unit is still free and the anchor
+    holds fewer than `capacity` units.
+
+    Each anchor j takes its last member at some pair `p_j` of the walk (its full time, +inf if it
+    never fills). Given the full times, a unit's anchor is simply its earliest pair (u, j) with
+    (u, j) <= p_j. We start from p = +inf and repeat: every unit picks its earliest allowed pair;
+    an anchor picked by more than `capacity` units gets p_j = its capacity-th smallest pick. The
+    estimates only decrease and never drop below the true full times (a pick before the true
+    p_j is the true assignment), so when no anchor is over capacity the picks are exactly the
+    greedy walk's. Each round is O(n K) plus a sort of n picks.
+
+    Returns (anchor of every unit, number of rounds).
+    """
+    n, k = scores.shape
+    if capacity * k < n:
+        raise ConfigError(f"capacity {capacity} x {k} shards cannot hold {n} units.")
+    units = torch.arange(n)
+    t_score = torch.full((k,), torch.inf, dtype=scores.dtype)  # full time of each anchor: (score, unit)
+    t_unit = torch.full((k,), n, dtype=torch.long)
+    rounds = 0
+    while True:
+        rounds += 1
+        allowed = (scores < t_score) | ((scores == t_score) & (units[:, None] <= t_unit))
+        masked = torch.where(allowed, scores, torch.full_like(scores, torch.inf))
+        choice = torch.argmin(masked, dim=1)  # first minimum: lower anchor id on ties
+        picked = scores.gather(1, choice[:, None]).squeeze(1)
+        if not bool(allowed.gather(1, choice[:, None]).all()):  # pragma: no cover - excluded by the proof
+            raise RuntimeError("greedy_capacity_assign: a unit has no anchor with room")
+        counts = torch.bincount(choice, minlength=k)
+        over = counts > capacity
+        if not bool(over.any()):
+            return choice, rounds
+        # members of each anchor ordered by (score, unit): stable sorts keep unit order on ties
+        order = torch.argsort(picked, stable=True)
+        order = order[torch.argsort(choice[order], stable=True)]
+        starts = torch.cumsum(counts, 0) - counts
+        last = order[(starts + capacity - 1)[over]]  # the capacity-th member of each full anchor
+        t_score[over] = picked[last]
+        t_unit[over] = last
+
+
+def greedy_capacity_assign_reference(scores: np.ndarray, capacity: int) -> np.ndarray:
+    """The released code's walk, one pair at a time (slow; for tests)."""
+    n, k = scores.shape
+    order = np.lexsort((np.tile(np.arange(k), n), np.repeat(np.arange(n), k), scores.ravel()))
+    out = np.full(n, -1, dtype=np.int64)
+    size = np.zeros(k, dtype=np.int64)
+    for flat in order:
+        u, j = divmod(int(flat), k)
+        if out[u] < 0 and size[j] < capacity:
+            out[u] = j
+            size[j] += 1
+    return out
+
+
+class BalancedPartition(Partitioner):
+    """Shared machinery of `ubp`, `ibp`, `inbp`; subclasses set `unit`."""
+
+    defaults = {
+        "n_shards": 10,
+        "iterations": 50,
+        "capacity_factor": 1.2,
+        "centroid_update": "mean",
+        "embedding": {"name": "wmf", "epochs": 20, "dim": 64},
+    }
+
+    def __init__(self, cfg=None, **kw):
+        super().__init__(cfg, **kw)
+        if self.cfg["centroid_update"] not in CENTROID_UPDATES:
+            raise ConfigError(
+                f"Unknown partitioner.centroid_update '{self.cfg['centroid_update']}'. Valid: {', '.join(CENTROID_UPDATES)}."
+            )
+        if int(self.cfg["iterations"]) < 1:
+            raise ConfigError(f"partitioner.iterations must be at least 1, got {self.cfg['iterations']}.")
+        if float(self.cfg["capacity_factor"]) < 1.0:
+            raise ConfigError(
+                f"partitioner.capacity_factor must be at least 1 (shards must hold every unit), got {self.cfg['capacity_factor']}."
+            )
+        emb = self.cfg["embedding"]
+        if not isinstance(emb, dict) and not hasattr(emb, "items"):
+            raise ConfigError("partitioner.embedding must be a sub-model config, e.g. {name: wmf, epochs: 20, dim: 64}.")
+
+    # -- pieces ----------------------------------------------------------------------
+    def _embeddings(self, train, n_users, n_items, seed):
+        u, i, seconds = pretrained_embeddings(
+            train, n_users, n_items, dict(self.cfg["embedding"]), seed, self.runtime, self.cache_dir
+        )
+        return u.double().cpu(), i.double().cpu(), seconds
+
+    def _update(self, x: torch.Tensor, ids: torch.Tensor, assign: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
+        """New anchors from the members' embeddings x[ids] grouped by `assign` (K x d)."""
+        k, n = old.shape[0], x.shape[0]
+        counts = torch.bincount(assign * n + ids, minlength=k * n).view(k, n).to(x.dtype)  # member multiplicities
+        size = counts.sum(1)
+        sums = counts @ x  # (K x d)
+        if self.cfg["centroid_update"] == "mean":
+            new = sums / size.clamp(min=1)[:, None]
+        else:  # released: np.mean over all members and dimensions -> one scalar per anchor
+            new = (sums.sum(1) / (size * x.shape[1]).clamp(min=1))[:, None].expand_as(old).clone()
+        empty = size == 0
+        new[empty] = old[empty]  # an anchor that won nobody stays where it was
+        return new
+
+    def _scores(self, anchors):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # -- the partition ---------------------------------------------------------------
+    def assign(self, train, n_users, n_items, seed):
+        start = time.perf_counter()
+        users_emb, items_emb, pretrain_s = self._embeddings(train, n_users, n_items, seed)
+        k = self.n_shards
+        if self.unit == "interaction":
+            uid = torch.as_tensor(train.users)
+            iid = torch.as_tensor(train.items)
+            n = len(train)
+        else:
+            ids_np = train.users if self.unit == "user" else train.items
+            size = n_users if self.unit == "user" else n_items
+            present = np.flatnonzero(np.bincount(ids_np, minlength=size))
+            emb = users_emb if self.unit == "user" else items_emb
+            units = torch.as_tensor(present)
+            n = len(present)
+        capacity = math.ceil(Fraction(str(self.cfg["capacity_factor"])) * n / k)  # exact: no float round-up
+        rng = numpy_rng(seed, "partition", self.registered_name)
+        pick = torch.as_tensor(np.sort(rng.choice(n, size=k, replace=False)))
+        if self.unit == "interaction":
+            anchors_u, anchors_i = users_emb[uid[pick]], items_emb[iid[pick]]
+        else:
+            anchors = emb[units[pick]]
+        prev, rounds, converged, iters = None, 0, False, 0
+        for _ in range(int(self.cfg["iterations"])):
+            iters += 1
+            if self.unit == "interaction":
+                du = squared_distances(users_emb, anchors_u)  # per user, then gathered per row
+                di = squared_distances(items_emb, anchors_i)
+                scores = du[uid] * di[iid]
+            else:
+                scores = squared_distances(emb[units], anchors)
+            assign, r = greedy_capacity_assign(scores, capacity)
+            rounds += r
+            if prev is not None and torch.equal(assign, prev):
+                converged = True
+                break
+            prev = assign
+            if self.unit == "interaction":
+                anchors_u = self._update(users_emb, uid, assign, anchors_u)
+                anchors_i = self._update(items_emb, iid, assign, anchors_i)
+            else:
+                anchors = self._update(emb, units, assign, anchors)
+        assign_np = assign.numpy().astype(np.int64)
+        sizes = np.bincount(assign_np, minlength=k)
+        info = {
+            "pretrain_s": float(pretrain_s),
+            "iterations": iters,
+            "converged": converged,
+            "greedy_rounds": rounds,
+            "capacity": int(capacity),
+            "empty_shards": int((sizes == 0).sum()),
+            "seconds": time.perf_counter() - start,
+        }
+        if self.unit == "interaction":
+            return Partition("interaction", k, assign_np, None, uses_forget=True, info=info)
+        unit_shard = np.full(size, -1, dtype=np.int64)
+        unit_shard[present] = assign_np
+        return Partition(self.unit, k, rows_from_units(self.unit, train, unit_shard), unit_shard,
+                         uses_forget=True, info=info)
+
+
+@PARTITIONERS.register("ubp")
+class UserBalancedPartition(BalancedPartition):
+    """RecEraser UBP: users clustered by their pretrained embeddings, balanced."""
+
+    unit = "user"
+
+
+@PARTITIONERS.register("ibp")
+class ItemBalancedPartition(BalancedPartition):
+    """RecEraser IBP: items clustered by their pretrained embeddings, balanced."""
+
+    unit = "item"
+
+
+@PARTITIONERS.register("inbp")
+class InteractionBalancedPartition(BalancedPartition):
+    """RecEraser InBP: interactions; anchors are (user, item) pairs, distance = product."""
+
+    unit = "interaction"
