@@ -58,6 +58,12 @@ class Partitioner:
         self.cfg = {**self.defaults, **{k: v for k, v in (cfg or {}).items() if k != "name"}}
         self.runtime = runtime
         self.cache_dir = cache_dir
+        self.check_config()
+
+    def check_config(self) -> None:
+        """Checks that need no data (run at construction, before anything is loaded or trained)."""
+        if self.n_shards < 1:
+            raise ConfigError(f"partitioner.n_shards must be at least 1, got {self.n_shards}.")
 
     @property
     def n_shards(self) -> int:
@@ -72,8 +78,6 @@ class Partitioner:
 
     def validate(self, train: Interactions, n_users: int, n_items: int) -> None:
         k = self.n_shards
-        if k < 1:
-            raise ConfigError(f"partitioner.n_shards must be at least 1, got {k}.")
         n = self.n_units(train, n_users, n_items)
         if k > n:
             raise ConfigError(

@@ -14,7 +14,7 @@ class NoPartition(Partitioner):
     unit = "none"
     defaults = {"n_shards": 1}
 
-    def validate(self, train, n_users, n_items):
+    def check_config(self):
         if self.n_shards != 1:
             raise ConfigError(f"partitioner=none holds one shard; got partitioner.n_shards={self.n_shards}.")
 
@@ -28,8 +28,8 @@ class RandomPartition(Partitioner):
 
     defaults = {"n_shards": 10, "unit": "user"}
 
-    def __init__(self, cfg=None, **kw):
-        super().__init__(cfg, **kw)
+    def check_config(self):
+        super().check_config()
         if self.cfg["unit"] not in ("user", "item", "interaction"):
             raise ConfigError(f"Unknown partitioner.unit '{self.cfg['unit']}'. Valid: user, item, interaction.")
         self.unit = self.cfg["unit"]
