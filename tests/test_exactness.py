@@ -87,7 +87,6 @@ def test_negative_sampling_reads_only_the_shard(synthetic):
 @pytest.mark.parametrize("part, agg, match", [
     ({"name": "random", "n_shards": 4}, "none", "aggregator=none serves a single model"),
     ({"name": "random", "n_shards": 4, "unit": "interaction"}, "own", "aggregator=own needs a partition by user"),
-    ({"name": "none", "n_shards": 3}, "none", "partitioner=none holds one shard"),
 ])
 def test_incompatible_axes_are_refused_before_training(synthetic, fast_bpr, part, agg, match):
     with pytest.raises(ConfigError, match=match):

@@ -175,7 +175,7 @@ def describe(p: Prepared) -> dict:
         "submodel": p.spec["submodel"]["name"],
         "partitioner": p.spec["partitioner"]["name"],
         "aggregator": p.spec["aggregator"]["name"],
-        "n_shards": int(p.spec["partitioner"].get("n_shards", 1)),
+        "n_shards": int(p.method.partitioner.n_shards if hasattr(p.method, "partitioner") else 1),
         "deletion.unit": p.request.unit,
         "deletion.selection": p.request.selection,
         "deletion.ratio": d.get("ratio") if d.get("count") is None else None,

@@ -14,9 +14,10 @@ class NoPartition(Partitioner):
     unit = "none"
     defaults = {"n_shards": 1}
 
-    def check_config(self):
-        if self.n_shards != 1:
-            raise ConfigError(f"partitioner=none holds one shard; got partitioner.n_shards={self.n_shards}.")
+    @property
+    def n_shards(self) -> int:
+        """Always one shard; a sweep-wide `partitioner.n_shards` (e.g. for SISA) does not apply."""
+        return 1
 
     def assign(self, train, n_users, n_items, seed):
         return Partition("none", 1, np.zeros(len(train), dtype=np.int64))

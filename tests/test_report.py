@@ -1,0 +1,58 @@
+"""The reporter reads result files only."""
+import json
+
+import pytest
+
+from benchmarks.report import report
+from benchmarks.tables_fmt import aggregate, direction
+
+
+def fake_record(i, method, seed, ndcg, unlearn_s):
+    return {"run_id": f"r{i}", "status": "ok", "dataset": "d", "method": method, "submodel": "bpr",
+            "partitioner": "none", "aggregator": "none", "n_shards": 1, "deletion.unit": "user",
+            "deletion.selection": "random", "deletion.ratio": 0.05, "deletion.rounds": 1, "seed": seed,
+            "before.recall@20": 0.3, "after.recall@20": ndcg, "after.ndcg@20": ndcg, "retrain.ndcg@20": 0.3,
+            "after.recall@10": ndcg / 2, "after.ndcg@10": ndcg / 2,
+            "unlearn_s": unlearn_s, "fit_s": 1.0, "retrain_s": 2.0, "speedup": 2.0 / unlearn_s, "exact_gap": 0.0,
+            "shards_retrained": [0], "mia_auc.after": 0.5}
+
+
+@pytest.fixture
+def results(tmp_path):
+    recs = [fake_record(0, "a", 0, 0.30, 1.0), fake_record(1, "a", 1, 0.32, 1.2), fake_record(2, "b", 0, 0.20, 0.1),
+            {"run_id": "x", "status": "failed", "error": "boom"}]
+    for r in recs:
+        d = tmp_path / "runs" / r["run_id"]
+        d.mkdir(parents=True)
+        (d / "result.json").write_text(json.dumps(r))
+    return tmp_path
+
+
+def test_mean_std_n_and_bold(results):
+    paths = report(str(results))
+    md = (results / "tables" / "utility.md").read_text()
+    assert "**0.3100 ± 0.0141**" in md  # mean ± std of method a, best in bold
+    assert "0.2000" in md and "**0.2000" not in md
+    eff = (results / "tables" / "efficiency.md").read_text()
+    assert "**0.1000**" in eff  # fastest unlearning in bold
+    tex = (results / "tables" / "utility.tex").read_text()
+    assert r"\toprule" in tex and r"\textbf{0.3100 $\pm$ 0.0141}" in tex
+    csv = (results / "tables" / "utility.csv").read_text().splitlines()
+    assert csv[0].startswith("method,") and "after.ndcg@20.std" in csv[0]
+    assert any(p.suffix == ".pdf" for p in paths)
+
+
+def test_directions():
+    assert direction("after.ndcg@20") == "max" and direction("unlearn_s") == "min"
+    assert direction("exact_gap") == "min" and direction("mia_auc.after") is None
+    assert direction("forget_hit@20.after") is None and direction("speedup") == "max"
+
+
+def test_empty_results_dir_is_a_clear_error(tmp_path):
+    with pytest.raises(SystemExit, match="no successful result records"):
+        report(str(tmp_path))
+
+
+def test_unknown_table_is_a_clear_error(results):
+    with pytest.raises(SystemExit, match="unknown table 'nope'"):
+        report(str(results), table="nope")
