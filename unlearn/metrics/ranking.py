@@ -19,7 +19,7 @@ METRICS = ("recall", "ndcg", "hr", "precision")
 
 
 class CSR:
-    """Per-user item lists on the device, for building dense batch masks."""
+    """Per-user item lists on the device, for masking score rows and looking up hits."""
 
     def __init__(self, rows: Interactions, n_users: int, n_items: int, device: torch.device):
         order = np.lexsort((rows.items, rows.users))
@@ -29,35 +29,62 @@ class CSR:
         self.counts = torch.as_tensor(counts, device=device)
         self.indptr = torch.as_tensor(np.concatenate([[0], np.cumsum(counts)]), device=device)
         self.indices = torch.as_tensor(items, device=device)
+        self.keys = torch.as_tensor(users * n_items + items, device=device)  # sorted
         self.device = device
+
+    def positions(self, users: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(row in the batch, item) of every stored pair of the given users."""
+        counts = self.counts[users]
+        row = torch.repeat_interleave(torch.arange(len(users), device=self.device), counts)
+        start_in_batch = torch.cumsum(counts, 0) - counts
+        shift = self.indptr[users] - start_in_batch
+        flat = torch.arange(len(row), device=self.device) + shift[row]
+        return row, self.indices[flat]
 
     def dense(self, users: torch.Tensor) -> torch.Tensor:
         """Boolean (len(users) x n_items) matrix of each user's items."""
-        counts = self.counts[users]
         out = torch.zeros(len(users), self.n_items, dtype=torch.bool, device=self.device)
-        total = int(counts.sum())
-        if total == 0:
-            return out
-        row = torch.repeat_interleave(torch.arange(len(users), device=self.device), counts)
-        starts = torch.repeat_interleave(self.indptr[users], counts)
-        offsets = torch.arange(total, device=self.device) - torch.repeat_interleave(
-            torch.cumsum(counts, 0) - counts, counts
-        )
-        out[row, self.indices[starts + offsets]] = True
+        row, col = self.positions(users)
+        out[row, col] = True
         return out
+
+    def contains(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """Membership of (users[:, None], items) pairs, same shape as `items`."""
+        keys = users.view(-1, *([1] * (items.dim() - 1))) * self.n_items + items
+        if len(self.keys) == 0:
+            return torch.zeros_like(keys, dtype=torch.bool)
+        pos = torch.searchsorted(self.keys, keys).clamp(max=len(self.keys) - 1)
+        return self.keys[pos] == keys
+
+
+def _order_ties_by_id(scores: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """Order candidate item indices by score descending, then item id ascending."""
+    idx = torch.sort(idx, dim=1).values
+    order = torch.sort(scores.gather(1, idx), dim=1, descending=True, stable=True).indices
+    return idx.gather(1, order)
 
 
 def topk_stable(scores: torch.Tensor, k: int) -> torch.Tensor:
-    """Indices of the k best items per row, by score descending then item id ascending."""
-    k = min(k, scores.shape[1])
-    kth = torch.topk(scores, k, dim=1).values[:, -1:]
-    above = scores > kth
-    need = k - above.sum(1, keepdim=True)
-    tied = scores == kth
-    chosen = above | (tied & (torch.cumsum(tied.to(torch.int32), 1) <= need))
-    idx = chosen.nonzero()[:, 1].view(scores.shape[0], k)  # ascending item id within each row
-    order = torch.sort(scores.gather(1, idx), dim=1, descending=True, stable=True).indices
-    return idx.gather(1, order)
+    """Indices of the k best items per row, by score descending then item id ascending.
+
+    `torch.topk` picks an arbitrary member of a tie at the cut; rows with such a tie (rare with
+    real-valued scores) are redone exactly, the others only have their k winners re-ordered."""
+    n_items = scores.shape[1]
+    k = min(k, n_items)
+    if k == n_items:
+        return _order_ties_by_id(scores, torch.arange(n_items, device=scores.device).expand(len(scores), -1))
+    vals, idx = torch.topk(scores, k + 1, dim=1)
+    out = _order_ties_by_id(scores, idx[:, :k])
+    tied = (vals[:, k - 1] == vals[:, k]).nonzero().flatten()
+    if len(tied):
+        sub = scores[tied]
+        kth = vals[tied, k - 1 : k]
+        above = sub > kth
+        need = k - above.sum(1, keepdim=True)
+        at_cut = sub == kth
+        chosen = above | (at_cut & (torch.cumsum(at_cut.to(torch.int32), 1) <= need))
+        out[tied] = _order_ties_by_id(sub, chosen.nonzero()[:, 1].view(len(tied), k))
+    return out
 
 
 def active_mask(train_counts: np.ndarray, users: np.ndarray, top: float = 0.05) -> np.ndarray:
@@ -112,9 +139,10 @@ class RankingEvaluator:
             for start in range(0, len(users_t), self.batch_size):
                 users = users_t[start : start + self.batch_size]
                 scores = score_fn(users).to(torch.float32).clone()
-                scores[self.exclude.dense(users)] = -torch.inf
+                row, col = self.exclude.positions(users)
+                scores[row, col] = -torch.inf
                 top = topk_stable(scores, kmax)
-                hits = self.target.dense(users).gather(1, top).to(torch.float64)
+                hits = self.target.contains(users, top).to(torch.float64)
                 n_target = self.target.counts[users].to(torch.float64)
                 dcg = torch.cumsum(hits * self.discount[:kmax], 1)
                 n_hits = torch.cumsum(hits, 1)
