@@ -77,3 +77,16 @@ def published_split(frames, cfg, seed):
 def check_nonempty(name: str, train, test):
     if len(train) == 0 or len(test) == 0:
         raise DataError(f"Dataset '{name}' has an empty train or test split after preprocessing.")
+
+
+@SPLITS.register("cells")
+def cells_split(frames, cfg, seed):
+    """Every observed cell is held out for test with probability `test` (and for validation with
+    `valid`), independently of its user: the Unlearn-ALS paper's "1% of all cells" protocol. The
+    held-out *negative* cells are drawn by the `heldout_cells` probe at evaluation time."""
+    p_test, p_valid = float(cfg.get("test", 0.01)), float(cfg.get("valid", 0.0))
+    if not (0 < p_test < 1 and 0 <= p_valid < 1 and p_test + p_valid < 1):
+        raise ConfigError(f"dataset.split test={p_test} and valid={p_valid} must be fractions summing below 1.")
+    df = pd.concat(list(frames.values()))
+    u = numpy_rng(seed, "split", "cells").random(len(df))
+    return df[u >= p_test + p_valid], df[(u >= p_test) & (u < p_test + p_valid)], df[u < p_test]
