@@ -3,6 +3,7 @@ basic launcher, in workers with joblib / submitit, where each job logs its own p
 from __future__ import annotations
 
 import itertools
+import sys
 from typing import Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -24,8 +25,12 @@ def count_jobs(config: DictConfig) -> int:
 
 
 class SweepProgress(Callback):
+    """Also ends the sweep with a non-zero exit when a job was refused (bad config or data) or
+    failed, after every other job has run."""
+
     def __init__(self) -> None:
         self.bar = None
+        self.problems: list[str] = []
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         try:
@@ -37,7 +42,18 @@ class SweepProgress(Callback):
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
         if self.bar is not None:
             self.bar.update(1)
+        try:
+            value = job_return.return_value
+        except Exception:  # the job raised; Hydra reports it
+            value = None
+        if isinstance(value, dict) and value.get("status") == "refused":
+            self.problems.append(f"job {config.hydra.job.get('num')}: {value.get('error')}")
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if self.bar is not None:
             self.bar.close()
+        if self.problems:
+            print(f"error: {len(self.problems)} job(s) of the sweep were refused before training:", file=sys.stderr)
+            for p in self.problems:
+                print(f"  {p}", file=sys.stderr)
+            sys.exit(2)

@@ -55,6 +55,8 @@ def execute(cfg: dict, job_num: int = 0, multirun: bool = False) -> dict | None:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         log.error("%s", exc)
+        if multirun:  # the other jobs of the sweep go on; the sweep exits non-zero at its end
+            return {"status": "refused", "error": str(exc)}
         sys.exit(2)
     identity = {"run_id": rid, **lifecycle.describe(prepared)}
     log.info("run %s: %s", rid, ", ".join(f"{k}={identity[k]}" for k in ("dataset", "method", "submodel", "partitioner", "aggregator", "seed")))
@@ -77,13 +79,16 @@ def execute(cfg: dict, job_num: int = 0, multirun: bool = False) -> dict | None:
 
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
-def main(cfg: DictConfig) -> None:
+def main(cfg: DictConfig) -> dict | None:
     container = OmegaConf.to_container(cfg, resolve=True)
     job_num, multirun = _job()
     record = execute(container, job_num, multirun)
-    if record and record.get("status") == "ok":
+    if record and record.get("status") != "ok":
+        return record
+    if record:
         keys = ("before.ndcg@20", "after.ndcg@20", "retrain.ndcg@20", "fit_s", "unlearn_s", "speedup", "exact_gap")
         log.info("  ".join(f"{k}={record[k]:.4g}" for k in keys if isinstance(record.get(k), (int, float))))
+    return {"status": record["status"]} if record else {"status": "skipped"}
 
 
 if __name__ == "__main__":

@@ -108,3 +108,10 @@ def test_failure_while_running_writes_a_failed_record(tmp_path):
     assert rec["status"] == "failed" and "nosuch" in rec["error"]
     ok = cli("benchmarks.run", *FAST, results=tmp_path)  # a different config still runs
     assert ok.returncode == 0
+
+
+def test_sweep_runs_past_a_refused_job_and_exits_nonzero(tmp_path):
+    proc = cli("benchmarks.run", "-m", "deletion.ratio=1.5,0.05", *FAST, results=tmp_path)
+    assert proc.returncode == 2
+    assert "1 job(s) of the sweep were refused" in proc.stderr and "deletion.ratio must lie in (0, 1)" in proc.stderr
+    assert [r["status"] for r in records(tmp_path)] == ["ok"]
