@@ -1,0 +1,226 @@
+"""One ALS sweep of this suite's `als` sub-model vs the `implicit` library's CPU ALS, side by side
+in one process, on the same data, from the same initial factors, with the same objective.
+
+    python -m benchmarks.perf.als_vs_implicit [--dataset ml1m_cure4rec] [--sweeps 15] [--threads 1]
+        [--factors 64] [--reg 0.01] [--alpha 1.0] [--solvers cholesky cg] [--cg-steps 3]
+
+Pairs compared: our `solver: cholesky` (exact batched Cholesky solves) with implicit's exact
+solver (`use_cg=False`), and our `solver: cg` with implicit's default conjugate-gradient solver
+(`use_cg=True`, 3 steps). Same thread count for both (torch threads, implicit's `num_threads` and
+every BLAS / OpenMP pool limited with threadpoolctl). Sweeps are interleaved (ours, then
+implicit's, sweep after sweep) so that load from other processes hits both alike; the reported
+time per sweep is the median over the sweeps (the mean is in the JSON).
+
+Identical objectives: `implicit` (>= 0.5) takes the confidence matrix C itself (its own `alpha`
+multiplies the matrix you pass; the correction uses C - 1 and the right-hand side uses C). Our
+c = 1 + alpha * r is therefore passed to it as the matrix 1 + alpha * r with implicit's alpha = 1.
+The check that the two solve the same problem: after one user half-sweep from the same item
+factors, the user factors agree to float32 precision (`first_half_max_abs_diff`), and the
+objectives (computed exactly by our Gram-trick objective for both models) agree after every sweep.
+
+Utility: NDCG@20 (full sort over all items, train items masked, on the test split) of both
+models after the same number of sweeps. Writes <out>/als_vs_implicit.json and .md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def load_avg() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def run_pair(data, solver: str, args, evaluator) -> dict:
+    from implicit.cpu.als import AlternatingLeastSquares
+
+    from unlearn.models.als import ImplicitALS
+    from unlearn.runtime import CPU
+
+    cfg = {"dim": args.factors, "reg": args.reg, "alpha": args.alpha, "solver": solver, "cg_steps": args.cg_steps,
+           "confidence": "linear", "binarize": True, "dtype": "float32"}
+    ours = ImplicitALS(data.n_users, data.n_items, cfg, runtime=CPU)
+    gen = torch.Generator().manual_seed(args.seed)
+    ours.reset_parameters(gen)
+    x0, y0 = (t.detach().numpy().copy() for t in ours.embeddings())
+
+    t0 = time.perf_counter()
+    ours.observe(data.train.users, data.train.items, data.train.ratings)
+    if solver == "cholesky":  # the padded buckets are built once per observed matrix
+        ours._by_user.plan(ours.dim, ours._gather_budget, ours._batch_cap)
+        ours._by_item.plan(ours.dim, ours._gather_budget, ours._batch_cap)
+    ours_setup = time.perf_counter() - t0
+
+    # implicit, fed the confidence matrix C = 1 + alpha r (implicit alpha = 1): the same objective
+    t0 = time.perf_counter()
+    users, items, raw = ours.observed_cells()
+    w = ours.confidence_weights(torch.as_tensor(users), torch.as_tensor(items), torch.as_tensor(raw)).numpy()
+    cui = sp.csr_matrix(((1.0 + w).astype(np.float32), (users, items)), shape=(data.n_users, data.n_items))
+    ciu = cui.T.tocsr()
+    theirs = AlternatingLeastSquares(factors=args.factors, regularization=args.reg, alpha=1.0, dtype=np.float32,
+                                     use_cg=(solver == "cg"), iterations=1, num_threads=args.threads,
+                                     random_state=args.seed, calculate_training_loss=False)
+    theirs.cg_steps = args.cg_steps
+    theirs.user_factors, theirs.item_factors = x0.copy(), y0.copy()
+    their_solve = theirs.solver
+    theirs_setup = time.perf_counter() - t0
+
+    # same problem? one user half-sweep from the same item factors
+    ours.partial_fit_users()
+    their_solve(cui, theirs.user_factors, theirs.item_factors, args.reg, num_threads=args.threads)
+    first_diff = float(np.abs(ours.user_factors.detach().numpy() - theirs.user_factors).max())
+    first_scale = float(np.abs(theirs.user_factors).max())
+    ours.set_factors(torch.as_tensor(x0), torch.as_tensor(y0))
+    theirs.user_factors, theirs.item_factors = x0.copy(), y0.copy()
+
+    probe = ImplicitALS(data.n_users, data.n_items, cfg, runtime=CPU)  # scores implicit's factors
+    probe._set_cells(*ours._cells)
+
+    ours_t, theirs_t, ours_obj, theirs_obj = [], [], [], []
+    for _ in range(args.sweeps):
+        s = time.perf_counter()
+        ours.partial_fit_users()
+        ours.partial_fit_items()
+        ours_t.append(time.perf_counter() - s)
+        s = time.perf_counter()
+        their_solve(cui, theirs.user_factors, theirs.item_factors, args.reg, num_threads=args.threads)
+        their_solve(ciu, theirs.item_factors, theirs.user_factors, args.reg, num_threads=args.threads)
+        theirs_t.append(time.perf_counter() - s)
+        ours_obj.append(ours.objective())
+        probe.set_factors(torch.as_tensor(theirs.user_factors), torch.as_tensor(theirs.item_factors))
+        theirs_obj.append(probe.objective())
+
+    ndcg_ours = evaluator.evaluate(ours.score, groups=False)["ndcg@20"]
+    ndcg_theirs = evaluator.evaluate(probe.score, groups=False)["ndcg@20"]
+    med_o, med_t = statistics.median(ours_t), statistics.median(theirs_t)
+    return {
+        "ours": f"unlearn als solver={solver}",
+        "implicit": f"implicit.cpu.als.AlternatingLeastSquares use_cg={solver == 'cg'}"
+                    + (f" cg_steps={args.cg_steps}" if solver == "cg" else ""),
+        "sweep_s_ours": med_o,
+        "sweep_s_implicit": med_t,
+        "sweep_s_ours_mean": statistics.fmean(ours_t),
+        "sweep_s_implicit_mean": statistics.fmean(theirs_t),
+        "ratio": med_o / med_t,
+        "setup_s_ours": ours_setup,
+        "setup_s_implicit": theirs_setup,
+        "ndcg@20_ours": ndcg_ours,
+        "ndcg@20_implicit": ndcg_theirs,
+        "ndcg@20_rel_diff": (ndcg_ours - ndcg_theirs) / ndcg_theirs,
+        "objective_ours": ours_obj,
+        "objective_implicit": theirs_obj,
+        "first_half_max_abs_diff": first_diff,
+        "first_half_max_abs": first_scale,
+        "sweep_times_ours": ours_t,
+        "sweep_times_implicit": theirs_t,
+    }
+
+
+def markdown(res: dict) -> str:
+    lines = [
+        f"# ALS sweep: this suite vs implicit ({res['dataset']})",
+        "",
+        f"{res['n_users']} users x {res['n_items']} items, {res['n_train']} training cells; factors {res['factors']}, "
+        f"reg {res['reg']}, alpha {res['alpha']} (c = 1 + alpha r, binarized), {res['sweeps']} sweeps from the same "
+        f"initial factors, {res['threads']} thread(s) each, CPU ({res['cpu']}). Load average at start / end: "
+        f"{res['load_avg_start']} / {res['load_avg_end']} (shared machine).",
+        "",
+        "| solver pair | s/sweep ours | s/sweep implicit | ratio (ours / implicit) | NDCG@20 ours | NDCG@20 implicit "
+        "| rel. diff | objective ours | objective implicit |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, r in res["pairs"].items():
+        lines.append(
+            f"| {name} | {r['sweep_s_ours']:.3f} | {r['sweep_s_implicit']:.3f} | {r['ratio']:.2f}x | "
+            f"{r['ndcg@20_ours']:.4f} | {r['ndcg@20_implicit']:.4f} | {100 * r['ndcg@20_rel_diff']:+.2f}% | "
+            f"{r['objective_ours'][-1]:.2f} | {r['objective_implicit'][-1]:.2f} |"
+        )
+    lines += [
+        "",
+        "Time per sweep: median over the sweeps (one sweep = all users, then all items), setup excluded "
+        "(ours: building the device CSR and padded buckets; implicit: building the CSR and its transpose):",
+        "",
+    ]
+    for name, r in res["pairs"].items():
+        lines.append(f"- {name}: setup ours {r['setup_s_ours']:.3f} s, implicit {r['setup_s_implicit']:.3f} s; "
+                     f"first user half-sweep from the same item factors: max |x_ours - x_implicit| = "
+                     f"{r['first_half_max_abs_diff']:.2e} (max |x| = {r['first_half_max_abs']:.2e}).")
+    lines += ["", f"Target: time per sweep <= 1.0x implicit's with NDCG@20 within 1%. Command: `{res['command']}`", ""]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", default="ml1m_cure4rec")
+    parser.add_argument("--sweeps", type=int, default=15)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--factors", type=int, default=64)
+    parser.add_argument("--reg", type=float, default=0.01)
+    parser.add_argument("--alpha", type=float, default=1.0)
+    parser.add_argument("--cg-steps", type=int, default=3)
+    parser.add_argument("--solvers", nargs="+", default=["cholesky", "cg"], choices=["cholesky", "cg"])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default=str(ROOT / "results" / "perf"))
+    parser.add_argument("--cache-dir", default=os.environ.get("UNLEARN_CACHE_DIR"))
+    args = parser.parse_args(argv)
+
+    from threadpoolctl import threadpool_limits
+
+    import implicit
+
+    import unlearn  # noqa: F401  (fills the registries)
+    from unlearn.data.load import load_dataset
+    from unlearn.metrics.ranking import RankingEvaluator
+
+    torch.set_num_threads(args.threads)
+    ds_cfg = yaml.safe_load((ROOT / "conf" / "dataset" / f"{args.dataset}.yaml").read_text())
+    data = load_dataset(ds_cfg, args.cache_dir)
+    evaluator = RankingEvaluator(data.n_users, data.n_items, data.train, data.test, ks=(20,))
+    res = {
+        "dataset": args.dataset, "n_users": data.n_users, "n_items": data.n_items, "n_train": len(data.train),
+        "factors": args.factors, "reg": args.reg, "alpha": args.alpha, "cg_steps": args.cg_steps,
+        "sweeps": args.sweeps, "threads": args.threads, "seed": args.seed,
+        "cpu": platform.processor() or platform.machine(), "n_cpus": os.cpu_count(),
+        "versions": {"torch": torch.__version__, "implicit": implicit.__version__, "numpy": np.__version__},
+        "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "load_avg_start": load_avg(),
+        "command": " ".join(["python -m benchmarks.perf.als_vs_implicit",
+                             *(argv if argv is not None else sys.argv[1:])]),
+        "pairs": {},
+    }
+    with threadpool_limits(limits=args.threads):
+        for solver in args.solvers:
+            print(f"[{solver}] {args.sweeps} sweeps each ...", flush=True)
+            r = run_pair(data, solver, args, evaluator)
+            res["pairs"][solver] = r
+            print(f"[{solver}] s/sweep ours {r['sweep_s_ours']:.3f}  implicit {r['sweep_s_implicit']:.3f}  "
+                  f"ratio {r['ratio']:.2f}x  ndcg@20 ours {r['ndcg@20_ours']:.4f}  implicit "
+                  f"{r['ndcg@20_implicit']:.4f}  first-half diff {r['first_half_max_abs_diff']:.1e}", flush=True)
+    res["load_avg_end"] = load_avg()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "als_vs_implicit.json").write_text(json.dumps(res, indent=1))
+    (out / "als_vs_implicit.md").write_text(markdown(res))
+    print(f"wrote {out / 'als_vs_implicit.json'} and .md")
+    return res
+
+
+if __name__ == "__main__":
+    main()

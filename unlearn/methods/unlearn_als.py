@@ -1,0 +1,224 @@
+"""Unlearn-ALS ("Netflix and Forget", Xu et al. 2023): unlearning a bilinear model by ALS fine-tuning.
+
+The implicit-ALS objective sums over every cell, so deleting interactions only turns their cells
+into unobserved ones (p = 0, c = 1). After that change the objective *is* the retraining
+objective on train minus F; ALS started from the trained factors (never re-initialised, unlike the
+released code) descends it monotonically and reaches the retrain optimum in a few sweeps.
+
+fit: cold-start ALS on train with the seed the `retrain` method gives its single shard, so M0 is
+the very model `retrain` would fit on train. unlearn(rows): mark exactly those rows' cells
+unobserved (a cell that other retained rows still cover stays observed, with its value recomputed
+from them, as retraining would see it), then sweep from the current factors until the relative
+objective change is below `method.tol` or `method.max_sweeps` sweeps are done.
+
+When the lifecycle hands in the retrain oracle's score function (`set_reference`, because
+`wants_reference` is set), the relative Frobenius distance of the score matrices
+||S(M) - S(oracle)||_F / ||S(oracle)||_F is recorded before the first sweep and after every sweep
+(`unlearn.retrain_gap_trace`), outside the timed region.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from ..data.interactions import TrainSet
+from ..errors import ConfigError
+from ..models.als import ImplicitALS
+from ..registry import METHODS
+from ..runtime import CPU
+from ..seeding import derive_seed
+from .base import FitData, Method
+
+
+def relative_gap(model_fn, reference_fn, n_users: int, batch: int, device) -> float:
+    """||S(model) - S(ref)||_F / ||S(ref)||_F over all users x items, in user batches (float64)."""
+    diff_sq, ref_sq = 0.0, 0.0
+    with torch.no_grad():
+        for start in range(0, n_users, batch):
+            users = torch.arange(start, min(start + batch, n_users), device=device)
+            b = reference_fn(users).to(torch.float64)
+            d = model_fn(users).to(torch.float64) - b
+            diff_sq += float((d * d).sum())
+            ref_sq += float((b * b).sum())
+    return (diff_sq ** 0.5) / (ref_sq ** 0.5) if ref_sq > 0 else float("nan")
+
+
+@METHODS.register("unlearn_als")
+class UnlearnALS(Method):
+    exact = False            # converges to the retrain optimum; measured by retrain_gap, not exact_gap
+    wants_reference = True   # the lifecycle fits the retrain oracle first and calls set_reference
+    allowed = {"partitioner": ["none"], "aggregator": ["none"], "submodel": ["als"]}
+    defaults = {"tol": 1.0e-4, "max_sweeps": 50, "track_gap": True}
+
+    def __init__(self, spec, runtime=CPU, cache_dir=None):
+        super().__init__(spec, runtime, cache_dir)
+        self.cfg = {**self.defaults, **self.cfg}
+        if not float(self.cfg["tol"]) >= 0:
+            raise ConfigError(f"method.tol must be >= 0 (got {self.cfg['tol']}).")
+        if int(self.cfg["max_sweeps"]) < 1:
+            raise ConfigError(f"method.max_sweeps must be >= 1 (got {self.cfg['max_sweeps']}).")
+        self.model: ImplicitALS | None = None
+        self._reference = None
+        self._rounds: list[dict] = []
+        self._fit_info: dict = {}
+
+    # -- building blocks ----------------------------------------------------------------
+    def new_model(self) -> ImplicitALS:
+        return ImplicitALS(self.data.n_users, self.data.n_items, self.spec["submodel"], runtime=self.runtime)
+
+    def model_seed(self) -> int:
+        return derive_seed(self.seed, "shard", 0)  # what `retrain` (one shard, k = 0) uses
+
+    def set_reference(self, score_fn) -> None:
+        """The retrain oracle's score function, for the per-sweep retrain_gap trace."""
+        self._reference = score_fn
+
+    def _gap(self) -> float:
+        return relative_gap(self.model.score, self._reference, self.data.n_users, self.runtime.eval_batch,
+                            self.runtime.device)
+
+    # -- the method API -------------------------------------------------------------------
+    def fit(self, data: FitData, partition=None) -> dict:
+        self._bind(data, np.ones(len(data.train), dtype=bool))
+        self.runtime.sync()
+        t0 = time.perf_counter()
+        self.model = self.new_model()
+        info = self.model.fit(TrainSet.for_rows(data.n_users, data.n_items, data.train, data.valid), self.model_seed())
+        self.model.requires_grad_(False)
+        self.runtime.sync()
+        seconds = time.perf_counter() - t0
+        self._fit_info = info
+        return {
+            "fit_s": seconds,
+            "fit.partition_s": 0.0,
+            "fit.pretrain_s": 0.0,
+            "fit.shards_s": seconds,
+            "fit.aggregator_s": 0.0,
+            "fit.sweeps": int(info["epochs"]),
+            "fit.objective": float(info["objective"]),
+        }
+
+    def _bind(self, data: FitData, retained: np.ndarray) -> None:
+        self.data = data
+        self.retained = retained
+        self._rounds = []
+        keys = data.train.users * data.n_items + data.train.items
+        self._duplicate_cells = len(np.unique(keys)) < len(keys)  # several train rows on one cell
+
+    def forget_cells(self, rows: np.ndarray) -> tuple[int, int]:
+        """Mark the cells of `rows` unobserved, except cells that retained rows still cover (their
+        value is recomputed from those rows). Returns (cells removed, cells updated)."""
+        train = self.data.train
+        n_items = self.data.n_items
+        self.retained[rows] = False
+        keys = np.unique(train.users[rows] * n_items + train.items[rows])
+        if not self._duplicate_cells:  # every forgotten cell loses its only row
+            removed = self.model.unobserve(keys // n_items, keys % n_items) if len(keys) else 0
+            return removed, 0
+        kept_rows = np.flatnonzero(self.retained)
+        kept_keys = train.users[kept_rows] * n_items + train.items[kept_rows]
+        still = np.isin(keys, kept_keys)
+        gone = keys[~still]
+        removed = self.model.unobserve(gone // n_items, gone % n_items) if len(gone) else 0
+        updated = 0
+        shared = keys[still]
+        if len(shared) and not self.model.cfg["binarize"]:
+            hit = np.isin(kept_keys, shared)
+            k = kept_keys[hit]
+            uniq, inverse = np.unique(k, return_inverse=True)
+            values = np.zeros(len(uniq))
+            np.add.at(values, inverse, train.ratings[kept_rows[hit]].astype(np.float64))
+            self.model.set_cells(uniq // n_items, uniq % n_items, values)
+            updated = len(uniq)
+        return removed, updated
+
+    def unlearn(self, rows: np.ndarray) -> dict:
+        rows = np.unique(np.asarray(rows, dtype=np.int64))
+        m = self.model
+        track = self._reference is not None and bool(self.cfg["track_gap"])
+        self.runtime.sync()
+        t0 = time.perf_counter()
+        removed, updated = self.forget_cells(rows)
+        before = m.objective()   # the trained factors under the retraining objective
+        self.runtime.sync()
+        mark_s = time.perf_counter() - t0
+        gaps = [self._gap()] if track else []
+        timed = {"s": 0.0}
+        clock = {"t": time.perf_counter()}
+
+        def after_sweep(_sweep, _obj):  # the gap is computed outside the timed region
+            self.runtime.sync()
+            timed["s"] += time.perf_counter() - clock["t"]
+            if track:
+                gaps.append(self._gap())
+            clock["t"] = time.perf_counter()
+
+        trace = m.run_sweeps(int(self.cfg["max_sweeps"]), float(self.cfg["tol"]), start=before, callback=after_sweep)
+        self.runtime.sync()
+        timed["s"] += time.perf_counter() - clock["t"]
+        sweeps_s = timed["s"]
+        values = [before] + trace
+        converged = len(values) >= 2 and abs(values[-2] - values[-1]) <= float(self.cfg["tol"]) * abs(values[-2])
+        self._rounds.append({
+            "rows": len(rows), "cells_removed": removed, "cells_updated": updated, "sweeps": len(trace),
+            "objective_before": before, "objective_after": trace[-1] if trace else before,
+            "objective_trace": [before] + trace, "retrain_gap_trace": gaps, "mark_s": mark_s,
+            "sweeps_s": sweeps_s, "converged": bool(converged),
+        })
+        return {
+            "unlearn_s": mark_s + sweeps_s,
+            "unlearn.mark_s": mark_s,
+            "unlearn.sweeps_s": sweeps_s,
+            "unlearn.sweeps": len(trace),
+            "unlearn.cells_removed": removed,
+            "shards_retrained": [],   # nothing is retrained from scratch: the one model is fine-tuned
+        }
+
+    def score(self, users):
+        return self.model.score(users)
+
+    def record_extra(self) -> dict:
+        rounds = self._rounds
+        out = {
+            "n_shards": 1,
+            "partition_uses_forget": False,
+            "fit.objective": float(self._fit_info.get("objective", float("nan"))),
+            "fit.sweeps": int(self._fit_info.get("epochs", 0)),
+        }
+        if not rounds:
+            return out
+        out.update({
+            "unlearn.sweeps": int(sum(r["sweeps"] for r in rounds)),
+            "unlearn.round_sweeps": [r["sweeps"] for r in rounds],
+            "unlearn.converged": all(r["converged"] for r in rounds),
+            "unlearn.objective_before": rounds[0]["objective_before"],
+            "unlearn.objective_after": rounds[-1]["objective_after"],
+            # per round: the objective before the first sweep, then after every sweep; concatenated
+            "unlearn.objective_trace": [v for r in rounds for v in r["objective_trace"]],
+            "unlearn.cells_removed": int(sum(r["cells_removed"] for r in rounds)),
+            "unlearn.cells_updated": int(sum(r["cells_updated"] for r in rounds)),
+        })
+        if any(r["retrain_gap_trace"] for r in rounds):
+            out["unlearn.retrain_gap_trace"] = [v for r in rounds for v in r["retrain_gap_trace"]]
+        return out
+
+    # -- caching --------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        state = {f"model.{n}": t.detach().cpu() for n, t in self.model.state_dict().items()}
+        state["retained"] = torch.as_tensor(self.retained)
+        return state
+
+    def load_state_dict(self, state: dict, data: FitData) -> None:
+        retained = state.get("retained")
+        retained = (np.ones(len(data.train), dtype=bool) if retained is None
+                    else retained.numpy().astype(bool).copy())
+        if len(retained) != len(data.train):
+            raise ValueError("cached unlearn_als state does not match the training rows")
+        self._bind(data, retained)
+        self.model = self.new_model()
+        self.model.load_state_dict({n[len("model."):]: t for n, t in state.items() if n.startswith("model.")})
+        self.model.to(self.runtime.device).requires_grad_(False).eval()
+        kept = data.train.subset(np.flatnonzero(self.retained))
+        self.model.observe(kept.users, kept.items, kept.ratings)
