@@ -81,18 +81,23 @@ def metric_vs(df: pd.DataFrame, x: str, y: str, label_keys: list[str], stem: Pat
 
 
 def convergence(df: pd.DataFrame, stem: Path) -> list[Path]:
-    """Unlearn-ALS: objective and retrain_gap per sweep (warm start), from the record traces."""
-    traces = [c for c in ("unlearn.objective_trace", "unlearn.retrain_gap_trace") if c in df]
-    if not traces:
+    """Unlearn-ALS: objective and retrain_gap per sweep, warm start (unlearning) against cold
+    start (retraining from random factors), from the record traces."""
+    panels = [(name, f"unlearn.{name}_trace", f"retrain.{name}_trace") for name in ("objective", "retrain_gap")
+              if f"unlearn.{name}_trace" in df]
+    if not panels:
         return []
-    fig, axes = plt.subplots(1, len(traces), figsize=(5 * len(traces), 4), squeeze=False)
-    for ax, col in zip(axes[0], traces):
-        for _, row in df.dropna(subset=[col]).iterrows():
-            values = json.loads(row[col]) if isinstance(row[col], str) else row[col]
-            ax.plot(range(1, len(values) + 1), values, marker=".", label=f"{row['dataset']} seed {row['seed']}")
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
+    for ax, (name, warm, cold) in zip(axes[0], panels):
+        for _, row in df.dropna(subset=[warm]).iterrows():
+            label = f"{row['dataset']} seed {row['seed']}"
+            for col, style, kind in ((warm, "-", "warm (Unlearn-ALS)"), (cold, "--", "cold (retrain)")):
+                if col in row and isinstance(row[col], str):
+                    values = json.loads(row[col])
+                    ax.plot(range(len(values)), values, style, marker=".", label=f"{kind}, {label}")
         ax.set_yscale("log")
-        ax.set_xlabel("sweep")
-        ax.set_ylabel(col.split(".", 1)[1].replace("_trace", ""))
-        ax.legend(fontsize=7)
-    fig.suptitle("Unlearn-ALS convergence")
+        ax.set_xlabel("sweep (0 = starting factors)")
+        ax.set_ylabel(name.replace("_", " "))
+        ax.legend(fontsize=6)
+    fig.suptitle("Unlearn-ALS convergence: warm vs cold start")
     return _save(fig, stem)

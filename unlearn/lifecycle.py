@@ -144,6 +144,8 @@ def execute(p: Prepared) -> dict:
                 minus, p.spec, okey, rt, cfg.get("cache_dir"),
                 trained=method if reuse else None, trained_s=rec["unlearn_s"] if reuse else None)
         rec["retrain_s"] = oinfo["retrain_s"]
+        if "retrain_epochs" in oinfo:  # epochs, or sweeps for ALS, of the oracle's fit
+            rec["retrain_epochs"] = oinfo["retrain_epochs"]
         rec["retrain_cached"] = bool(oinfo.get("cached", False))
         rec["speedup"] = rec["retrain_s"] / rec["unlearn_s"] if rec["unlearn_s"] > 0 else float("inf")
         rec.update(_prefixed("retrain", ev_after.evaluate(oracle.score)))

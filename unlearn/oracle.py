@@ -61,8 +61,10 @@ def retrain_oracle(data: FitData, spec: dict, key: str, runtime: Runtime, cache_
 
 def _train(data, ospec, runtime, trained, trained_s):
     if trained is not None:
-        return trained, {"retrain_s": float(trained_s), "cached": False}
+        return trained, {"retrain_s": float(trained_s), "retrain_epochs": int(trained.shard_info[0]["epochs"]),
+                         "cached": False}
     model = METHODS.get("retrain")(ospec, runtime)
     t0 = time.perf_counter()
     report = model.fit(data)
-    return model, {"retrain_s": float(report.get("fit_s", time.perf_counter() - t0)), "cached": False}
+    return model, {"retrain_s": float(report.get("fit_s", time.perf_counter() - t0)),
+                   "retrain_epochs": int(model.shard_info[0]["epochs"]), "cached": False}

@@ -50,7 +50,7 @@ class UnlearnALS(Method):
     exact = False            # converges to the retrain optimum; measured by retrain_gap, not exact_gap
     wants_reference = True   # the lifecycle fits the retrain oracle first and calls set_reference
     allowed = {"partitioner": ["none"], "aggregator": ["none"], "submodel": ["als"]}
-    defaults = {"tol": 1.0e-4, "max_sweeps": 50, "track_gap": True}
+    defaults = {"tol": 1.0e-4, "max_sweeps": 50, "track_gap": True, "cold_trace": False}
 
     def __init__(self, spec, runtime=CPU, cache_dir=None):
         super().__init__(spec, runtime, cache_dir)
@@ -161,7 +161,9 @@ class UnlearnALS(Method):
         sweeps_s = timed["s"]
         values = [before] + trace
         converged = len(values) >= 2 and abs(values[-2] - values[-1]) <= float(self.cfg["tol"]) * abs(values[-2])
+        cold = self.cold_start_trace() if (track and self.cfg["cold_trace"]) else {}
         self._rounds.append({
+            **cold,
             "rows": len(rows), "cells_removed": removed, "cells_updated": updated, "sweeps": len(trace),
             "objective_before": before, "objective_after": trace[-1] if trace else before,
             "objective_trace": [before] + trace, "retrain_gap_trace": gaps, "mark_s": mark_s,
@@ -175,6 +177,29 @@ class UnlearnALS(Method):
             "unlearn.cells_removed": removed,
             "shards_retrained": [],   # nothing is retrained from scratch: the one model is fine-tuned
         }
+
+    def cold_start_trace(self) -> dict:
+        """For the convergence figure (outside every timed region): ALS from a random start on
+        the retained rows, as the retrain oracle runs it, with its objective and retrain_gap after
+        every sweep."""
+        cold = self.new_model()
+        kept = np.flatnonzero(self.retained)
+        gen = torch.Generator(device="cpu")
+        gen.manual_seed(self.model_seed())
+        cold.reset_parameters(gen)
+        cold.to(self.runtime.device).requires_grad_(False)
+        t = self.data.train.subset(kept)
+        cold.observe(t.users, t.items, t.ratings)
+        gaps = [relative_gap(cold.score, self._reference, self.data.n_users, self.runtime.eval_batch, self.runtime.device)]
+        start = cold.objective()
+
+        def after_sweep(_sweep, _obj):
+            gaps.append(relative_gap(cold.score, self._reference, self.data.n_users, self.runtime.eval_batch,
+                                     self.runtime.device))
+
+        trace = cold.run_sweeps(int(self.spec["submodel"].get("iterations", cold.cfg["iterations"])),
+                                float(cold.cfg["tol"]), start=start, callback=after_sweep)
+        return {"cold_objective_trace": [start] + trace, "cold_retrain_gap_trace": gaps}
 
     def score(self, users):
         return self.model.score(users)
@@ -202,6 +227,9 @@ class UnlearnALS(Method):
         })
         if any(r["retrain_gap_trace"] for r in rounds):
             out["unlearn.retrain_gap_trace"] = [v for r in rounds for v in r["retrain_gap_trace"]]
+        if "cold_objective_trace" in rounds[-1]:  # cold start on the final retained data
+            out["retrain.objective_trace"] = rounds[-1]["cold_objective_trace"]
+            out["retrain.retrain_gap_trace"] = rounds[-1]["cold_retrain_gap_trace"]
         return out
 
     # -- caching --------------------------------------------------------------------------
