@@ -215,3 +215,11 @@ def test_kmeans_partitioner_with_ultrare(data):
                                 "aggregator": {"name": "own"}})
     m.fit(FitData(data.n_users, data.n_items, data.train, data.valid))
     assert m.partition.unit == "user" and m.partition.uses_forget and "inertia" in m.partition.info
+
+
+def test_state_dict_round_trip_scores_identically(data, unlearned):
+    m = unlearned[0]
+    kept = minus(data, unlearned[1], unlearned[2])
+    loaded = METHODS.get("ultrare")(m.spec)
+    loaded.load_state_dict(m.state_dict(), kept)
+    assert max_gap(m, loaded, data.n_users) == 0.0

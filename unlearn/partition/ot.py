@@ -9,9 +9,12 @@ Euclidean cost (`ot.dist`):
 - `solver: emd`: exact network simplex (`ot.emd`, `num_itermax` pivots at most; hitting the
   limit raises instead of returning a non-optimal plan);
 - `solver: sinkhorn`: entropic transport with regulariser `reg` on the cost normalised by its
-  maximum (so `reg` is scale-free), with `sinkhorn_method` (`sinkhorn_log` by default: stable
-  for small `reg`; `sinkhorn` for the plain matrix-scaling iterations), at most
-  `sinkhorn_itermax` iterations.
+  maximum (so `reg` is scale-free), at most `sinkhorn_itermax` iterations. `sinkhorn_method:
+  auto` runs the plain matrix-scaling iterations (`ot.sinkhorn`, fast) when reg >= 0.005, where
+  exp(-cost / reg) >= exp(-200) cannot underflow, and the log-domain iterations
+  (`ot.bregman.sinkhorn_log`, about 50x slower on ML-1M but stable for any `reg`) below that or
+  whenever the plain plan is not finite; `sinkhorn`, `sinkhorn_log` or `sinkhorn_stabilized`
+  force one.
 
 Each user goes to the cluster receiving most of its mass (argmax of its transport row), the
 centroids move to the means of their members, and the loop stops when no centroid moves by
@@ -46,6 +49,7 @@ from .kmeans import DEFAULT_EMBEDDING, EmbeddingPartitioner
 
 SOLVERS = ("emd", "sinkhorn")
 ROUNDINGS = ("auto", "argmax", "capacity")
+SINKHORN_METHODS = ("auto", "sinkhorn", "sinkhorn_log", "sinkhorn_stabilized")
 
 
 def _ot():
@@ -97,7 +101,7 @@ def capacity_rounding(plan: np.ndarray, cost: np.ndarray, caps: np.ndarray) -> n
 
 
 def transport_plan(cost: np.ndarray, a: np.ndarray, b: np.ndarray, solver: str, reg: float, num_itermax: int,
-                   sinkhorn_method: str, sinkhorn_itermax: int = 10_000) -> np.ndarray:
+                   sinkhorn_method: str = "auto", sinkhorn_itermax: int = 10_000) -> np.ndarray:
     ot = _ot()
     if solver == "emd":
         plan, log = ot.emd(a, b, cost, numItermax=int(num_itermax), log=True)
@@ -105,13 +109,22 @@ def transport_plan(cost: np.ndarray, a: np.ndarray, b: np.ndarray, solver: str, 
             raise ConfigError(f"ot.emd did not reach the optimum ({log['warning']}); raise partitioner.num_itermax.")
         return plan
     scale = float(cost.max()) or 1.0
-    return ot.sinkhorn(a, b, cost / scale, float(reg), method=sinkhorn_method, numItermax=int(sinkhorn_itermax),
-                       warn=False)
+    method = sinkhorn_method
+    if method == "auto":
+        method = "sinkhorn" if reg >= 0.005 else "sinkhorn_log"
+    plan = ot.sinkhorn(a, b, cost / scale, float(reg), method=method, numItermax=int(sinkhorn_itermax), warn=False)
+    if sinkhorn_method == "auto" and method != "sinkhorn_log" and not np.isfinite(plan).all():
+        plan = ot.sinkhorn(a, b, cost / scale, float(reg), method="sinkhorn_log", numItermax=int(sinkhorn_itermax),
+                           warn=False)
+    if not np.isfinite(plan).all():
+        raise ConfigError(f"sinkhorn ({method}) gave a non-finite plan with reg={reg}; use a larger "
+                          "partitioner.reg or sinkhorn_method=sinkhorn_log.")
+    return plan
 
 
-def ot_clustering(x: np.ndarray, k: int, rng: np.random.Generator, solver: str = "emd", reg: float = 0.05,
-                  cluster_mass=None, max_iter: int = 30, tol: float = 1e-6, num_itermax: int = 1_000_000,
-                  rounding: str = "auto", sinkhorn_method: str = "sinkhorn_log", sinkhorn_itermax: int = 10_000) -> dict:
+def ot_clustering(x: np.ndarray, k: int, rng: np.random.Generator, solver: str = "emd", reg: float = 0.01,
+                  cluster_mass=None, max_iter: int = 30, tol: float = 1e-4, num_itermax: int = 1_000_000,
+                  rounding: str = "auto", sinkhorn_method: str = "auto", sinkhorn_itermax: int = 10_000) -> dict:
     """Cluster the rows of x (n x d) into k groups by the OT-Lloyd iterations described above.
     Returns labels, centroids, iterations, converged and inertia (sum of squared distances of the
     users to their final centroids)."""
@@ -158,26 +171,27 @@ class OTPartition(EmbeddingPartitioner):
         "n_shards": 10,
         "embedding": DEFAULT_EMBEDDING,
         "solver": "emd",
-        "reg": 0.05,
+        "reg": 0.01,
         "cluster_mass": "uniform",
         "max_iter": 30,
-        "tol": 1e-6,
+        "tol": 1e-4,
         "num_itermax": 1_000_000,
         "sinkhorn_itermax": 10_000,
         "rounding": "auto",
-        "sinkhorn_method": "sinkhorn_log",
+        "sinkhorn_method": "auto",
     }
 
     def __init__(self, cfg=None, **kw):
         super().__init__(cfg, **kw)
+        _ot()  # import POT (seconds) when the method is built, outside the timed partition step
         c = self.cfg
         if c["solver"] not in SOLVERS:
             raise ConfigError(f"Unknown partitioner.solver '{c['solver']}'. Valid: {', '.join(SOLVERS)}.")
         if c["rounding"] not in ROUNDINGS:
             raise ConfigError(f"Unknown partitioner.rounding '{c['rounding']}'. Valid: {', '.join(ROUNDINGS)}.")
-        if c["sinkhorn_method"] not in ("sinkhorn", "sinkhorn_log", "sinkhorn_stabilized"):
+        if c["sinkhorn_method"] not in SINKHORN_METHODS:
             raise ConfigError(f"Unknown partitioner.sinkhorn_method '{c['sinkhorn_method']}'. "
-                              "Valid: sinkhorn, sinkhorn_log, sinkhorn_stabilized.")
+                              f"Valid: {', '.join(SINKHORN_METHODS)}.")
         if c["solver"] == "sinkhorn" and not float(c["reg"]) > 0:
             raise ConfigError(f"partitioner.reg must be positive for solver=sinkhorn, got {c['reg']}.")
         if int(c["max_iter"]) < 1:

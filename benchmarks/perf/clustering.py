@@ -1,0 +1,130 @@
+"""User clustering for UltraRE's redundancy error: k-means vs RecEraser's balanced `ubp` vs
+UltraRE's OT clustering (`ot` with emd and with sinkhorn), on the same pretrained user
+embeddings, side by side in one process.
+
+    python -m benchmarks.perf.clustering [--dataset ml1m_cure4rec] [--ks 2 4 8 16] [--seed 0]
+
+The embeddings are pretrained once (the `ot` default embedding config, partition seed of run
+seed `--seed`) and cached under <results_dir>/cache, shared with the runner's runs of the same
+seed. For every K and partitioner: inertia (sum of squared distances of the users to their
+group's mean, i.e. the final centroids: the quantity k-means minimises, computed the same way for
+every partitioner), wall seconds of the clustering (the minimum over `--repeats` runs; the
+embeddings come from the cache), and the largest and smallest group size. Writes
+<results_dir>/tables/ultrare_clustering.{md,csv}.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def group_inertia(x: np.ndarray, labels: np.ndarray, k: int) -> float:
+    onehot = np.zeros((len(x), k))
+    onehot[np.arange(len(x)), labels] = 1.0
+    counts = onehot.sum(0)
+    means = (onehot.T @ x) / np.maximum(counts, 1)[:, None]
+    return float(((x - means[labels]) ** 2).sum())
+
+
+def main(argv=None) -> pd.DataFrame:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", default="ml1m_cure4rec")
+    parser.add_argument("--ks", type=int, nargs="+", default=[2, 4, 8, 16])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--results-dir", default=os.environ.get("UNLEARN_RESULTS_DIR", str(ROOT / "results")))
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per cell; the minimum is reported")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    try:  # numpy's BLAS (ot.dist, centroid means) gets the same thread budget as torch
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(args.threads)
+    except ImportError:
+        pass
+
+    import ot  # noqa: F401  (POT's import takes seconds: not part of any timing)
+
+    import unlearn  # noqa: F401  (fills the registries)
+    from unlearn.data.load import load_dataset
+    from unlearn.partition.ot import OTPartition
+    from unlearn.partition.pretrain import pretrained_embeddings
+    from unlearn.registry import PARTITIONERS
+    from unlearn.runtime import CPU
+    from unlearn.seeding import derive_seed
+
+    results = Path(args.results_dir)
+    cache = str(results / "cache")
+    ds_cfg = yaml.safe_load((ROOT / "conf" / "dataset" / f"{args.dataset}.yaml").read_text())
+    data = load_dataset(ds_cfg, cache)
+    train = data.train
+    seed = derive_seed(args.seed, "partition")  # what ShardedMethod hands its partitioner
+    embedding = dict(OTPartition.defaults["embedding"])
+    t0 = time.perf_counter()
+    users, _, pretrain_s = pretrained_embeddings(train, data.n_users, data.n_items, embedding, seed, CPU, cache)
+    print(f"embeddings of {args.dataset}: {tuple(users.shape)}, pretrained in {pretrain_s:.1f}s "
+          f"({'from cache' if pretrain_s == 0 else 'trained'}; {time.perf_counter() - t0:.1f}s)")
+    present = np.flatnonzero(train.user_mask(data.n_users))
+    x = users[torch.as_tensor(present)].double().numpy()
+
+    candidates = [
+        ("kmeans", "kmeans", {}),
+        ("ubp", "ubp", {}),
+        ("ot (emd)", "ot", {"solver": "emd"}),
+        ("ot (sinkhorn)", "ot", {"solver": "sinkhorn"}),
+    ]
+    rows, notes = [], []
+    for k in args.ks:
+        for label, name, extra in candidates:
+            if name not in PARTITIONERS:
+                note = f"{label}: partitioner '{name}' is not registered in this tree; skipped"
+                if note not in notes:
+                    notes.append(note)
+                    print("note:", note)
+                continue
+            part = PARTITIONERS.get(name)({"name": name, "n_shards": k, "embedding": embedding, **extra},
+                                          runtime=CPU, cache_dir=cache)
+            times = []
+            for _ in range(max(1, args.repeats)):  # deterministic: every repeat gives the same partition
+                t = time.perf_counter()
+                p = part.partition(train, data.n_users, data.n_items, seed)
+                times.append(time.perf_counter() - t - float(p.info.get("pretrain_s", 0.0)))
+            wall = min(times)
+            labels = p.unit_shard[present]
+            sizes = np.bincount(labels, minlength=k)
+            row = {
+                "K": k, "partitioner": label, "inertia": group_inertia(x, labels, k), "seconds": wall,
+                "largest": int(sizes.max()), "smallest": int(sizes.min()),
+                "iterations": p.info.get("iterations", p.info.get("iterations_run")),
+            }
+            rows.append(row)
+            print(", ".join(f"{a}={b:.4g}" if isinstance(b, float) else f"{a}={b}" for a, b in row.items()))
+    df = pd.DataFrame(rows)
+    out = results / "tables"
+    out.mkdir(parents=True, exist_ok=True)
+    df.to_csv(out / "ultrare_clustering.csv", index=False)
+    header = (f"# User clustering on {args.dataset} ({len(present)} users, {embedding['name']} embeddings, "
+              f"dim {users.shape[1]}; seed {args.seed})\n\n"
+              "inertia: sum of squared distances of users to their group mean; seconds: clustering wall "
+              f"time on CPU ({args.threads} thread(s) for torch and BLAS, minimum of {args.repeats} runs; "
+              "embeddings from cache); "
+              "largest/smallest: group sizes in users; iterations: clustering iterations run.\n\n")
+    text = header + df.to_markdown(index=False, floatfmt=".4g") + "\n"
+    if notes:
+        text += "\n" + "\n".join(f"Note: {n}." for n in notes) + "\n"
+    (out / "ultrare_clustering.md").write_text(text)
+    print(f"wrote {out / 'ultrare_clustering.md'} and .csv")
+    return df
+
+
+if __name__ == "__main__":
+    main()
