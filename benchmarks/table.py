@@ -21,11 +21,13 @@ def main(argv: list[str] | None = None) -> int:
     spec = load_spec(name)
     results_dir = next((a.split("=", 1)[1] for a in rest if a.startswith("results_dir=")), "results")
     overrides = [a for a in rest if not a.startswith("results_dir=")]
-    cmd = [sys.executable, "-m", "benchmarks.run", "-m", f"experiment={spec['experiment']}",
-           f"results_dir={results_dir}", *overrides]
-    print("+", " ".join(cmd), file=sys.stderr)
-    if subprocess.run(cmd).returncode != 0:
-        return 1
+    experiments = spec["experiment"] if isinstance(spec["experiment"], list) else [spec["experiment"]]
+    for experiment in experiments:  # a table may gather several sweeps
+        cmd = [sys.executable, "-m", "benchmarks.run", "-m", f"experiment={experiment}",
+               f"results_dir={results_dir}", *overrides]
+        print("+", " ".join(cmd), file=sys.stderr)
+        if subprocess.run(cmd).returncode != 0:
+            return 1
     for path in report(results_dir, table=name):
         print(path)
     return 0

@@ -70,11 +70,18 @@ def aggregate(df: pd.DataFrame, rows: list[str], columns: list[str]) -> pd.DataF
 
 
 def varying(df: pd.DataFrame, keys: list[str]) -> tuple[list[str], dict]:
-    """Group keys that vary across records, and the fixed values of the others."""
+    """Group keys that vary across records, and the fixed values of the others. A setting
+    (`cfg.*`) joins the keys when it differs between records that the group keys alone would
+    average together (two variants of one method), so seeds are the only thing averaged."""
     present = [k for k in keys if k in df]
     vary = [k for k in present if df[k].astype(str).nunique() > 1]
     fixed = {k: df[k].iloc[0] for k in present if k not in vary and pd.notna(df[k].iloc[0])}
-    return vary or present[:1], fixed
+    rows = vary or present[:1]
+    keyed = df[rows].astype(str)
+    for col in sorted(c for c in df.columns if c.startswith("cfg.")):
+        if pd.concat([keyed, df[col].astype(str)], axis=1).groupby(rows)[col].nunique().max() > 1:
+            rows.append(col)
+    return rows, fixed
 
 
 def _fmt(mean: float, std: float, pm: str) -> str:

@@ -56,3 +56,14 @@ def test_empty_results_dir_is_a_clear_error(tmp_path):
 def test_unknown_table_is_a_clear_error(results):
     with pytest.raises(SystemExit, match="unknown table 'nope'"):
         report(str(results), table="nope")
+
+
+def test_variants_of_one_method_are_not_averaged_together(tmp_path):
+    for i, (flag, ndcg) in enumerate([(True, 0.4), (False, 0.2), (True, 0.4)]):
+        rec = {**fake_record(i, "a", i, ndcg, 1.0), "cfg.aggregator.per_group": flag}
+        d = tmp_path / "runs" / f"v{i}"
+        d.mkdir(parents=True)
+        (d / "result.json").write_text(json.dumps(rec))
+    report(str(tmp_path))
+    csv = (tmp_path / "tables" / "utility.csv").read_text()
+    assert "cfg.aggregator.per_group" in csv.splitlines()[0] and len(csv.splitlines()) == 3

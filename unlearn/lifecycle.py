@@ -187,7 +187,19 @@ def describe(p: Prepared) -> dict:
         "n_forget_users": int(p.request.n_forget_users),
         "seed": p.spec["seed"],
         "device": str(p.runtime.device),
+        **hyperparameters(p.spec),
     }
+
+
+def hyperparameters(spec: dict) -> dict:
+    """`cfg.<axis>.<key>` for every setting of every axis: what tells two variants of one method
+    apart in a table (e.g. aggregator.per_group)."""
+    out = {}
+    for axis in AXES:
+        for key, value in spec[axis].items():
+            if key != "name":
+                out[f"cfg.{axis}.{key}"] = value if isinstance(value, (int, float, str, bool)) or value is None else str(value)
+    return out
 
 
 def run(cfg: dict, runtime: Runtime) -> dict:
