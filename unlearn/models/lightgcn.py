@@ -12,6 +12,8 @@ is built and CPU training is deterministic.
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -49,9 +51,12 @@ def normalized_adjacency(users: np.ndarray, items: np.ndarray, n_users: int, n_i
     vals = np.concatenate([w, w]).astype(np.float32)
     order = np.lexsort((cols, rows))
     coo = torch.sparse_coo_tensor(
-        torch.as_tensor(np.stack([rows[order], cols[order]])), torch.as_tensor(vals[order]), (n, n)
+        torch.as_tensor(np.stack([rows[order], cols[order]])), torch.as_tensor(vals[order]), (n, n),
+        check_invariants=True,
     ).coalesce()
-    return coo.to_sparse_csr().to(device)
+    with warnings.catch_warnings():  # "sparse CSR support is in beta"
+        warnings.simplefilter("ignore", UserWarning)
+        return coo.to_sparse_csr().to(device)
 
 
 @SUBMODELS.register("lightgcn")
@@ -66,7 +71,10 @@ class LightGCN(EpochTrainedModel):
         "reg": 1e-3,
         "batch_size": 1024,
         "init_std": 0.1,
-        "epochs": 300,
+        # Adam at 1e-3 plateaus for a while after the first epochs: evaluate every 5 epochs and stop
+        # after 10 evaluations without improvement (the released code's every-5 / flag_step 10)
+        "epochs": 1000,
+        "eval_every": 5,
         "patience": 10,
     }
 

@@ -65,6 +65,7 @@ class WMF(EpochTrainedModel):
         "dim": 64,
         "optimizer": "adagrad",
         "lr": 0.05,
+        "adagrad_init": 1e-8,  # the released code's initial_accumulator_value
         "reg": 0.01,
         "batch_size": 256,
         "c0": 0.2,

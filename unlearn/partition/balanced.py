@@ -45,17 +45,13 @@ from .base import Partition, Partitioner, rows_from_units
 from .pretrain import pretrained_embeddings
 
 CENTROID_UPDATES = ("mean", "released")
-_CHUNK = 1 << 24  # elements of the (n x K x d) difference tensor computed at once
 
 
 def squared_distances(x: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
-    """(n x K) exact squared Euclidean distances, sum((x - a)^2), in chunks."""
-    n, d = x.shape
-    k = anchors.shape[0]
-    out = torch.empty(n, k, dtype=x.dtype)
-    step = max(1, _CHUNK // max(1, k * d))
-    for s in range(0, n, step):
-        out[s : s + step] = (x[s : s + step, None, :] - anchors[None, :, :]).pow(2).sum(-1)
+    """(n x K) exact squared Euclidean distances sum((x - a)^2), one anchor at a time (K is small)."""
+    out = torch.empty(x.shape[0], anchors.shape[0], dtype=x.dtype)
+    for j in range(anchors.shape[0]):
+        torch.sum((x - anchors[j]).pow_(2), dim=1, out=out[:, j])
     return out
 
 
@@ -72,36 +68,43 @@ def greedy_capacity_assign(scores: torch.Tensor, capacity: int) -> tuple[torch.T
     an anchor picked by more than `capacity` units gets p_j = its capacity-th smallest pick. The
     estimates only decrease and never drop below the true full times (a pick before the true
     p_j is the true assignment), so when no anchor is over capacity the picks are exactly the
-    greedy walk's. Each round is O(n K) plus a sort of n picks.
+    greedy walk's. Only units pushed out of an anchor are re-picked, so a round costs
+    O(members of the over-full anchors) (a k-th value per anchor) plus O(K) per displaced unit.
 
     Returns (anchor of every unit, number of rounds).
     """
     n, k = scores.shape
     if capacity * k < n:
         raise ConfigError(f"capacity {capacity} x {k} shards cannot hold {n} units.")
-    units = torch.arange(n)
     t_score = torch.full((k,), torch.inf, dtype=scores.dtype)  # full time of each anchor: (score, unit)
     t_unit = torch.full((k,), n, dtype=torch.long)
-    rounds = 0
+    choice = torch.argmin(scores, dim=1)  # first minimum: lower anchor id on ties
+    picked = scores.gather(1, choice[:, None]).squeeze(1)
+    rounds = 1
     while True:
-        rounds += 1
-        allowed = (scores < t_score) | ((scores == t_score) & (units[:, None] <= t_unit))
-        masked = torch.where(allowed, scores, torch.full_like(scores, torch.inf))
-        choice = torch.argmin(masked, dim=1)  # first minimum: lower anchor id on ties
-        picked = scores.gather(1, choice[:, None]).squeeze(1)
-        if not bool(allowed.gather(1, choice[:, None]).all()):  # pragma: no cover - excluded by the proof
-            raise RuntimeError("greedy_capacity_assign: a unit has no anchor with room")
         counts = torch.bincount(choice, minlength=k)
-        over = counts > capacity
-        if not bool(over.any()):
+        over = torch.nonzero(counts > capacity).flatten().tolist()
+        if not over:
             return choice, rounds
-        # members of each anchor ordered by (score, unit): stable sorts keep unit order on ties
-        order = torch.argsort(picked, stable=True)
-        order = order[torch.argsort(choice[order], stable=True)]
-        starts = torch.cumsum(counts, 0) - counts
-        last = order[(starts + capacity - 1)[over]]  # the capacity-th member of each full anchor
-        t_score[over] = picked[last]
-        t_unit[over] = last
+        displaced = []
+        for j in over:  # a loop over anchors, each step linear in the anchor's members
+            members = torch.nonzero(choice == j).flatten()  # ascending unit id
+            vals = picked[members]
+            thr = torch.kthvalue(vals, capacity).values
+            below, tied = vals < thr, vals == thr
+            last = members[tied][capacity - int(below.sum()) - 1]  # ties broken by the lower unit id
+            t_score[j], t_unit[j] = thr, last
+            displaced.append(members[(vals > thr) | (tied & (members > last))])
+        # only displaced units change: everyone else's pick stays allowed and earliest
+        d = torch.cat(displaced)
+        sub = scores[d]
+        allowed = (sub < t_score) | ((sub == t_score) & (d[:, None] <= t_unit))
+        c = torch.argmin(torch.where(allowed, sub, torch.full_like(sub, torch.inf)), dim=1)
+        if not bool(allowed.gather(1, c[:, None]).all()):  # pragma: no cover - excluded by the proof
+            raise RuntimeError("greedy_capacity_assign: a unit has no anchor with room")
+        choice[d] = c
+        picked[d] = sub.gather(1, c[:, None]).squeeze(1)
+        rounds += 1
 
 
 def greedy_capacity_assign_reference(scores: np.ndarray, capacity: int) -> np.ndarray:
@@ -166,13 +169,11 @@ class BalancedPartition(Partitioner):
         new[empty] = old[empty]  # an anchor that won nobody stays where it was
         return new
 
-    def _scores(self, anchors):  # pragma: no cover - abstract
-        raise NotImplementedError
-
     # -- the partition ---------------------------------------------------------------
     def assign(self, train, n_users, n_items, seed):
         start = time.perf_counter()
         users_emb, items_emb, pretrain_s = self._embeddings(train, n_users, n_items, seed)
+        cluster_start = time.perf_counter()
         k = self.n_shards
         if self.unit == "interaction":
             uid = torch.as_tensor(train.users)
@@ -184,6 +185,7 @@ class BalancedPartition(Partitioner):
             present = np.flatnonzero(np.bincount(ids_np, minlength=size))
             emb = users_emb if self.unit == "user" else items_emb
             units = torch.as_tensor(present)
+            unit_emb = emb[units]
             n = len(present)
         capacity = math.ceil(Fraction(str(self.cfg["capacity_factor"])) * n / k)  # exact: no float round-up
         rng = numpy_rng(seed, "partition", self.registered_name)
@@ -191,16 +193,17 @@ class BalancedPartition(Partitioner):
         if self.unit == "interaction":
             anchors_u, anchors_i = users_emb[uid[pick]], items_emb[iid[pick]]
         else:
-            anchors = emb[units[pick]]
+            anchors = unit_emb[pick]
         prev, rounds, converged, iters = None, 0, False, 0
+        buf = torch.empty(2, n, k, dtype=torch.float64) if self.unit == "interaction" else None
         for _ in range(int(self.cfg["iterations"])):
             iters += 1
             if self.unit == "interaction":
                 du = squared_distances(users_emb, anchors_u)  # per user, then gathered per row
                 di = squared_distances(items_emb, anchors_i)
-                scores = du[uid] * di[iid]
+                scores = torch.index_select(du, 0, uid, out=buf[0]).mul_(torch.index_select(di, 0, iid, out=buf[1]))
             else:
-                scores = squared_distances(emb[units], anchors)
+                scores = squared_distances(unit_emb, anchors)
             assign, r = greedy_capacity_assign(scores, capacity)
             rounds += r
             if prev is not None and torch.equal(assign, prev):
@@ -216,6 +219,7 @@ class BalancedPartition(Partitioner):
         sizes = np.bincount(assign_np, minlength=k)
         info = {
             "pretrain_s": float(pretrain_s),
+            "cluster_s": time.perf_counter() - cluster_start,
             "iterations": iters,
             "converged": converged,
             "greedy_rounds": rounds,

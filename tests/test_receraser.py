@@ -1,0 +1,225 @@
+"""RecEraser: balanced partitions, WMF / LightGCN sub-models, the attention aggregator, exactness."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import unlearn  # noqa: F401  (fills the registries)
+from unlearn.aggregate.attention import Attention
+from unlearn.data import load_dataset
+from unlearn.data.interactions import TrainSet
+from unlearn.errors import ConfigError
+from unlearn.methods.base import FitData
+from unlearn.models.lightgcn import normalized_adjacency
+from unlearn.models.wmf import wmf_whole_data_loss
+from unlearn.partition.balanced import greedy_capacity_assign, greedy_capacity_assign_reference
+from unlearn.registry import METHODS, PARTITIONERS, SUBMODELS
+from unlearn.seeding import derive_seed
+
+EMB = {"name": "wmf", "epochs": 3, "dim": 8}
+
+
+@pytest.fixture(scope="module")
+def data():
+    torch.set_num_threads(1)
+    return load_dataset({
+        "name": "synthetic", "loader": "synthetic",
+        "generator": {"n_users": 160, "n_items": 90, "mean_per_user": 15, "seed": 1},
+        "split": {"name": "random", "ratios": [0.7, 0.1, 0.2], "seed": 0},
+    })
+
+
+def fitdata(ds, train=None):
+    return FitData(ds.n_users, ds.n_items, ds.train if train is None else train, ds.valid)
+
+
+def partition(ds, name, seed=0, **cfg):
+    p = PARTITIONERS.get(name)({"n_shards": 4, "embedding": EMB, **cfg})
+    return p, p.partition(ds.train, ds.n_users, ds.n_items, seed)
+
+
+# -- the greedy walk ------------------------------------------------------------------
+def test_vectorised_greedy_equals_the_released_walk():
+    rng = np.random.default_rng(0)
+    for trial in range(150):
+        n, k = int(rng.integers(4, 120)), int(rng.integers(2, 9))
+        if k > n:
+            continue
+        cap = math.ceil(float(rng.choice([1.0, 1.2, 2.0])) * n / k)
+        if trial % 3 == 0:  # many ties
+            s = rng.integers(0, 4, (n, k)).astype(np.float64)
+        else:  # skewed: some anchors attract everyone
+            s = rng.random((n, k)) * np.logspace(0, 2, k)[rng.permutation(k)]
+        got, _ = greedy_capacity_assign(torch.as_tensor(s), cap)
+        np.testing.assert_array_equal(got.numpy(), greedy_capacity_assign_reference(s, cap))
+
+
+# -- partitions -----------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["ubp", "ibp", "inbp"])
+def test_shard_sizes_never_exceed_capacity(data, name):
+    p, part = partition(data, name)
+    sizes = part.sizes(data.train)
+    n = p.n_units(data.train, data.n_users, data.n_items)
+    assert part.info["capacity"] == math.ceil(1.2 * n / 4)
+    assert max(sizes) <= part.info["capacity"]
+    assert sum(sizes) == n  # every unit placed exactly once
+    assert part.row_shard.min() >= 0 and part.uses_forget
+    if name == "ubp":
+        present = np.bincount(data.train.users, minlength=data.n_users) > 0
+        assert (part.unit_shard[present] >= 0).all() and (part.unit_shard[~present] == -1).all()
+        np.testing.assert_array_equal(part.row_shard, part.unit_shard[data.train.users])
+    if name == "ibp":
+        np.testing.assert_array_equal(part.row_shard, part.unit_shard[data.train.items])
+
+
+@pytest.mark.parametrize("name", ["ubp", "inbp"])
+def test_same_seed_same_partition(data, name):
+    _, a = partition(data, name, seed=3)
+    _, b = partition(data, name, seed=3)
+    _, c = partition(data, name, seed=4)
+    np.testing.assert_array_equal(a.row_shard, b.row_shard)
+    assert not np.array_equal(a.row_shard, c.row_shard)
+
+
+def test_released_update_collapses_anchors_to_the_scalar_mean():
+    x = torch.arange(24, dtype=torch.float64).view(6, 4) ** 1.5
+    ids = torch.tensor([0, 1, 2, 3, 4, 5, 1])  # unit 1 twice (interaction partitions repeat users)
+    assign = torch.tensor([0, 0, 1, 1, 1, 2, 1])
+    old = torch.full((4, 4), -7.0, dtype=torch.float64)  # anchor 3 wins nobody
+    released = PARTITIONERS.get("ubp")({"centroid_update": "released"})._update(x, ids, assign, old)
+    mean = PARTITIONERS.get("ubp")({"centroid_update": "mean"})._update(x, ids, assign, old)
+    for k in range(3):
+        members = x[ids[assign == k]]
+        assert torch.allclose(released[k], torch.full((4,), members.mean().item(), dtype=torch.float64))
+        assert torch.allclose(mean[k], members.mean(0))
+        assert (released[k] == released[k][0]).all()  # a constant vector
+    assert (released[3] == -7.0).all() and (mean[3] == -7.0).all()
+
+
+def test_bad_partition_config_is_refused():
+    with pytest.raises(ConfigError, match="centroid_update"):
+        PARTITIONERS.get("ubp")({"centroid_update": "median"})
+
+
+# -- sub-models -----------------------------------------------------------------------
+def test_wmf_gram_loss_equals_the_whole_data_loss():
+    g = torch.Generator().manual_seed(0)
+    p, q = torch.randn(5, 3, generator=g, dtype=torch.float64), torch.randn(7, 3, generator=g, dtype=torch.float64)
+    y = (torch.rand(5, 7, generator=g) < 0.3).double()
+    c0 = 0.2
+    x = p @ q.T
+    w = torch.where(y > 0, torch.ones_like(y), torch.full_like(y, c0))
+    brute = (w * (x - y) ** 2).sum() - y.sum()  # minus the constant sum_obs 1
+    u, i = y.nonzero(as_tuple=True)
+    fast = wmf_whole_data_loss(p, q, x[u, i], c0)
+    assert torch.allclose(brute, fast)
+
+
+def test_lightgcn_adjacency_uses_shard_degrees_only():
+    users, items = np.array([0, 0, 1]), np.array([0, 1, 1])
+    adj = normalized_adjacency(users, items, 3, 2, torch.device("cpu")).to_dense()
+    # user 0 (deg 2) - item 1 (deg 2): 1/sqrt(4); user 1 (deg 1) - item 1: 1/sqrt(2); user 2 absent
+    assert adj[0, 3 + 1].item() == pytest.approx(0.5)
+    assert adj[1, 3 + 1].item() == pytest.approx(1 / math.sqrt(2))
+    assert (adj[2] == 0).all() and torch.equal(adj, adj.T)
+
+
+@pytest.mark.parametrize("name", ["wmf", "lightgcn"])
+def test_submodel_fit_is_deterministic(data, name):
+    ts = TrainSet(data.n_users, data.n_items, data.train, data.valid)
+    a = SUBMODELS.get(name)(data.n_users, data.n_items, {"epochs": 3, "dim": 8})
+    b = SUBMODELS.get(name)(data.n_users, data.n_items, {"epochs": 3, "dim": 8})
+    a.fit(ts, 5)
+    b.fit(ts, 5)
+    u = torch.arange(data.n_users)
+    assert torch.equal(a.score(u), b.score(u))
+    ue, ie = a.embeddings()
+    assert torch.equal(a.score(u), ue @ ie.T)  # LightGCN: the propagated embeddings
+
+
+# -- the method -----------------------------------------------------------------------
+def spec(sub, part="ubp", agg="attention"):
+    return {
+        "method": {"name": "receraser"},
+        "submodel": {"name": sub, "epochs": 4, "patience": 2, "eval_every": 1, "dim": 8},
+        "partitioner": {"name": part, "n_shards": 4, "embedding": EMB},
+        "aggregator": {"name": agg, "epochs": 3, "patience": 2},
+        "seed": 0,
+    }
+
+
+def forget_users(ds, users):
+    return np.flatnonzero(np.isin(ds.train.users, users))
+
+
+@pytest.mark.parametrize("sub", ["bpr", "wmf", "lightgcn"])
+def test_exact_gap_is_zero_after_unlearning(data, sub):
+    method = METHODS.get("receraser")(spec(sub))
+    method.fit(fitdata(data))
+    rows = forget_users(data, [3, 17, 42])
+    report = method.unlearn(rows)
+    assert report["shards_retrained"] == method.partition.touched(rows)
+    replica = method.exact_replica(fitdata(data, data.train.without(rows)))
+    users = torch.arange(data.n_users)
+    assert (method.score(users) - replica.score(users)).abs().max().item() == 0.0
+
+
+def test_aggregator_gradients_never_reach_shards(data):
+    method = METHODS.get("receraser")(spec("bpr"))
+    method.fit(fitdata(data))
+    for m in method.shards:
+        for p in m.parameters():
+            p.grad = None
+    before = [p.detach().clone() for m in method.shards for p in m.parameters()]
+    agg = Attention({"epochs": 2, "patience": 0}, data.n_users, data.n_items)
+    agg.fit(method.shards, method.partition, method.retained_trainset(), derive_seed(0, "aggregator"))
+    # one more backward through the aggregator's vectors: still nothing reaches a shard
+    loss = agg.user_vectors(torch.arange(10)).sum() + agg.item_vectors(torch.arange(10)).sum()
+    loss.backward()
+    after = [p for m in method.shards for p in m.parameters()]
+    assert all(p.grad is None and not p.requires_grad for p in after)
+    assert all(torch.equal(a, b) for a, b in zip(before, after))
+    assert agg.net.trans_w.grad is not None
+
+
+def test_user_deletion_under_ubp_touches_one_shard(data):
+    method = METHODS.get("receraser")(spec("wmf"))
+    method.fit(fitdata(data))
+    user = 5
+    rows = forget_users(data, [user])
+    before = {k: [t.clone() for t in m.state_dict().values()] for k, m in enumerate(method.shards)}
+    report = method.unlearn(rows)
+    assert report["shards_retrained"] == [int(method.partition.unit_shard[user])]
+    for k, m in enumerate(method.shards):  # untouched shards keep their very tensors
+        if k not in report["shards_retrained"]:
+            assert all(torch.equal(a, b) for a, b in zip(before[k], m.state_dict().values()))
+
+
+def test_interaction_deletion_touches_the_shards_that_hold_it(data):
+    method = METHODS.get("receraser")(spec("bpr", part="inbp", agg="mean"))
+    method.fit(fitdata(data))
+    rows = np.array([0, 7, 31])
+    report = method.unlearn(rows)
+    assert report["shards_retrained"] == sorted(set(method.partition.row_shard[rows].tolist()))
+    assert report["unlearn.aggregator_s"] == 0.0  # mean has nothing to refit
+
+
+@pytest.mark.parametrize("axis,name", [("aggregator", "own"), ("submodel", "bce"), ("partitioner", "none")])
+def test_incompatible_axes_are_refused_before_training(axis, name):
+    s = spec("bpr")
+    s[axis] = {"name": name}
+    with pytest.raises(ConfigError, match=f"cannot use {axis}={name}"):
+        METHODS.get("receraser")(s)
+
+
+def test_state_dict_round_trip_restores_scores(data):
+    method = METHODS.get("receraser")(spec("lightgcn"))
+    fd = fitdata(data)
+    method.fit(fd)
+    copy = method.replica()
+    copy.load_state_dict(method.state_dict(), fd)
+    users = torch.arange(data.n_users)
+    assert torch.equal(method.score(users), copy.score(users))

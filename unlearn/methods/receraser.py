@@ -1,0 +1,32 @@
+"""RecEraser (Chen, Sun, Zhang, Ding: "Recommendation Unlearning", WWW 2022).
+
+Balanced partition of the training data (UBP / IBP / InBP on pretrained embeddings), one
+sub-model per shard (BPR, WMF or LightGCN), and an attention aggregator trained on all retained
+data with the shard models frozen. The released code has no unlearning path; here unlearning is
+the SISA procedure the paper describes: retrain the shards the forget rows touch, each from its
+own seed on its retained rows, then refit the aggregator from its seed on all retained rows.
+Untouched shards stay bit-identical, so the unlearned model equals the exact replica (the same
+method fitted on train minus F with the same partition and seeds). The partition is fixed at
+fit time; its embeddings saw F (`partition_uses_forget`).
+"""
+from __future__ import annotations
+
+from ..registry import METHODS
+from .base import ShardedMethod
+
+
+@METHODS.register("receraser")
+class RecEraser(ShardedMethod):
+    allowed = {
+        "partitioner": ["ubp", "ibp", "inbp", "random"],
+        "aggregator": ["attention", "mean"],
+        "submodel": ["bpr", "wmf", "lightgcn"],
+    }
+
+    def record_extra(self) -> dict:
+        out = super().record_extra()
+        info = self.partition.info
+        for key in ("iterations", "converged", "greedy_rounds", "capacity", "empty_shards"):
+            if key in info:
+                out[f"partition.{key}"] = info[key]
+        return out
