@@ -139,6 +139,7 @@ class EpochTrainedModel(SubModel):
                     break
         if best_state is not None:
             self.load_state_dict(best_state)
+        self.zero_grad(set_to_none=True)  # a trained shard keeps no gradient buffers
         self.finish()
         self.eval()
         self.runtime.sync()

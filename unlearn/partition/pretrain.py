@@ -19,21 +19,25 @@ from ..seeding import derive_seed
 
 def pretrained_embeddings(train: Interactions, n_users: int, n_items: int, model_cfg: dict, seed: int,
                           runtime: Runtime, cache_dir: str | None = None) -> tuple[torch.Tensor, torch.Tensor, float]:
-    """(user embeddings, item embeddings, seconds spent training; 0 when read from cache)."""
+    """(user embeddings, item embeddings, seconds their training took). A cache hit returns the
+    seconds recorded when they were trained, so records do not depend on what ran before."""
     cfg = dict(model_cfg)
     name = cfg.get("name", "wmf")
     cfg.setdefault("patience", 0)  # no validation split here: train for the configured epochs
-    key = io.stable_hash({"train": train.content_hash(), "n": [n_users, n_items], "model": cfg, "seed": seed}, 16)
+    cls = SUBMODELS.get(name)
+    resolved = {**cls.defaults, **{k: v for k, v in cfg.items() if k != "name"}}  # a changed default is a new key
+    key = io.stable_hash({"train": train.content_hash(), "n": [n_users, n_items], "model": {"name": name, **resolved},
+                          "seed": seed}, 16)
     path = Path(cache_dir) / "pretrain" / f"{name}-{key}.pt" if cache_dir else None
     if path is not None and path.is_file():
         t = io.read_tensors(path)
-        return t["users"], t["items"], 0.0
+        return t["users"], t["items"], float(t["seconds"])  # the cost of producing them, cached or not
     start = time.perf_counter()
-    model = SUBMODELS.get(name)(n_users, n_items, cfg, runtime=runtime)
+    model = cls(n_users, n_items, cfg, runtime=runtime)
     empty = train.subset(slice(0, 0))
     model.fit(TrainSet(n_users, n_items, train, empty), derive_seed(seed, "pretrain"))
     users, items = (e.detach().cpu().float() for e in model.embeddings())
     seconds = time.perf_counter() - start
     if path is not None:
-        io.write_tensors(path, {"users": users, "items": items})
+        io.write_tensors(path, {"users": users, "items": items, "seconds": torch.tensor(seconds, dtype=torch.float64)})
     return users, items, seconds
