@@ -254,8 +254,11 @@ class Attention(Aggregator):
             if family == "bpr":
                 for users, pos, neg in self._bpr_batches(data, gen, bs):
                     opt.zero_grad(set_to_none=True)
-                    u = self._dropout(self.user_vectors(users), p_drop, gen)
-                    i, j = self.item_vectors(torch.cat([pos, neg])).split(len(pos))
+                    # transfer each distinct user / item of the batch once (the d x d maps dominate)
+                    uniq_u, inv_u = torch.unique(users, return_inverse=True)
+                    uniq_i, inv_i = torch.unique(torch.cat([pos, neg]), return_inverse=True)
+                    u = self._dropout(self.user_vectors(uniq_u)[inv_u], p_drop, gen)
+                    i, j = self.item_vectors(uniq_i)[inv_i].split(len(pos))
                     diff = (u * i).sum(1) - (u * j).sum(1)
                     loss = -F.logsigmoid(diff).mean() + reg * self.net.transfer_l2()
                     loss.backward()
