@@ -91,13 +91,18 @@ def convergence(df: pd.DataFrame, stem: Path) -> list[Path]:
     for ax, (name, warm, cold) in zip(axes[0], panels):
         for _, row in df.dropna(subset=[warm]).iterrows():
             label = f"{row['dataset']} seed {row['seed']}"
+            traces = {col: np.asarray(json.loads(row[col])) for col in (warm, cold)
+                      if col in row and isinstance(row[col], str)}
+            # objectives: excess over the lowest value either run reached, relative to it
+            floor = min(t.min() for t in traces.values()) if name == "objective" else None
             for col, style, kind in ((warm, "-", "warm (Unlearn-ALS)"), (cold, "--", "cold (retrain)")):
-                if col in row and isinstance(row[col], str):
-                    values = json.loads(row[col])
+                if col in traces:
+                    values = traces[col] if floor is None else (traces[col] - floor) / abs(floor) + 1e-12
                     ax.plot(range(len(values)), values, style, marker=".", label=f"{kind}, {label}")
         ax.set_yscale("log")
         ax.set_xlabel("sweep (0 = starting factors)")
-        ax.set_ylabel(name.replace("_", " "))
+        ax.set_ylabel("objective excess over the best value reached (relative)" if name == "objective"
+                      else name.replace("_", " "))
         ax.legend(fontsize=6)
     fig.suptitle("Unlearn-ALS convergence: warm vs cold start")
     return _save(fig, stem)
