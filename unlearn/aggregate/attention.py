@@ -240,7 +240,7 @@ class Attention(Aggregator):
             self._i = torch.as_tensor(data.train.items, device=dev)
             self._sampler = NegativeSampler(self._u, self._i, self.n_items)
         else:
-            self._rows = UserRows(data.train.users, data.train.items, data.n_users, dev)
+            self._rows = UserRows(data.train.users, data.train.items, data.n_users, data.n_items, dev)
         metric = self.cfg["early_stop_metric"]
         evaluator = None
         if len(data.valid) and int(self.cfg["patience"]) > 0:

@@ -175,3 +175,55 @@ class NegativeSampler:
                 break
             neg[bad] = torch.randint(0, self.n_items, (len(bad),), generator=gen).to(users.device)
         return neg
+
+
+class MatrixFactorization(EpochTrainedModel):
+    """User and item embedding tables, drawn N(0, init_std^2) from the fit's generator; scores are
+    dot products. `prepare` / `batches` give (user, positive, sampled negative) triples of the
+    shard's rows, shuffled each epoch: what pairwise and pointwise losses train on."""
+
+    defaults = {**EpochTrainedModel.defaults, "dim": 64, "init_std": 0.01, "dropout": 0.0}
+
+    def __init__(self, n_users: int, n_items: int, cfg: dict | None = None, runtime: Runtime = CPU):
+        super().__init__(n_users, n_items, cfg, runtime)
+        d = int(self.cfg["dim"])
+        self.user_emb = torch.nn.Parameter(torch.empty(self.n_users, d))
+        self.item_emb = torch.nn.Parameter(torch.empty(self.n_items, d))
+
+    def reset_parameters(self, gen):
+        std = float(self.cfg["init_std"])
+        with torch.no_grad():
+            self.user_emb.copy_(torch.randn(self.user_emb.shape, generator=gen) * std)
+            self.item_emb.copy_(torch.randn(self.item_emb.shape, generator=gen) * std)
+
+    def prepare(self, data: TrainSet):
+        self._u = torch.as_tensor(data.train.users, device=self.device)
+        self._i = torch.as_tensor(data.train.items, device=self.device)
+        self._sampler = NegativeSampler(self._u, self._i, self.n_items)
+
+    def batches(self, gen):
+        n = len(self._u)
+        perm = torch.randperm(n, generator=gen).to(self.device)
+        users, pos = self._u[perm], self._i[perm]
+        neg = self._sampler.sample(users, gen)
+        bs = int(self.cfg["batch_size"])
+        for s in range(0, n, bs):
+            yield users[s : s + bs], pos[s : s + bs], neg[s : s + bs]
+
+    def user_vectors(self, users: torch.Tensor) -> torch.Tensor:
+        """Batch user vectors, with dropout (`dropout` = 1 - keep probability) while training."""
+        u = self.user_emb[users]
+        p = float(self.cfg["dropout"])
+        if not (self.training and p > 0):
+            return u
+        keep = (torch.rand(u.shape, generator=self._gen) >= p).to(u.device)
+        return u * keep / (1.0 - p)
+
+    def score(self, users):
+        return self.user_emb[users] @ self.item_emb.T
+
+    def embeddings(self):
+        return self.user_emb.detach(), self.item_emb.detach()
+
+    def finish(self):
+        self._u = self._i = self._sampler = None

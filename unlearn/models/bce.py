@@ -8,10 +8,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..data.interactions import TrainSet
 from ..errors import ConfigError
 from ..registry import SUBMODELS
-from .base import NegativeSampler
 from .bpr import BPRMF
 
 
@@ -23,12 +21,6 @@ class BCEMF(BPRMF):
         super().__init__(n_users, n_items, cfg, **kw)
         if int(self.cfg["num_neg"]) < 1:
             raise ConfigError(f"submodel.num_neg must be at least 1 for bce, got {self.cfg['num_neg']}.")
-
-    def prepare(self, data: TrainSet):
-        dev = self.device
-        self._u = torch.as_tensor(data.train.users, device=dev)
-        self._i = torch.as_tensor(data.train.items, device=dev)
-        self._sampler = NegativeSampler(self._u, self._i, self.n_items)
 
     def batches(self, gen):
         n, m = len(self._u), int(self.cfg["num_neg"])

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from ..data.interactions import TrainSet
 from ..registry import SUBMODELS
 from ..runtime import CPU
-from .base import EpochTrainedModel, NegativeSampler
+from .base import MatrixFactorization
 
 
 class _SymmetricSpMM(torch.autograd.Function):
@@ -60,9 +60,9 @@ def normalized_adjacency(users: np.ndarray, items: np.ndarray, n_users: int, n_i
 
 
 @SUBMODELS.register("lightgcn")
-class LightGCN(EpochTrainedModel):
+class LightGCN(MatrixFactorization):
     defaults = {
-        **EpochTrainedModel.defaults,
+        **MatrixFactorization.defaults,
         # RecEraser README, ML-1M: Adam lr 1e-3, reg 1e-3, batch 1024
         "dim": 64,
         "n_layers": 3,
@@ -81,26 +81,15 @@ class LightGCN(EpochTrainedModel):
     def __init__(self, n_users, n_items, cfg=None, runtime=CPU):
         super().__init__(n_users, n_items, cfg, runtime)
         d = int(self.cfg["dim"])
-        self.user_emb = torch.nn.Parameter(torch.empty(self.n_users, d))
-        self.item_emb = torch.nn.Parameter(torch.empty(self.n_items, d))
         # propagated representations of the trained model (filled by `finish`)
         self.register_buffer("user_out", torch.zeros(self.n_users, d))
         self.register_buffer("item_out", torch.zeros(self.n_items, d))
         self._adj = None
         self._cache = None
 
-    def reset_parameters(self, gen):
-        std = float(self.cfg["init_std"])
-        with torch.no_grad():
-            self.user_emb.copy_(torch.randn(self.user_emb.shape, generator=gen) * std)
-            self.item_emb.copy_(torch.randn(self.item_emb.shape, generator=gen) * std)
-
     def prepare(self, data: TrainSet):
-        dev = self.device
-        self._adj = normalized_adjacency(data.train.users, data.train.items, self.n_users, self.n_items, dev)
-        self._u = torch.as_tensor(data.train.users, device=dev)
-        self._i = torch.as_tensor(data.train.items, device=dev)
-        self._sampler = NegativeSampler(self._u, self._i, self.n_items)
+        super().prepare(data)
+        self._adj = normalized_adjacency(data.train.users, data.train.items, self.n_users, self.n_items, self.device)
         self._cache = None
 
     def propagate(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -115,15 +104,6 @@ class LightGCN(EpochTrainedModel):
     def train(self, mode: bool = True):
         self._cache = None  # parameters are about to change
         return super().train(mode)
-
-    def batches(self, gen):
-        n = len(self._u)
-        perm = torch.randperm(n, generator=gen).to(self.device)
-        users, pos = self._u[perm], self._i[perm]
-        neg = self._sampler.sample(users, gen)
-        bs = int(self.cfg["batch_size"])
-        for s in range(0, n, bs):
-            yield users[s : s + bs], pos[s : s + bs], neg[s : s + bs]
 
     def loss(self, batch):
         users, pos, neg = batch

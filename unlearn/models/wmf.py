@@ -22,11 +22,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..data.interactions import TrainSet
+from ..data.interactions import Interactions, TrainSet
 from ..errors import ConfigError
+from ..metrics.ranking import CSR
 from ..registry import SUBMODELS
 from ..runtime import CPU
-from .base import EpochTrainedModel
+from .base import MatrixFactorization
 
 
 def wmf_whole_data_loss(p: torch.Tensor, q_all: torch.Tensor, x_pos: torch.Tensor, c0: float) -> torch.Tensor:
@@ -36,31 +37,21 @@ def wmf_whole_data_loss(p: torch.Tensor, q_all: torch.Tensor, x_pos: torch.Tenso
     return observed + all_pairs
 
 
-class UserRows:
-    """A shard's rows grouped by user (CSR over the id universe) for user mini-batches."""
+class UserRows(CSR):
+    """A shard's rows grouped by user, for user mini-batches: `users` are those with rows and
+    `gather(batch)` gives (position of the row's user within `batch`, row item) for their rows."""
 
-    def __init__(self, users: np.ndarray, items: np.ndarray, n_users: int, device: torch.device):
-        order = np.lexsort((items, users))
-        counts = np.bincount(users, minlength=n_users)
-        self.users = torch.as_tensor(np.flatnonzero(counts), device=device)  # users with rows
-        self.counts = torch.as_tensor(counts, device=device)
-        self.indptr = torch.as_tensor(np.concatenate([[0], np.cumsum(counts)[:-1]]), device=device)
-        self.items = torch.as_tensor(items[order], device=device)
+    def __init__(self, users: np.ndarray, items: np.ndarray, n_users: int, n_items: int, device: torch.device):
+        super().__init__(Interactions(users, items, np.ones(len(users))), n_users, n_items, device)
+        self.users = torch.nonzero(self.counts).flatten()
 
-    def gather(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(position of the row's user within `batch`, row item) for every row of the batch users."""
-        counts = self.counts[batch]
-        local = torch.repeat_interleave(torch.arange(len(batch), device=batch.device), counts)
-        total = int(counts.sum())
-        offsets = torch.arange(total, device=batch.device) - torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)
-        rows = torch.repeat_interleave(self.indptr[batch], counts) + offsets
-        return local, self.items[rows]
+    gather = CSR.positions
 
 
 @SUBMODELS.register("wmf")
-class WMF(EpochTrainedModel):
+class WMF(MatrixFactorization):
     defaults = {
-        **EpochTrainedModel.defaults,
+        **MatrixFactorization.defaults,
         # RecEraser README, ML-1M: Adagrad lr 0.05, reg 0.01, batch 256 (users), weight c0 0.2, keep 0.7
         "dim": 64,
         "optimizer": "adagrad",
@@ -82,18 +73,9 @@ class WMF(EpochTrainedModel):
             raise ConfigError(f"submodel.c0 must lie in [0, 1], got {self.cfg['c0']}.")
         if not 0.0 <= float(self.cfg["dropout"]) < 1.0:
             raise ConfigError(f"submodel.dropout must lie in [0, 1), got {self.cfg['dropout']}.")
-        d = int(self.cfg["dim"])
-        self.user_emb = torch.nn.Parameter(torch.empty(self.n_users, d))
-        self.item_emb = torch.nn.Parameter(torch.empty(self.n_items, d))
-
-    def reset_parameters(self, gen):
-        std = float(self.cfg["init_std"])
-        with torch.no_grad():
-            self.user_emb.copy_(torch.randn(self.user_emb.shape, generator=gen) * std)
-            self.item_emb.copy_(torch.randn(self.item_emb.shape, generator=gen) * std)
 
     def prepare(self, data: TrainSet):
-        self._rows = UserRows(data.train.users, data.train.items, self.n_users, self.device)
+        self._rows = UserRows(data.train.users, data.train.items, self.n_users, self.n_items, self.device)
         if self.cfg["gram_items"] == "shard":
             self._gram_items = torch.as_tensor(np.flatnonzero(data.train.item_counts(self.n_items)), device=self.device)
         else:
@@ -108,14 +90,6 @@ class WMF(EpochTrainedModel):
             local, items = self._rows.gather(batch)
             yield batch, local, items
 
-    def user_vectors(self, users: torch.Tensor) -> torch.Tensor:
-        u = self.user_emb[users]
-        p = float(self.cfg["dropout"])
-        if not (self.training and p > 0):
-            return u
-        keep = (torch.rand(u.shape, generator=self._gen) >= p).to(u.device)
-        return u * keep / (1.0 - p)
-
     def loss(self, batch):
         users, local, items = batch
         p = self.user_vectors(users)
@@ -126,12 +100,6 @@ class WMF(EpochTrainedModel):
         if reg:
             loss = loss + 0.5 * reg * (self.user_emb[users].pow(2).sum() + q.pow(2).sum())
         return loss
-
-    def score(self, users):
-        return self.user_emb[users] @ self.item_emb.T
-
-    def embeddings(self):
-        return self.user_emb.detach(), self.item_emb.detach()
 
     def finish(self):
         self._rows = self._gram_items = None
