@@ -1,6 +1,5 @@
 """Config composition in-process (as lightning-hydra-template does): every option of every group
 and every experiment composes, and names resolve in the registries."""
-from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir

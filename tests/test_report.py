@@ -4,7 +4,7 @@ import json
 import pytest
 
 from benchmarks.report import report
-from benchmarks.tables_fmt import aggregate, direction
+from benchmarks.tables_fmt import direction
 
 
 def fake_record(i, method, seed, ndcg, unlearn_s):

@@ -1,5 +1,4 @@
 """The runner end to end in a subprocess: records, skipping, failures and bad input."""
-import json
 
 import pytest
 

@@ -7,7 +7,6 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from . import oracle as oracle_mod
 from .data.deletion import DeletionRequest, draw

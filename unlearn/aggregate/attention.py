@@ -26,18 +26,15 @@ shards and 0.274 vs 0.282 with WMF shards; the mean aggregator 0.244 and 0.251.
 """
 from __future__ import annotations
 
-import copy
 import math
 import time
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ..data.interactions import TrainSet
 from ..errors import ConfigError
-from ..metrics.ranking import RankingEvaluator
-from ..models.base import NegativeSampler, make_optimizer
+from ..models.base import EarlyStopping, NegativeSampler, make_optimizer
 from ..models.wmf import UserRows, wmf_whole_data_loss
 from ..registry import AGGREGATORS
 from .base import Aggregator
@@ -241,13 +238,7 @@ class Attention(Aggregator):
             self._sampler = NegativeSampler(self._u, self._i, self.n_items)
         else:
             self._rows = UserRows(data.train.users, data.train.items, data.n_users, data.n_items, dev)
-        metric = self.cfg["early_stop_metric"]
-        evaluator = None
-        if len(data.valid) and int(self.cfg["patience"]) > 0:
-            evaluator = RankingEvaluator(data.n_users, data.n_items, data.train, data.valid,
-                                         ks=(int(metric.split("@")[1]),), device=dev,
-                                         batch_size=self.runtime.eval_batch)
-        best, best_epoch, best_state, bad, epochs_run = -np.inf, 0, None, 0, 0
+        stopper = EarlyStopping(data, self.cfg, self.runtime)
         for epoch in range(1, int(self.cfg["epochs"]) + 1):
             self.net.train()
             self._items_cache = None
@@ -272,33 +263,18 @@ class Attention(Aggregator):
                     loss = wmf_whole_data_loss(p, q, x_pos, c0) + reg * self.net.transfer_l2()
                     loss.backward()
                     opt.step()
-            epochs_run = epoch
             self.net.eval()
             self._items_cache = None
-            if evaluator is None or epoch % int(self.cfg["eval_every"]):
-                continue
-            value = evaluator.evaluate(lambda us: self.score(shards, us), groups=False)[metric]
-            if value > best:
-                best, best_epoch, bad = value, epoch, 0
-                best_state = copy.deepcopy(self.net.state_dict())
-            else:
-                bad += 1
-                if bad >= int(self.cfg["patience"]):
-                    break
-        if best_state is not None:
-            self.net.load_state_dict(best_state)
+            if stopper.step(epoch, lambda us: self.score(shards, us), self.net):
+                break
+        stopper.restore(self.net)
         self.net.eval()
         self._items_cache = None
         self._u = self._i = self._sampler = self._rows = None
         if shard_state(shards) != before:  # stop-gradient: no shard parameter or gradient moved
             raise RuntimeError("aggregator=attention: a shard's parameters or gradients changed while fitting it")
         self.runtime.sync()
-        return {
-            "epochs": epochs_run,
-            "best_epoch": best_epoch or epochs_run,
-            "valid": float(best) if best_state is not None else float("nan"),
-            "seconds": time.perf_counter() - start,
-        }
+        return stopper.report(start)
 
     # -- persistence -----------------------------------------------------------------
     def state_dict(self) -> dict:

@@ -57,6 +57,49 @@ def make_optimizer(params, cfg: dict) -> torch.optim.Optimizer:
     raise ConfigError(f"Unknown optimizer '{name}'. Valid: adam, adagrad, sgd.")
 
 
+class EarlyStopping:
+    """Model selection on validation (never test): remembers the best evaluation's parameters and
+    says stop after `patience` evaluations without improvement. `evaluator` is None when there is
+    nothing to validate on (or patience is 0): every epoch then runs."""
+
+    def __init__(self, data: TrainSet, cfg: dict, runtime: Runtime):
+        self.metric = cfg["early_stop_metric"]
+        self.patience = int(cfg["patience"])
+        self.every = int(cfg["eval_every"])
+        self.evaluator = None
+        if len(data.valid) and self.patience > 0:
+            self.evaluator = RankingEvaluator(data.n_users, data.n_items, data.train, data.valid,
+                                              ks=(int(self.metric.split("@")[1]),), device=runtime.device,
+                                              batch_size=runtime.eval_batch)
+        self.best, self.best_epoch, self.best_state, self.bad, self.epochs = -np.inf, 0, None, 0, 0
+
+    def step(self, epoch: int, score_fn, module: torch.nn.Module) -> bool:
+        """After an epoch: evaluate if due, keep the best state; True when training should stop."""
+        self.epochs = epoch
+        if self.evaluator is None or epoch % self.every:
+            return False
+        value = self.evaluator.evaluate(score_fn, groups=False)[self.metric]
+        self.last = value
+        if value > self.best:
+            self.best, self.best_epoch, self.bad = value, epoch, 0
+            self.best_state = copy.deepcopy(module.state_dict())
+            return False
+        self.bad += 1
+        return self.bad >= self.patience
+
+    def restore(self, module: torch.nn.Module) -> None:
+        if self.best_state is not None:
+            module.load_state_dict(self.best_state)
+
+    def report(self, start: float) -> dict:
+        return {
+            "epochs": self.epochs,
+            "best_epoch": self.best_epoch or self.epochs,
+            "valid": float(self.best) if self.best_state is not None else float("nan"),
+            "seconds": time.perf_counter() - start,
+        }
+
+
 class EpochTrainedModel(SubModel):
     """Mini-batch training with early stopping on a validation metric (never the test set).
 
@@ -101,54 +144,27 @@ class EpochTrainedModel(SubModel):
         self.prepare(data)
         cfg = self.cfg
         opt = make_optimizer(self.trainable_parameters(), cfg)
-        metric = cfg["early_stop_metric"]
-        k = int(metric.split("@")[1])
-        evaluator = None
-        if len(data.valid) and int(cfg["patience"]) > 0:
-            evaluator = RankingEvaluator(
-                data.n_users, data.n_items, data.train, data.valid, ks=(k,),
-                device=self.device, batch_size=self.runtime.eval_batch,
-            )
-        best, best_epoch, best_state, bad = -np.inf, 0, None, 0
-        epochs_run, history = 0, []
+        stopper = EarlyStopping(data, cfg, self.runtime)
         bar = tqdm(range(1, int(cfg["epochs"]) + 1), desc=self.registered_name, leave=False,
                    disable=None if self.runtime.progress else True)
         for epoch in bar:
             self.train()
-            total, n = 0.0, 0
             for batch in self.batches(gen):
                 opt.zero_grad(set_to_none=True)
-                loss = self.loss(batch)
-                loss.backward()
+                self.loss(batch).backward()
                 opt.step()
-                total += float(loss.detach()) if n % 50 == 0 else 0.0
-                n += 1
-            epochs_run = epoch
             self.eval()
-            if evaluator is None or epoch % int(cfg["eval_every"]):
-                continue
-            value = evaluator.evaluate(self.score, groups=False)[metric]
-            history.append(value)
-            bar.set_postfix({metric: f"{value:.4f}"})
-            if value > best:
-                best, best_epoch, bad = value, epoch, 0
-                best_state = copy.deepcopy(self.state_dict())
-            else:
-                bad += 1
-                if bad >= int(cfg["patience"]):
-                    break
-        if best_state is not None:
-            self.load_state_dict(best_state)
+            stop = stopper.step(epoch, self.score, self)
+            if stopper.best_epoch == epoch:
+                bar.set_postfix({stopper.metric: f"{stopper.best:.4f}"})
+            if stop:
+                break
+        stopper.restore(self)
         self.zero_grad(set_to_none=True)  # a trained shard keeps no gradient buffers
         self.finish()
         self.eval()
         self.runtime.sync()
-        return {
-            "epochs": epochs_run,
-            "best_epoch": best_epoch or epochs_run,
-            "valid": float(best) if best_state is not None else float("nan"),
-            "seconds": time.perf_counter() - start,
-        }
+        return stopper.report(start)
 
     def finish(self) -> None:
         """Hook after training (e.g. free per-shard caches)."""
