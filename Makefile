@@ -37,8 +37,11 @@ tables: $(STAMP)
 table: $(STAMP)
 	$(PY) -m benchmarks.table $(NAME) results_dir=$(RESULTS)
 
+# side-by-side performance benchmarks (results/perf/, results/tables/ultrare_clustering.*)
 perf: $(STAMP)
 	$(PY) -m benchmarks.perf.evaluation
+	$(PY) -m benchmarks.perf.als_vs_implicit
+	$(PY) -m benchmarks.perf.clustering
 
 clean:
 	rm -rf $(RESULTS)/runs $(RESULTS)/tables $(RESULTS)/figures $(RESULTS)/logs $(RESULTS)/cache .pytest_cache
