@@ -32,6 +32,14 @@ class SweepProgress(Callback):
         self.bar = None
         self.problems: list[str] = []
 
+    # launchers that run jobs in other processes (joblib, submitit) pickle the callbacks: the bar
+    # and the tally belong to the launching process only
+    def __getstate__(self) -> dict:
+        return {}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__()
+
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         try:
             total = count_jobs(config)
