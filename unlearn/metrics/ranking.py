@@ -129,18 +129,28 @@ class RankingEvaluator:
         max_len = max(self.ks[-1], int(self.target.counts.max().item()) if len(target) else 1)
         self.discount = 1.0 / torch.log2(torch.arange(max_len, device=device, dtype=torch.float64) + 2.0)
         self.ideal = torch.cumsum(self.discount, 0)
+        self._batches = None
+
+    def batches(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """(users, flat indices of their excluded cells) per batch; built once, since early
+        stopping evaluates the same users every epoch."""
+        if self._batches is None:
+            users_t = torch.as_tensor(self.users, device=self.device)
+            self._batches = []
+            for start in range(0, len(users_t), self.batch_size):
+                users = users_t[start : start + self.batch_size]
+                row, col = self.exclude.positions(users)
+                self._batches.append((users, row * self.n_items + col))
+        return self._batches
 
     def per_user(self, score_fn: ScoreFn) -> dict[str, np.ndarray]:
         """Metric arrays aligned with `self.users`."""
         out = {f"{m}@{k}": [] for m in METRICS for k in self.ks}
         kmax = min(self.ks[-1], self.n_items)
-        users_t = torch.as_tensor(self.users, device=self.device)
         with torch.no_grad():
-            for start in range(0, len(users_t), self.batch_size):
-                users = users_t[start : start + self.batch_size]
+            for users, excluded in self.batches():
                 scores = score_fn(users).to(torch.float32).clone()
-                row, col = self.exclude.positions(users)
-                scores[row, col] = -torch.inf
+                scores.view(-1).index_fill_(0, excluded, -torch.inf)
                 top = topk_stable(scores, kmax)
                 hits = self.target.contains(users, top).to(torch.float64)
                 n_target = self.target.counts[users].to(torch.float64)
