@@ -72,3 +72,12 @@ def test_every_experiment_composes_every_job(experiment):
         c = composed(f"experiment={experiment}", *job)
         spec = OmegaConf.to_container(OmegaConf.masked_copy(c, ["method", "submodel", "partitioner", "aggregator", "seed"]), resolve=True)
         METHODS.get(c.method.name)(spec)  # refuses incompatible axes
+
+
+@pytest.mark.parametrize("option", options("deletion"))
+def test_every_deletion_preset_draws_a_forget_set(option, synthetic):
+    from unlearn.data.deletion import draw
+
+    cfg = OmegaConf.to_container(composed(f"deletion={option}").deletion)
+    req = draw(synthetic.train, synthetic.n_users, synthetic.n_items, cfg, 0)
+    assert req.n_forget > 0 and req.unit == cfg["unit"] and req.selection == cfg["selection"]
