@@ -34,7 +34,7 @@ import torch.nn.functional as F
 
 from ..data.interactions import TrainSet
 from ..errors import ConfigError
-from ..models.base import EarlyStopping, NegativeSampler, make_optimizer
+from ..models.base import EarlyStopping, TrainingTriples, make_optimizer
 from ..models.wmf import UserRows, wmf_whole_data_loss
 from ..registry import AGGREGATORS
 from .base import Aggregator
@@ -197,22 +197,6 @@ class Attention(Aggregator):
         keep = (torch.rand(u.shape, generator=gen) >= p).to(u.device)
         return u * keep / (1.0 - p)
 
-    def _bpr_batches(self, data: TrainSet, gen: torch.Generator, bs: int):
-        n = len(self._u)
-        perm = torch.randperm(n, generator=gen).to(self._u.device)
-        users, pos = self._u[perm], self._i[perm]
-        neg = self._sampler.sample(users, gen)
-        for s in range(0, n, bs):
-            yield users[s : s + bs], pos[s : s + bs], neg[s : s + bs]
-
-    def _wmf_batches(self, gen: torch.Generator, bs: int):
-        users = self._rows.users
-        perm = torch.randperm(len(users), generator=gen).to(users.device)
-        for s in range(0, len(users), bs):
-            batch = users[perm[s : s + bs]]
-            local, items = self._rows.gather(batch)
-            yield batch, local, items
-
     def fit(self, shards, partition, data: TrainSet, seed: int) -> dict:
         start = time.perf_counter()
         before = shard_state(shards)
@@ -233,9 +217,7 @@ class Attention(Aggregator):
         reg = float(self.cfg["reg"])
         c0 = float(self._setting("c0", 0.2))
         if family == "bpr":
-            self._u = torch.as_tensor(data.train.users, device=dev)
-            self._i = torch.as_tensor(data.train.items, device=dev)
-            self._sampler = NegativeSampler(self._u, self._i, self.n_items)
+            triples = TrainingTriples(data.train.users, data.train.items, self.n_items, dev)
         else:
             self._rows = UserRows(data.train.users, data.train.items, data.n_users, data.n_items, dev)
         stopper = EarlyStopping(data, self.cfg, self.runtime)
@@ -243,7 +225,7 @@ class Attention(Aggregator):
             self.net.train()
             self._items_cache = None
             if family == "bpr":
-                for users, pos, neg in self._bpr_batches(data, gen, bs):
+                for users, pos, neg in triples.epoch(gen, bs):
                     opt.zero_grad(set_to_none=True)
                     # transfer each distinct user / item of the batch once (the d x d maps dominate)
                     uniq_u, inv_u = torch.unique(users, return_inverse=True)
@@ -255,7 +237,7 @@ class Attention(Aggregator):
                     loss.backward()
                     opt.step()
             else:
-                for users, local, items in self._wmf_batches(gen, bs):
+                for users, local, items in self._rows.epoch(gen, bs):
                     opt.zero_grad(set_to_none=True)
                     p = self._dropout(self.user_vectors(users), p_drop, gen)
                     q = self.item_vectors()
@@ -270,7 +252,7 @@ class Attention(Aggregator):
         stopper.restore(self.net)
         self.net.eval()
         self._items_cache = None
-        self._u = self._i = self._sampler = self._rows = None
+        self._rows = None
         if shard_state(shards) != before:  # stop-gradient: no shard parameter or gradient moved
             raise RuntimeError("aggregator=attention: a shard's parameters or gradients changed while fitting it")
         self.runtime.sync()

@@ -193,6 +193,24 @@ class NegativeSampler:
         return neg
 
 
+class TrainingTriples:
+    """(user, positive, negative) triples of a set of rows: shuffled and freshly sampled each
+    epoch from the caller's generator, negatives rejected against these rows' positives."""
+
+    def __init__(self, users: np.ndarray, items: np.ndarray, n_items: int, device):
+        self.users = torch.as_tensor(users, device=device)
+        self.items = torch.as_tensor(items, device=device)
+        self.sampler = NegativeSampler(self.users, self.items, n_items)
+
+    def epoch(self, gen: torch.Generator, batch_size: int):
+        n = len(self.users)
+        perm = torch.randperm(n, generator=gen).to(self.users.device)
+        users, pos = self.users[perm], self.items[perm]
+        neg = self.sampler.sample(users, gen)
+        for s in range(0, n, batch_size):
+            yield users[s : s + batch_size], pos[s : s + batch_size], neg[s : s + batch_size]
+
+
 class MatrixFactorization(EpochTrainedModel):
     """User and item embedding tables, drawn N(0, init_std^2) from the fit's generator; scores are
     dot products. `prepare` / `batches` give (user, positive, sampled negative) triples of the
@@ -213,18 +231,11 @@ class MatrixFactorization(EpochTrainedModel):
             self.item_emb.copy_(torch.randn(self.item_emb.shape, generator=gen) * std)
 
     def prepare(self, data: TrainSet):
-        self._u = torch.as_tensor(data.train.users, device=self.device)
-        self._i = torch.as_tensor(data.train.items, device=self.device)
-        self._sampler = NegativeSampler(self._u, self._i, self.n_items)
+        self._triples = TrainingTriples(data.train.users, data.train.items, self.n_items, self.device)
+        self._u, self._i, self._sampler = self._triples.users, self._triples.items, self._triples.sampler
 
     def batches(self, gen):
-        n = len(self._u)
-        perm = torch.randperm(n, generator=gen).to(self.device)
-        users, pos = self._u[perm], self._i[perm]
-        neg = self._sampler.sample(users, gen)
-        bs = int(self.cfg["batch_size"])
-        for s in range(0, n, bs):
-            yield users[s : s + bs], pos[s : s + bs], neg[s : s + bs]
+        return self._triples.epoch(gen, int(self.cfg["batch_size"]))
 
     def user_vectors(self, users: torch.Tensor) -> torch.Tensor:
         """Batch user vectors, with dropout (`dropout` = 1 - keep probability) while training."""
@@ -242,4 +253,4 @@ class MatrixFactorization(EpochTrainedModel):
         return self.user_emb.detach(), self.item_emb.detach()
 
     def finish(self):
-        self._u = self._i = self._sampler = None
+        self._triples = self._u = self._i = self._sampler = None

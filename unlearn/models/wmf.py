@@ -47,6 +47,14 @@ class UserRows(CSR):
 
     gather = CSR.positions
 
+    def epoch(self, gen: torch.Generator, batch_size: int):
+        """Shuffled user mini-batches: (users, position of each row's user in the batch, row item)."""
+        perm = torch.randperm(len(self.users), generator=gen).to(self.users.device)
+        for s in range(0, len(self.users), batch_size):
+            batch = self.users[perm[s : s + batch_size]]
+            local, items = self.gather(batch)
+            yield batch, local, items
+
 
 @SUBMODELS.register("wmf")
 class WMF(MatrixFactorization):
@@ -82,13 +90,7 @@ class WMF(MatrixFactorization):
             self._gram_items = None
 
     def batches(self, gen):
-        users = self._rows.users
-        perm = torch.randperm(len(users), generator=gen).to(self.device)
-        bs = int(self.cfg["batch_size"])
-        for s in range(0, len(users), bs):
-            batch = users[perm[s : s + bs]]
-            local, items = self._rows.gather(batch)
-            yield batch, local, items
+        return self._rows.epoch(gen, int(self.cfg["batch_size"]))
 
     def loss(self, batch):
         users, local, items = batch
