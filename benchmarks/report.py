@@ -68,7 +68,18 @@ def render_spec(name: str, spec: dict, df: pd.DataFrame, out: Path) -> list[Path
     return paths
 
 
-def report(results_dir: str, table: str | None = None, ks=None) -> list[Path]:
+def narrowed(spec: dict, where: dict | None) -> dict:
+    """The spec with filter keys replaced by `where` (e.g. the dataset a table's sweep was pointed
+    at with `dataset=ml100k`); the title names the replacement."""
+    if not where:
+        return spec
+    spec = {**spec, "filter": {**(spec.get("filter") or {}), **where}}
+    shown = ", ".join(f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}" for k, v in where.items())
+    spec["title"] = f"{spec.get('title', '')} [{shown}]"
+    return spec
+
+
+def report(results_dir: str, table: str | None = None, ks=None, where: dict | None = None) -> list[Path]:
     out = Path(results_dir)
     df, failed = load_records(out)
     if df.empty:
@@ -77,7 +88,7 @@ def report(results_dir: str, table: str | None = None, ks=None) -> list[Path]:
         print(f"note: {failed} failed run(s) left out; their result.json holds the error.", file=sys.stderr)
     written: list[Path] = []
     if table:
-        written += render_spec(table, load_spec(table), df, out)
+        written += render_spec(table, narrowed(load_spec(table), where), df, out)
         if not written:
             raise SystemExit(f"error: no records match table '{table}'; run its experiment first.")
         return written

@@ -2,7 +2,9 @@
 
     python -m benchmarks.table receraser_utility [results_dir=DIR] [extra Hydra overrides...]
 
-Runs already done are skipped by the runner, so re-running only renders."""
+Runs already done are skipped by the runner, so re-running only renders. An override of the
+dataset (`dataset=ml100k`, e.g. to try a paper's protocol on a smaller dataset) also points the
+table at that dataset's runs."""
 from __future__ import annotations
 
 import subprocess
@@ -28,7 +30,9 @@ def main(argv: list[str] | None = None) -> int:
         print("+", " ".join(cmd), file=sys.stderr)
         if subprocess.run(cmd).returncode != 0:
             return 1
-    for path in report(results_dir, table=name):
+    datasets = [a.split("=", 1)[1] for a in overrides if a.startswith("dataset=")]
+    where = {"dataset": datasets[-1].split(",")} if datasets else None
+    for path in report(results_dir, table=name, where=where):
         print(path)
     return 0
 
