@@ -2,15 +2,36 @@
 
     python -m benchmarks.table receraser_utility [results_dir=DIR] [extra Hydra overrides...]
 
-Runs already done are skipped by the runner, so re-running only renders. An override of the
-dataset (`dataset=ml100k`, e.g. to try a paper's protocol on a smaller dataset) also points the
-table at that dataset's runs."""
+Runs already done are skipped by the runner, so re-running only renders. A choice of a config
+group the table filters on (`dataset=ml100k`, `submodel=wmf`: e.g. to try a paper's protocol on a
+smaller dataset) also points the table at those runs."""
 from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
+
+import yaml
 
 from .report import SPEC_DIR, load_spec, report
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+def narrowing(spec: dict, overrides: list[str]) -> dict:
+    """{filter key: registered names} for the overrides that choose options of a config group the
+    spec filters on: `submodel=bpr_receraser,wmf` -> {"submodel": ["bpr", "wmf"]}."""
+    where = {}
+    for arg in overrides:
+        key, _, value = arg.partition("=")
+        if key not in (spec.get("filter") or {}) or not (CONF / key).is_dir():
+            continue
+        names = []
+        for option in value.split(","):
+            path = CONF / key / f"{option}.yaml"
+            names.append((yaml.safe_load(path.read_text()) or {}).get("name", option) if path.is_file() else option)
+        where[key] = names
+    return where
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,9 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         print("+", " ".join(cmd), file=sys.stderr)
         if subprocess.run(cmd).returncode != 0:
             return 1
-    datasets = [a.split("=", 1)[1] for a in overrides if a.startswith("dataset=")]
-    where = {"dataset": datasets[-1].split(",")} if datasets else None
-    for path in report(results_dir, table=name, where=where):
+    for path in report(results_dir, table=name, where=narrowing(spec, overrides)):
         print(path)
     return 0
 

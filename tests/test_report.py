@@ -67,3 +67,16 @@ def test_variants_of_one_method_are_not_averaged_together(tmp_path):
     report(str(tmp_path))
     csv = (tmp_path / "tables" / "utility.csv").read_text()
     assert "cfg.aggregator.per_group" in csv.splitlines()[0] and len(csv.splitlines()) == 3
+
+
+def test_table_follows_overridden_axes_of_its_filter():
+    from benchmarks.report import load_spec, narrowed
+    from benchmarks.table import narrowing
+
+    spec = load_spec("receraser_partition")
+    where = narrowing(spec, ["dataset=ml100k", "submodel=bpr_receraser,wmf", "seed=0", "partitioner.n_shards=5"])
+    assert where == {"dataset": ["ml100k"], "submodel": ["bpr", "wmf"]}
+    spec2 = narrowed(spec, where)
+    assert spec2["filter"]["partitioner"] == spec["filter"]["partitioner"]
+    assert spec2["filter"]["dataset"] == ["ml100k"] and spec2["title"].endswith("[dataset=ml100k, submodel=bpr,wmf]")
+    assert narrowing(spec, []) == {} and narrowed(spec, {}) is spec
