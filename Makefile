@@ -42,6 +42,7 @@ perf: $(STAMP)
 	$(PY) -m benchmarks.perf.evaluation
 	$(PY) -m benchmarks.perf.als_vs_implicit
 	$(PY) -m benchmarks.perf.clustering
+	$(PY) -m benchmarks.perf.partitioning
 
 clean:
 	rm -rf $(RESULTS)/runs $(RESULTS)/tables $(RESULTS)/figures $(RESULTS)/logs $(RESULTS)/cache .pytest_cache

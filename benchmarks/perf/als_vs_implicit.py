@@ -36,16 +36,8 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 import torch
-import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def load_avg() -> list[float] | None:
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        return None
+from .common import ROOT, load_avg, load_named_dataset
 
 
 def run_pair(data, solver: str, args, evaluator) -> dict:
@@ -186,12 +178,10 @@ def main(argv=None) -> dict:
     import implicit
 
     import unlearn  # noqa: F401  (fills the registries)
-    from unlearn.data.load import load_dataset
     from unlearn.metrics.ranking import RankingEvaluator
 
     torch.set_num_threads(args.threads)
-    ds_cfg = yaml.safe_load((ROOT / "conf" / "dataset" / f"{args.dataset}.yaml").read_text())
-    data = load_dataset(ds_cfg, args.cache_dir)
+    data = load_named_dataset(args.dataset, args.cache_dir)
     evaluator = RankingEvaluator(data.n_users, data.n_items, data.train, data.test, ks=(20,))
     res = {
         "dataset": args.dataset, "n_users": data.n_users, "n_items": data.n_items, "n_train": len(data.train),

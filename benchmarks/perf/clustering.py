@@ -22,9 +22,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+from .common import ROOT, limit_threads, load_named_dataset
 
 
 def group_inertia(x: np.ndarray, labels: np.ndarray, k: int) -> float:
@@ -44,18 +43,11 @@ def main(argv=None) -> pd.DataFrame:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per cell; the minimum is reported")
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    try:  # numpy's BLAS (ot.dist, centroid means) gets the same thread budget as torch
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(args.threads)
-    except ImportError:
-        pass
+    limit_threads(args.threads)  # numpy's BLAS (ot.dist, centroid means) too
 
     import ot  # noqa: F401  (POT's import takes seconds: not part of any timing)
 
     import unlearn  # noqa: F401  (fills the registries)
-    from unlearn.data.load import load_dataset
     from unlearn.partition.ot import OTPartition
     from unlearn.partition.pretrain import pretrained_embeddings
     from unlearn.registry import PARTITIONERS
@@ -64,8 +56,7 @@ def main(argv=None) -> pd.DataFrame:
 
     results = Path(args.results_dir)
     cache = str(results / "cache")
-    ds_cfg = yaml.safe_load((ROOT / "conf" / "dataset" / f"{args.dataset}.yaml").read_text())
-    data = load_dataset(ds_cfg, cache)
+    data = load_named_dataset(args.dataset, cache)
     train = data.train
     seed = derive_seed(args.seed, "partition")  # what ShardedMethod hands its partitioner
     embedding = dict(OTPartition.defaults["embedding"])

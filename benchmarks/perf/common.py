@@ -1,0 +1,40 @@
+"""What the performance benchmarks share: a dataset by its config name, one thread budget for
+torch and BLAS, and the machine's load (timings on a shared machine say what else ran)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def load_named_dataset(name: str, cache_dir: str | None):
+    """The dataset of conf/dataset/<name>.yaml, loaded (and cached) as the runner does."""
+    from unlearn.data.load import load_dataset
+
+    path = ROOT / "conf" / "dataset" / f"{name}.yaml"
+    if not path.is_file():
+        names = ", ".join(sorted(p.stem for p in path.parent.glob("*.yaml")))
+        raise SystemExit(f"error: unknown dataset '{name}'. Valid datasets: {names}.")
+    return load_dataset(yaml.safe_load(path.read_text()), cache_dir)
+
+
+def limit_threads(n: int) -> None:
+    """torch and numpy's BLAS both get `n` threads."""
+    torch.set_num_threads(n)
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(n)
+    except ImportError:
+        pass
+
+
+def load_avg() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
