@@ -136,6 +136,9 @@ def test_submodels_deterministic_and_early_stopped(data, name):
     info = a.fit(ts, 7)
     b.fit(ts, 7)
     assert 1 <= info["best_epoch"] <= info["epochs"] <= 4
+    curve = dict(info["valid_curve"])  # every evaluation: the best one is the kept epoch
+    assert list(curve) == list(range(1, info["epochs"] + 1)) and max(curve.values()) == info["valid"]
+    assert curve[info["best_epoch"]] == info["valid"]
     assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
     assert a.score(torch.arange(5)).shape == (5, data.n_items)
 

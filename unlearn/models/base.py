@@ -72,6 +72,7 @@ class EarlyStopping:
                                               ks=(int(self.metric.split("@")[1]),), device=runtime.device,
                                               batch_size=runtime.eval_batch)
         self.best, self.best_epoch, self.best_state, self.bad, self.epochs = -np.inf, 0, None, 0, 0
+        self.curve: list[tuple[int, float]] = []  # (epoch, validation metric) of every evaluation
 
     def step(self, epoch: int, score_fn, module: torch.nn.Module) -> bool:
         """After an epoch: evaluate if due, keep the best state; True when training should stop."""
@@ -79,7 +80,7 @@ class EarlyStopping:
         if self.evaluator is None or epoch % self.every:
             return False
         value = self.evaluator.evaluate(score_fn, groups=False)[self.metric]
-        self.last = value
+        self.curve.append((epoch, float(value)))
         if value > self.best:
             self.best, self.best_epoch, self.bad = value, epoch, 0
             self.best_state = copy.deepcopy(module.state_dict())
@@ -96,6 +97,7 @@ class EarlyStopping:
             "epochs": self.epochs,
             "best_epoch": self.best_epoch or self.epochs,
             "valid": float(self.best) if self.best_state is not None else float("nan"),
+            "valid_curve": [list(c) for c in self.curve],
             "seconds": time.perf_counter() - start,
         }
 
