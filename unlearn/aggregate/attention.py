@@ -124,7 +124,7 @@ class Attention(Aggregator):
         "batch_size": None,
         "dropout": None,
         "c0": None,
-        "epochs": 100,
+        "epochs": 400,  # a cap; with 24 user batches an epoch, the WMF loss needs ~200 epochs on ML-1M
         "patience": 10,
         "eval_every": 1,
         "early_stop_metric": "recall@10",
