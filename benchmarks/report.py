@@ -60,11 +60,12 @@ def render_spec(name: str, spec: dict, df: pd.DataFrame, out: Path) -> list[Path
         agg = pd.concat([agg, pub[[c for c in agg.columns if c in pub]]])
         caption = f"Published values from {published.get('source', 'the paper')}."
     paths = write_table(agg, columns, out / "tables" / name, spec.get("title", name), caption)
-    fig = spec.get("figure")
-    if fig:
+    figs = spec.get("figure") or []
+    for i, fig in enumerate(figs if isinstance(figs, list) else [figs]):  # one figure or a list
         hue = fig.get("hue", rows[:1])
         hue = hue if isinstance(hue, list) else [hue]
-        paths += figures.metric_vs(sub, fig["x"], fig["y"], hue, out / "figures" / name, spec.get("title", ""))
+        stem = out / "figures" / fig.get("file", name if i == 0 else f"{name}_{i + 1}")
+        paths += figures.metric_vs(sub, fig["x"], fig["y"], hue, stem, fig.get("title", spec.get("title", "")))
     return paths
 
 

@@ -68,5 +68,6 @@ def test_receraser_paper_tables_from_a_clean_results_dir(tmp_path):
     utility = (tmp_path / "tables" / "receraser_utility.csv").read_text()
     assert "lightgcn" in utility and "wmf" in utility and "receraser" in utility
     assert "fit.aggregator_s" in (tmp_path / "tables" / "receraser_time.csv").read_text()
-    for ext in ("png", "pdf"):
-        assert (tmp_path / "figures" / f"receraser_partition.{ext}").stat().st_size > 0
+    for stem in ("receraser_partition", "receraser_partition_unlearn_s"):  # utility and cost vs K
+        for ext in ("png", "pdf"):
+            assert (tmp_path / "figures" / f"{stem}.{ext}").stat().st_size > 0
