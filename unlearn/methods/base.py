@@ -186,6 +186,8 @@ class ShardedMethod(Method):
             "n_shards": self.partition.n_shards,
             "shard_sizes": self.partition.sizes(self.data.train),
             "shard_epochs": [int(i["epochs"]) for i in self.shard_info],
+            # shards whose training the epoch cap ended while validation still improved
+            "shards_at_epoch_cap": sum(1 for i in self.shard_info if "stopped_early" in i and not i["stopped_early"]),
             "partition_uses_forget": bool(self.partition.uses_forget),
         }
 

@@ -73,6 +73,7 @@ class EarlyStopping:
                                               batch_size=runtime.eval_batch)
         self.best, self.best_epoch, self.best_state, self.bad, self.epochs = -np.inf, 0, None, 0, 0
         self.curve: list[tuple[int, float]] = []  # (epoch, validation metric) of every evaluation
+        self.stopped = False  # patience ran out (False: the epoch cap, or nothing to validate on, ended training)
 
     def step(self, epoch: int, score_fn, module: torch.nn.Module) -> bool:
         """After an epoch: evaluate if due, keep the best state; True when training should stop."""
@@ -86,7 +87,8 @@ class EarlyStopping:
             self.best_state = copy.deepcopy(module.state_dict())
             return False
         self.bad += 1
-        return self.bad >= self.patience
+        self.stopped = self.bad >= self.patience
+        return self.stopped
 
     def restore(self, module: torch.nn.Module) -> None:
         if self.best_state is not None:
@@ -98,6 +100,7 @@ class EarlyStopping:
             "best_epoch": self.best_epoch or self.epochs,
             "valid": float(self.best) if self.best_state is not None else float("nan"),
             "valid_curve": [list(c) for c in self.curve],
+            "stopped_early": self.stopped,
             "seconds": time.perf_counter() - start,
         }
 
