@@ -14,7 +14,7 @@ import yaml
 from omegaconf import OmegaConf
 
 from . import figures
-from .tables_fmt import GROUP_KEYS, aggregate, apply_filter, load_records, varying, write_table
+from .tables_fmt import GROUP_KEYS, aggregate, apply_filter, load_records, varying, with_variants, write_table
 
 SPEC_DIR = Path(__file__).parent / "tables"
 
@@ -45,7 +45,7 @@ def render_spec(name: str, spec: dict, df: pd.DataFrame, out: Path) -> list[Path
     sub = apply_filter(df, spec.get("filter"))
     if sub.empty:
         return []
-    rows, columns = spec["rows"], spec["columns"]
+    rows, columns = with_variants(sub, list(spec["rows"])), spec["columns"]
     agg = aggregate(sub, rows, columns)
     published = spec.get("published")
     caption = ""
@@ -53,7 +53,7 @@ def render_spec(name: str, spec: dict, df: pd.DataFrame, out: Path) -> list[Path
         pub = pd.DataFrame(published["rows"])
         pub_rows = [r for r in rows if r in pub]
         pub = pub.assign(**{r: pub[r].astype(str) + " (published)" for r in pub_rows[-1:]})
-        pub = pub.set_index(pub_rows)
+        pub = pub.assign(**{r: "-" for r in rows if r not in pub}).set_index(rows)  # same index levels as ours
         pub["n"] = 0
         for c in columns:
             pub[f"{c}.std"] = float("nan")

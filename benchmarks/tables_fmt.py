@@ -70,18 +70,25 @@ def aggregate(df: pd.DataFrame, rows: list[str], columns: list[str]) -> pd.DataF
 
 
 def varying(df: pd.DataFrame, keys: list[str]) -> tuple[list[str], dict]:
-    """Group keys that vary across records, and the fixed values of the others. A setting
-    (`cfg.*`) joins the keys when it differs between records that the group keys alone would
-    average together (two variants of one method), so seeds are the only thing averaged."""
+    """Group keys that vary across records (with the settings that tell variants apart, see
+    `with_variants`), and the fixed values of the others."""
     present = [k for k in keys if k in df]
     vary = [k for k in present if df[k].astype(str).nunique() > 1]
     fixed = {k: df[k].iloc[0] for k in present if k not in vary and pd.notna(df[k].iloc[0])}
-    rows = vary or present[:1]
+    return with_variants(df, vary or present[:1]), fixed
+
+
+def with_variants(df: pd.DataFrame, rows: list[str]) -> list[str]:
+    """`rows` plus every setting (`cfg.*`) that differs between records the rows alone would
+    average together (two variants of one method), so seeds are the only thing averaged."""
+    rows = [r for r in rows if r in df]
+    if not rows:
+        return rows
     keyed = df[rows].astype(str)
     for col in sorted(c for c in df.columns if c.startswith("cfg.")):
         if pd.concat([keyed, df[col].astype(str)], axis=1).groupby(rows)[col].nunique().max() > 1:
             rows.append(col)
-    return rows, fixed
+    return rows
 
 
 def _fmt(mean: float, std: float, pm: str) -> str:

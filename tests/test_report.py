@@ -80,3 +80,26 @@ def test_table_follows_overridden_axes_of_its_filter():
     assert spec2["filter"]["partitioner"] == spec["filter"]["partitioner"]
     assert spec2["filter"]["dataset"] == ["ml100k"] and spec2["title"].endswith("[dataset=ml100k, submodel=bpr,wmf]")
     assert narrowing(spec, []) == {} and narrowed(spec, {}) is spec
+
+
+def test_spec_table_splits_variants_and_keeps_published_rows(tmp_path):
+    """Two settings of one method under the same spec rows get a row each (seeds alone are
+    averaged), and published values still line up beside them."""
+    from benchmarks.report import render_spec
+    from benchmarks.tables_fmt import load_records
+
+    recs = [fake_record(i, "a", seed, ndcg, 1.0) for i, (seed, ndcg) in enumerate([(0, 0.30), (1, 0.32), (0, 0.10)])]
+    for r, epochs in zip(recs, (400, 400, 100)):
+        r["cfg.aggregator.epochs"] = epochs
+    for r in recs:
+        d = tmp_path / "runs" / r["run_id"]
+        d.mkdir(parents=True)
+        (d / "result.json").write_text(json.dumps(r))
+    spec = {"title": "t", "filter": {"dataset": "d"}, "rows": ["method"], "columns": ["after.ndcg@20"],
+            "published": {"source": "paper", "rows": [{"method": "a", "after.ndcg@20": 0.5}]}}
+    df, _ = load_records(tmp_path)
+    render_spec("t", spec, df, tmp_path)
+    csv = (tmp_path / "tables" / "t.csv").read_text()
+    assert "cfg.aggregator.epochs" in csv.splitlines()[0]
+    md = (tmp_path / "tables" / "t.md").read_text()
+    assert "0.3100 ± 0.0141" in md and "0.1000" in md and "a (published)" in md and "0.5000" in md
