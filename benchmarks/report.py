@@ -1,6 +1,6 @@
 """Tables and figures from result files alone.
 
-    python -m benchmarks.report results_dir=DIR [table=NAME] [ks=[10,20,50]]
+    python -m benchmarks.report results_dir=DIR [table=NAME [dataset=... submodel=...]] [ks=[10,20,50]]
 
 Writes <results_dir>/tables/{utility,efficiency,completeness}.{md,tex,csv}, one table per spec in
 benchmarks/tables/ whose runs exist, and figures under <results_dir>/figures/ (PNG and PDF)."""
@@ -17,6 +17,7 @@ from . import figures
 from .tables_fmt import GROUP_KEYS, aggregate, apply_filter, load_records, varying, with_variants, write_table
 
 SPEC_DIR = Path(__file__).parent / "tables"
+CONF = Path(__file__).resolve().parents[1] / "conf"
 
 
 def default_tables(ks: list[int], main_k: int) -> dict[str, list[str]]:
@@ -69,6 +70,22 @@ def render_spec(name: str, spec: dict, df: pd.DataFrame, out: Path) -> list[Path
     return paths
 
 
+def narrowing(spec: dict, overrides: list[str]) -> dict:
+    """{filter key: registered names} for the overrides that choose options of a config group the
+    spec filters on: `submodel=bpr_receraser,wmf` -> {"submodel": ["bpr", "wmf"]}."""
+    where = {}
+    for arg in overrides:
+        key, _, value = arg.partition("=")
+        if key not in (spec.get("filter") or {}) or not (CONF / key).is_dir():
+            continue
+        names = []
+        for option in value.split(","):
+            path = CONF / key / f"{option}.yaml"
+            names.append((yaml.safe_load(path.read_text()) or {}).get("name", option) if path.is_file() else option)
+        where[key] = names
+    return where
+
+
 def narrowed(spec: dict, where: dict | None) -> dict:
     """The spec with filter keys replaced by `where` (e.g. the dataset a table's sweep was pointed
     at with `dataset=ml100k`); the title names the replacement."""
@@ -112,11 +129,16 @@ def report(results_dir: str, table: str | None = None, ks=None, where: dict | No
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = OmegaConf.from_dotlist(argv if argv is not None else sys.argv[1:])
-    unknown = set(args) - {"results_dir", "table", "ks"}
+    argv = list(argv if argv is not None else sys.argv[1:])
+    args = OmegaConf.from_dotlist(argv)
+    table = args.get("table")
+    axes = set((load_spec(table).get("filter") or {}) if table else {}) & {p.name for p in CONF.iterdir() if p.is_dir()}
+    unknown = set(args) - {"results_dir", "table", "ks"} - axes
     if unknown:
-        raise SystemExit(f"error: unknown option(s) {', '.join(sorted(unknown))}. Valid: results_dir, table, ks.")
-    paths = report(str(args.get("results_dir", "results")), args.get("table"), args.get("ks"))
+        valid = ", ".join(["results_dir", "table", "ks", *sorted(axes)])
+        raise SystemExit(f"error: unknown option(s) {', '.join(sorted(unknown))}. Valid: {valid}.")
+    where = narrowing(load_spec(table), [a for a in argv if a.partition("=")[0] in axes]) if table else None
+    paths = report(str(args.get("results_dir", "results")), table, args.get("ks"), where)
     for p in paths:
         print(p)
 

@@ -9,30 +9,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
-import yaml
-
-from .report import SPEC_DIR, load_spec, report
-
-CONF = Path(__file__).resolve().parents[1] / "conf"
-
-
-def narrowing(spec: dict, overrides: list[str]) -> dict:
-    """{filter key: registered names} for the overrides that choose options of a config group the
-    spec filters on: `submodel=bpr_receraser,wmf` -> {"submodel": ["bpr", "wmf"]}."""
-    where = {}
-    for arg in overrides:
-        key, _, value = arg.partition("=")
-        if key not in (spec.get("filter") or {}) or not (CONF / key).is_dir():
-            continue
-        names = []
-        for option in value.split(","):
-            path = CONF / key / f"{option}.yaml"
-            names.append((yaml.safe_load(path.read_text()) or {}).get("name", option) if path.is_file() else option)
-        where[key] = names
-    return where
-
+from .report import SPEC_DIR, load_spec, narrowing, report
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)

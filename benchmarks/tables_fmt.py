@@ -124,7 +124,7 @@ def write_table(agg: pd.DataFrame, columns: list[str], path_stem: Path, title: s
     """Writes <stem>.md, <stem>.tex (booktabs) and <stem>.csv; returns the paths."""
     path_stem.parent.mkdir(parents=True, exist_ok=True)
     md_cells = _cells(agg, columns, "±", lambda t: f"**{t}**").reset_index()
-    md = f"## {title}\n\n{caption}\n\n" + md_cells.to_markdown(index=False) + "\n"
+    md = f"## {title}\n\n" + (f"{caption}\n\n" if caption else "") + md_cells.to_markdown(index=False) + "\n"
     tex_cells = _cells(agg, columns, r"$\pm$", lambda t: rf"\textbf{{{t}}}").reset_index()
     tex_cells.columns = [_latex_escape(c) for c in tex_cells.columns]
     for c in tex_cells.columns[: agg.index.nlevels]:

@@ -70,8 +70,7 @@ def test_variants_of_one_method_are_not_averaged_together(tmp_path):
 
 
 def test_table_follows_overridden_axes_of_its_filter():
-    from benchmarks.report import load_spec, narrowed
-    from benchmarks.table import narrowing
+    from benchmarks.report import load_spec, narrowed, narrowing
 
     spec = load_spec("receraser_partition")
     where = narrowing(spec, ["dataset=ml100k", "submodel=bpr_receraser,wmf", "seed=0", "partitioner.n_shards=5"])
