@@ -52,15 +52,30 @@ def apply_filter(df: pd.DataFrame, flt: dict | None) -> pd.DataFrame:
     return df
 
 
+def _key(value) -> str:
+    """A row label: '-' for a missing setting, 100 rather than 100.0 for a whole number."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "-"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
 def aggregate(df: pd.DataFrame, rows: list[str], columns: list[str]) -> pd.DataFrame:
-    """One row per group: <metric> mean, <metric>.std and n (number of seeds)."""
+    """One row per group: <metric> mean, <metric>.std (over seeds) and n (number of seeds)."""
     rows = [r for r in rows if r in df]
     columns = [c for c in columns if c in df]
     if not rows or not columns or df.empty:
         return pd.DataFrame()
-    keyed = df[rows].astype(str).fillna("-")
+    keyed = df[rows].map(_key)
     values = df[columns].apply(pd.to_numeric, errors="coerce")
-    grouped = pd.concat([keyed, values], axis=1).groupby(rows, sort=True, dropna=False)
+    table = pd.concat([keyed, values], axis=1)
+    if "seed" in df and "seed" not in rows:
+        # runs of one seed that differ only in what is measured (e.g. with and without the exact
+        # replica) are one sample: average them first, so n counts seeds
+        table = table.assign(seed=df["seed"].map(_key)).groupby([*rows, "seed"], sort=True)[columns].mean()
+        table = table.reset_index()
+    grouped = table.groupby(rows, sort=True, dropna=False)
     mean, std = grouped[columns].mean(), grouped[columns].std(ddof=1)
     out = mean.copy()
     for c in columns:
@@ -84,10 +99,9 @@ def with_variants(df: pd.DataFrame, rows: list[str]) -> list[str]:
     rows = [r for r in rows if r in df]
     if not rows:
         return rows
-    keyed = df[rows].astype(str)
-    for col in sorted(c for c in df.columns if c.startswith("cfg.")):
-        if pd.concat([keyed, df[col].astype(str)], axis=1).groupby(rows)[col].nunique().max() > 1:
-            rows.append(col)
+    for col in sorted(c for c in df.columns if c.startswith("cfg.") and c not in rows):
+        if df[[*rows, col]].astype(str).groupby(rows)[col].nunique().max() > 1:
+            rows.append(col)  # later settings are compared within the finer groups
     return rows
 
 

@@ -90,6 +90,7 @@ def test_spec_table_splits_variants_and_keeps_published_rows(tmp_path):
     recs = [fake_record(i, "a", seed, ndcg, 1.0) for i, (seed, ndcg) in enumerate([(0, 0.30), (1, 0.32), (0, 0.10)])]
     for r, epochs in zip(recs, (400, 400, 100)):
         r["cfg.aggregator.epochs"] = epochs
+        r["cfg.aggregator.hidden"] = 32 if epochs == 400 else 16  # a second setting that differs too
     for r in recs:
         d = tmp_path / "runs" / r["run_id"]
         d.mkdir(parents=True)
@@ -99,6 +100,19 @@ def test_spec_table_splits_variants_and_keeps_published_rows(tmp_path):
     df, _ = load_records(tmp_path)
     render_spec("t", spec, df, tmp_path)
     csv = (tmp_path / "tables" / "t.csv").read_text()
-    assert "cfg.aggregator.epochs" in csv.splitlines()[0]
+    assert "cfg.aggregator.epochs" in csv.splitlines()[0] and "cfg.aggregator.hidden" not in csv.splitlines()[0]
     md = (tmp_path / "tables" / "t.md").read_text()
     assert "0.3100 ± 0.0141" in md and "0.1000" in md and "a (published)" in md and "0.5000" in md
+
+
+def test_two_runs_of_one_seed_count_once():
+    """Runs that differ only in what was measured (with and without the exact replica) are one
+    sample of their seed: n counts seeds, and the std is over seeds."""
+    import pandas as pd
+
+    from benchmarks.tables_fmt import aggregate
+
+    df = pd.DataFrame({"method": ["a", "a", "a"], "seed": [0, 0, 1], "unlearn_s": [1.0, 3.0, 4.0]})
+    out = aggregate(df, ["method"], ["unlearn_s"])
+    assert int(out["n"].iloc[0]) == 2 and out["unlearn_s"].iloc[0] == 3.0  # mean of (2.0, 4.0)
+    assert abs(out["unlearn_s.std"].iloc[0] - 2 ** 0.5) < 1e-12
