@@ -64,7 +64,7 @@ def render_spec(name: str, spec: dict, df: pd.DataFrame, out: Path) -> list[Path
     figs = spec.get("figure") or []
     for i, fig in enumerate(figs if isinstance(figs, list) else [figs]):  # one figure or a list
         hue = fig.get("hue", rows[:1])
-        hue = hue if isinstance(hue, list) else [hue]
+        hue = (hue if isinstance(hue, list) else [hue]) + [r for r in rows if r.startswith("cfg.")]  # variants apart
         stem = out / "figures" / fig.get("file", name if i == 0 else f"{name}_{i + 1}")
         paths += figures.metric_vs(sub, fig["x"], fig["y"], hue, stem, fig.get("title", spec.get("title", "")))
     return paths

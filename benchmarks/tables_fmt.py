@@ -81,7 +81,15 @@ def aggregate(df: pd.DataFrame, rows: list[str], columns: list[str]) -> pd.DataF
     for c in columns:
         out[f"{c}.std"] = std[c]
     out["n"] = grouped.size()
-    return out
+    return out.sort_index(key=_natural)  # K = 5, 10, 20 rather than 10, 20, 5
+
+
+def _natural(level: pd.Index) -> pd.Index:
+    """Sort key of one row level: numbers by value when every label is a number (or '-')."""
+    try:
+        return pd.Index([-np.inf if v == "-" else float(v) for v in level])
+    except (TypeError, ValueError):
+        return level
 
 
 def varying(df: pd.DataFrame, keys: list[str]) -> tuple[list[str], dict]:
