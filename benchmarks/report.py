@@ -132,12 +132,13 @@ def main(argv: list[str] | None = None) -> None:
     argv = list(argv if argv is not None else sys.argv[1:])
     args = OmegaConf.from_dotlist(argv)
     table = args.get("table")
-    axes = set((load_spec(table).get("filter") or {}) if table else {}) & {p.name for p in CONF.iterdir() if p.is_dir()}
+    spec = load_spec(table) if table else {}
+    axes = set(spec.get("filter") or {}) & {p.name for p in CONF.iterdir() if p.is_dir()}
     unknown = set(args) - {"results_dir", "table", "ks"} - axes
     if unknown:
         valid = ", ".join(["results_dir", "table", "ks", *sorted(axes)])
         raise SystemExit(f"error: unknown option(s) {', '.join(sorted(unknown))}. Valid: {valid}.")
-    where = narrowing(load_spec(table), [a for a in argv if a.partition("=")[0] in axes]) if table else None
+    where = narrowing(spec, [a for a in argv if a.partition("=")[0] in axes]) if table else None
     paths = report(str(args.get("results_dir", "results")), table, args.get("ks"), where)
     for p in paths:
         print(p)

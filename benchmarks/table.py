@@ -12,6 +12,7 @@ import sys
 
 from .report import SPEC_DIR, load_spec, narrowing, report
 
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or "=" in argv[0]:

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .common import ROOT, limit_threads, load_named_dataset
+from .common import ROOT, limit_threads, partition_embeddings
 
 
 def group_inertia(x: np.ndarray, labels: np.ndarray, k: int) -> float:
@@ -49,21 +49,16 @@ def main(argv=None) -> pd.DataFrame:
 
     import unlearn  # noqa: F401  (fills the registries)
     from unlearn.partition.ot import OTPartition
-    from unlearn.partition.pretrain import pretrained_embeddings
     from unlearn.registry import PARTITIONERS
     from unlearn.runtime import CPU
-    from unlearn.seeding import derive_seed
 
     results = Path(args.results_dir)
-    cache = str(results / "cache")
-    data = load_named_dataset(args.dataset, cache)
-    train = data.train
-    seed = derive_seed(args.seed, "partition")  # what ShardedMethod hands its partitioner
     embedding = dict(OTPartition.defaults["embedding"])
     t0 = time.perf_counter()
-    users, _, pretrain_s = pretrained_embeddings(train, data.n_users, data.n_items, embedding, seed, CPU, cache)
+    data, users, _, pretrain_s, cache, seed = partition_embeddings(args.dataset, results, args.seed, embedding)
+    train = data.train
     print(f"embeddings of {args.dataset}: {tuple(users.shape)}, pretrained in {pretrain_s:.1f}s "
-          f"({'from cache' if pretrain_s == 0 else 'trained'}; {time.perf_counter() - t0:.1f}s)")
+          f"({'from cache' if pretrain_s == 0 else 'trained'}; {time.perf_counter() - t0:.1f}s with the data)")
     present = np.flatnonzero(train.user_mask(data.n_users))
     x = users[torch.as_tensor(present)].double().numpy()
 

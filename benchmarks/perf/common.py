@@ -22,6 +22,20 @@ def load_named_dataset(name: str, cache_dir: str | None):
     return load_dataset(yaml.safe_load(path.read_text()), cache_dir)
 
 
+def partition_embeddings(dataset: str, results_dir: Path, run_seed: int, embedding: dict):
+    """(data, user embeddings, item embeddings, pretrain seconds, cache dir, partition seed): the
+    pretrained embeddings a run of seed `run_seed` partitions with, from (or into) the run cache."""
+    from unlearn.partition.pretrain import pretrained_embeddings
+    from unlearn.runtime import CPU
+    from unlearn.seeding import derive_seed
+
+    cache = str(Path(results_dir) / "cache")
+    data = load_named_dataset(dataset, cache)
+    seed = derive_seed(run_seed, "partition")  # what ShardedMethod hands its partitioner
+    users, items, seconds = pretrained_embeddings(data.train, data.n_users, data.n_items, embedding, seed, CPU, cache)
+    return data, users, items, seconds, cache, seed
+
+
 def limit_threads(n: int) -> None:
     """torch and numpy's BLAS both get `n` threads."""
     torch.set_num_threads(n)

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .common import ROOT, limit_threads, load_avg, load_named_dataset
+from .common import ROOT, limit_threads, load_avg, partition_embeddings
 
 PARTITIONERS_BY_UNIT = {"user": "ubp", "item": "ibp", "interaction": "inbp"}
 
@@ -78,18 +78,13 @@ def main(argv=None) -> dict:
 
     import unlearn  # noqa: F401  (fills the registries)
     from unlearn.partition.balanced import BalancedPartition, greedy_capacity_assign, greedy_capacity_assign_reference
-    from unlearn.partition.pretrain import pretrained_embeddings
     from unlearn.registry import PARTITIONERS
     from unlearn.runtime import CPU
-    from unlearn.seeding import derive_seed
 
     results = Path(args.results_dir)
-    cache = str(results / "cache")
-    data = load_named_dataset(args.dataset, cache)
-    train = data.train
-    seed = derive_seed(args.seed, "partition")  # what ShardedMethod hands its partitioner
     embedding = dict(BalancedPartition.defaults["embedding"])
-    users, items, pretrain_s = pretrained_embeddings(train, data.n_users, data.n_items, embedding, seed, CPU, cache)
+    data, users, items, pretrain_s, cache, seed = partition_embeddings(args.dataset, results, args.seed, embedding)
+    train = data.train
     users, items = users.double(), items.double()
     res = {
         "dataset": args.dataset, "n_users": data.n_users, "n_items": data.n_items, "n_train": len(train),

@@ -134,5 +134,6 @@ class LightGCN(MatrixFactorization):
             pu, pi = self.propagate()
             self.user_out.copy_(pu)
             self.item_out.copy_(pi)
-        self._adj = self._u = self._i = self._sampler = None
+        super().finish()  # releases the training triples
+        self._adj = None
         self._cache = None

@@ -104,4 +104,5 @@ class WMF(MatrixFactorization):
         return loss
 
     def finish(self):
+        super().finish()
         self._rows = self._gram_items = None
