@@ -10,7 +10,6 @@ from unlearn.data import TrainSet
 from unlearn.data.deletion import draw
 from unlearn.data.interactions import Interactions
 from unlearn.errors import ConfigError
-from unlearn.methods.base import FitData
 from unlearn.methods.unlearn_als import UnlearnALS, relative_gap
 from unlearn.models.als import ImplicitALS
 from unlearn.registry import METHODS
@@ -145,7 +144,7 @@ def test_unlearning_deletes_exactly_the_cells_asked_for(dense):
     dup = 5
     rows = Interactions.concat([rows, Interactions(rows.users[[dup]], rows.items[[dup]], np.array([2.0]))])
     m = UnlearnALS(als_spec({**TIGHT, "binarize": False, "iterations": 3}))
-    m.fit(FitData(12, 9, rows, rows.subset(slice(0, 0))))
+    m.fit(TrainSet(12, 9, rows, rows.subset(slice(0, 0))))
     forget = np.array([0, 3, dup, len(rows) - 5])
     report = m.unlearn(forget)
     expected = {}
@@ -154,7 +153,7 @@ def test_unlearning_deletes_exactly_the_cells_asked_for(dense):
         expected[key] = expected.get(key, 0.0) + float(rows.ratings[k])
     assert cell_set(m.model) == expected
     assert (int(rows.users[dup]), int(rows.items[dup])) in expected  # still observed, value 2.0
-    assert report["unlearn.cells_removed"] == 3
+    assert report.extra["cells_removed"] == 3
     # the item-major copy holds the same cells
     side = m.model._by_item
     items = torch.repeat_interleave(torch.arange(9), side.counts).numpy()
@@ -166,14 +165,14 @@ def test_unlearning_converges_to_the_retrain_optimum(synthetic):
     req = draw(d.train, d.n_users, d.n_items, {"unit": "user", "count": 6}, 0)
     spec = als_spec(method={"name": "unlearn_als", "tol": 1e-12, "max_sweeps": 2000})
     m = UnlearnALS(spec)
-    m.fit(FitData(d.n_users, d.n_items, d.train, d.valid))
+    m.fit(TrainSet(d.n_users, d.n_items, d.train, d.valid))
     oracle = METHODS.get("retrain")({**spec, "method": {"name": "retrain"}})
-    oracle.fit(FitData(d.n_users, d.n_items, d.train.without(req.rows), d.valid))
+    oracle.fit(TrainSet(d.n_users, d.n_items, d.train, d.valid).without(req.rows))
     m.set_reference(oracle.score)
     report = m.unlearn(req.rows)
-    rec = m.record_extra()
+    rec = m.describe()
     gaps = rec["unlearn.retrain_gap_trace"]
-    assert len(gaps) == report["unlearn.sweeps"] + 1 == rec["unlearn.sweeps"] + 1
+    assert len(gaps) == report.extra["sweeps"] + 1 == rec["unlearn.round_sweeps"][0] + 1
     assert gaps[0] > 1e-2          # M0 is far from the oracle
     assert gaps[-1] < 1e-3         # M1 reached it
     assert relative_gap(m.score, oracle.score, d.n_users, 64, torch.device("cpu")) == pytest.approx(gaps[-1])
@@ -181,13 +180,13 @@ def test_unlearning_converges_to_the_retrain_optimum(synthetic):
     assert trace[0] == rec["unlearn.objective_before"] and trace[-1] == rec["unlearn.objective_after"]
     assert np.all(np.diff(trace) <= 1e-10 * trace[:-1])
     assert rec["unlearn.objective_after"] == pytest.approx(oracle.shards[0].objective(), rel=1e-9)
-    assert rec["unlearn.converged"] and not m.exact
+    assert rec["unlearn.converged"] and not m.builds_exact_replica
 
 
 def test_warm_start_never_reinitialises(synthetic):
     d = synthetic
     m = UnlearnALS(als_spec(method={"name": "unlearn_als", "tol": 0.0, "max_sweeps": 1}))
-    m.fit(FitData(d.n_users, d.n_items, d.train, d.valid))
+    m.fit(TrainSet(d.n_users, d.n_items, d.train, d.valid))
     # by hand: the trained factors, the cell made unobserved, one sweep
     by_hand = ImplicitALS(d.n_users, d.n_items, m.spec["submodel"])
     by_hand.observe(d.train.users, d.train.items, d.train.ratings)
@@ -197,7 +196,7 @@ def test_warm_start_never_reinitialises(synthetic):
     m.unlearn(np.array([0]))
     assert torch.equal(m.model.user_factors, by_hand.user_factors)
     assert torch.equal(m.model.item_factors, by_hand.item_factors)
-    assert m.record_extra()["unlearn.sweeps"] == 1
+    assert m.describe()["unlearn.round_sweeps"] == [1]
 
 
 @pytest.mark.parametrize("axis, value, valid", [("submodel", {"name": "bpr"}, "als"),
@@ -216,10 +215,10 @@ def test_bad_submodel_options_are_config_errors():
 
 def test_state_dict_round_trip_and_unlearn_after_loading(synthetic):
     d = synthetic
-    data = FitData(d.n_users, d.n_items, d.train, d.valid)
+    data = TrainSet(d.n_users, d.n_items, d.train, d.valid)
     m = UnlearnALS(als_spec({**TIGHT, "iterations": 5}))
     m.fit(data)
-    copy = m.replica()
+    copy = UnlearnALS(m.spec)
     copy.load_state_dict(m.state_dict(), data)
     users = torch.arange(d.n_users)
     assert torch.equal(copy.score(users), m.score(users))
@@ -236,10 +235,10 @@ def test_sisa_with_als_shards_is_exact(synthetic):
     s = {"method": {"name": "sisa"}, "submodel": sub, "partitioner": {"name": "random", "n_shards": 3, "unit": "user"},
          "aggregator": {"name": "mean"}, "seed": 0}
     m = METHODS.get("sisa")(s)
-    m.fit(FitData(d.n_users, d.n_items, d.train, d.valid))
+    m.fit(TrainSet(d.n_users, d.n_items, d.train, d.valid))
     req = draw(d.train, d.n_users, d.n_items, {"unit": "user", "count": 2}, 0)
     m.unlearn(req.rows)
-    rep = m.exact_replica(FitData(d.n_users, d.n_items, d.train.without(req.rows), d.valid))
+    rep = m.exact_replica(TrainSet(d.n_users, d.n_items, d.train, d.valid).without(req.rows))
     users = torch.arange(d.n_users)
     assert torch.equal(m.score(users), rep.score(users))
 

@@ -6,7 +6,6 @@ import torch
 from unlearn.data import TrainSet
 from unlearn.data.deletion import draw
 from unlearn.errors import ConfigError
-from unlearn.methods.base import FitData
 from unlearn.registry import METHODS, SUBMODELS
 
 
@@ -17,7 +16,7 @@ def spec(method, partitioner, aggregator, submodel, seed=0):
 
 def fit(d, s):
     m = METHODS.get(s["method"]["name"])(s)
-    m.fit(FitData(d.n_users, d.n_items, d.train, d.valid))
+    m.fit(TrainSet(d.n_users, d.n_items, d.train, d.valid))
     return m
 
 
@@ -33,12 +32,12 @@ def test_sisa_unlearning_equals_exact_replica(synthetic, fast_bpr, unit, aggrega
     before = [{k: v.clone() for k, v in sh.state_dict().items()} for sh in m.shards]
     req = draw(d.train, d.n_users, d.n_items, {"unit": "user", "count": 2}, 0)
     report = m.unlearn(req.rows)
-    touched = report["shards_retrained"]
+    touched = report.shards_retrained
     assert touched == sorted(set(m.partition.row_shard[req.rows].tolist()))
     for k, sh in enumerate(m.shards):
         if k not in touched:  # bit-identical, not merely close
             assert all(torch.equal(sh.state_dict()[n], before[k][n]) for n in before[k])
-    rep = m.exact_replica(FitData(d.n_users, d.n_items, d.train.without(req.rows), d.valid))
+    rep = m.exact_replica(TrainSet(d.n_users, d.n_items, d.train, d.valid).without(req.rows))
     assert torch.equal(all_scores(m, d.n_users), all_scores(rep, d.n_users))
 
 
@@ -46,7 +45,7 @@ def test_user_deletion_touches_only_the_owning_shard(synthetic, fast_bpr):
     d = synthetic
     m = fit(d, spec("sisa", {"name": "random", "n_shards": 5, "unit": "user"}, "mean", fast_bpr))
     req = draw(d.train, d.n_users, d.n_items, {"unit": "user", "count": 1}, 0)
-    assert len(m.unlearn(req.rows)["shards_retrained"]) == 1
+    assert len(m.unlearn(req.rows).shards_retrained) == 1
 
 
 def test_same_seed_same_model_and_different_seed_differs(synthetic, fast_bpr):
@@ -66,7 +65,7 @@ def test_retrain_unlearning_is_a_fresh_fit(synthetic, fast_bpr):
     for rows in req.rounds:
         m.unlearn(rows)
     fresh = METHODS.get("retrain")(s)
-    fresh.fit(FitData(d.n_users, d.n_items, d.train.without(req.rows), d.valid))
+    fresh.fit(TrainSet(d.n_users, d.n_items, d.train, d.valid).without(req.rows))
     assert torch.equal(all_scores(m, d.n_users), all_scores(fresh, d.n_users))
 
 
@@ -75,7 +74,7 @@ def test_negative_sampling_reads_only_the_shard(synthetic):
     unchanged by rows that live in other shards."""
     d = synthetic
     half = np.flatnonzero(d.train.users < d.n_users // 2)
-    ts = TrainSet.for_rows(d.n_users, d.n_items, d.train.subset(half), d.valid)
+    ts = TrainSet(d.n_users, d.n_items, d.train.subset(half), d.valid)
     cfg = {"dim": 8, "epochs": 3, "patience": 0}
     a = SUBMODELS.get("bpr")(d.n_users, d.n_items, cfg)
     a.fit(ts, 7)

@@ -12,7 +12,6 @@ from unlearn.aggregate.attention import Attention
 from unlearn.data import load_dataset
 from unlearn.data.interactions import TrainSet
 from unlearn.errors import ConfigError
-from unlearn.methods.base import FitData
 from unlearn.models.lightgcn import normalized_adjacency
 from unlearn.models.wmf import wmf_whole_data_loss
 from unlearn.partition.balanced import greedy_capacity_assign, greedy_capacity_assign_reference
@@ -32,8 +31,8 @@ def data():
     })
 
 
-def fitdata(ds, train=None):
-    return FitData(ds.n_users, ds.n_items, ds.train if train is None else train, ds.valid)
+def fitdata(ds):
+    return TrainSet(ds.n_users, ds.n_items, ds.train, ds.valid)
 
 
 def partition(ds, name, seed=0, **cfg):
@@ -161,8 +160,8 @@ def test_exact_gap_is_zero_after_unlearning(data, sub):
     method.fit(fitdata(data))
     rows = forget_users(data, [3, 17, 42])
     report = method.unlearn(rows)
-    assert report["shards_retrained"] == method.partition.touched(rows)
-    replica = method.exact_replica(fitdata(data, data.train.without(rows)))
+    assert report.shards_retrained == method.partition.touched(rows)
+    replica = method.exact_replica(fitdata(data).without(rows))
     users = torch.arange(data.n_users)
     assert (method.score(users) - replica.score(users)).abs().max().item() == 0.0
 
@@ -175,7 +174,7 @@ def test_aggregator_gradients_never_reach_shards(data):
             p.grad = None
     before = [p.detach().clone() for m in method.shards for p in m.parameters()]
     agg = Attention({"epochs": 2, "patience": 0}, data.n_users, data.n_items)
-    agg.fit(method.shards, method.partition, method.retained_trainset(), derive_seed(0, "aggregator"))
+    agg.fit(method.shards, method.partition, method.data, derive_seed(0, "aggregator"))
     # one more backward through the aggregator's vectors: still nothing reaches a shard
     loss = agg.user_vectors(torch.arange(10)).sum() + agg.item_vectors(torch.arange(10)).sum()
     loss.backward()
@@ -192,9 +191,9 @@ def test_user_deletion_under_ubp_touches_one_shard(data):
     rows = forget_users(data, [user])
     before = {k: [t.clone() for t in m.state_dict().values()] for k, m in enumerate(method.shards)}
     report = method.unlearn(rows)
-    assert report["shards_retrained"] == [int(method.partition.unit_shard[user])]
+    assert report.shards_retrained == [int(method.partition.unit_shard[user])]
     for k, m in enumerate(method.shards):  # untouched shards keep their very tensors
-        if k not in report["shards_retrained"]:
+        if k not in report.shards_retrained:
             assert all(torch.equal(a, b) for a, b in zip(before[k], m.state_dict().values()))
 
 
@@ -203,8 +202,8 @@ def test_interaction_deletion_touches_the_shards_that_hold_it(data):
     method.fit(fitdata(data))
     rows = np.array([0, 7, 31])
     report = method.unlearn(rows)
-    assert report["shards_retrained"] == sorted(set(method.partition.row_shard[rows].tolist()))
-    assert report["unlearn.aggregator_s"] == 0.0  # mean has nothing to refit
+    assert report.shards_retrained == sorted(set(method.partition.row_shard[rows].tolist()))
+    assert report.aggregator_s == 0.0  # mean has nothing to refit
 
 
 @pytest.mark.parametrize("axis,name", [("aggregator", "own"), ("submodel", "bce"), ("partitioner", "none")])
@@ -219,7 +218,7 @@ def test_state_dict_round_trip_restores_scores(data):
     method = METHODS.get("receraser")(spec("lightgcn"))
     fd = fitdata(data)
     method.fit(fd)
-    copy = method.replica()
+    copy = METHODS.get("receraser")(method.spec)
     copy.load_state_dict(method.state_dict(), fd)
     users = torch.arange(data.n_users)
     assert torch.equal(method.score(users), copy.score(users))

@@ -8,7 +8,6 @@ from unlearn.aggregate.linear import Linear, positives_hash
 from unlearn.data import load_dataset
 from unlearn.data.interactions import TrainSet
 from unlearn.errors import ConfigError
-from unlearn.methods.base import FitData
 from unlearn.partition.kmeans import lloyd_kmeans
 from unlearn.partition.ot import capacities, capacity_rounding, ot_clustering
 from unlearn.registry import METHODS, PARTITIONERS, SUBMODELS
@@ -34,10 +33,8 @@ def spec(sub="bpr", part=None, agg=None, k=4, seed=0):
 
 
 def minus(data, rows, users=()):
-    keep = np.setdiff1d(np.arange(len(data.train)), rows)
-    gone = np.zeros(data.n_users, dtype=bool)
-    gone[list(users)] = True
-    return FitData(data.n_users, data.n_items, data.train.subset(keep), data.valid.of_users(~gone))
+    """Train minus the rows of `users` (their validation rows leave with them)."""
+    return TrainSet(data.n_users, data.n_items, data.train, data.valid).without(rows)
 
 
 def max_gap(a, b, n_users):
@@ -130,7 +127,7 @@ def test_bad_configs_refused(data):
 # -- sub-models -----------------------------------------------------------------------------
 @pytest.mark.parametrize("name", ["bce", "mse"])
 def test_submodels_deterministic_and_early_stopped(data, name):
-    ts = TrainSet.for_rows(data.n_users, data.n_items, data.train, data.valid)
+    ts = TrainSet(data.n_users, data.n_items, data.train, data.valid)
     cfg = {"dim": 8, "epochs": 4, "patience": 2, "lr": 0.01, "batch_size": 256, "num_neg": 2}
     a, b = SUBMODELS.get(name)(data.n_users, data.n_items, cfg), SUBMODELS.get(name)(data.n_users, data.n_items, cfg)
     info = a.fit(ts, 7)
@@ -145,7 +142,7 @@ def test_submodels_deterministic_and_early_stopped(data, name):
 
 
 def test_mse_targets_scaled_over_the_shard(data):
-    ts = TrainSet.for_rows(data.n_users, data.n_items, data.train, data.valid)
+    ts = TrainSet(data.n_users, data.n_items, data.train, data.valid)
     m = SUBMODELS.get("mse")(data.n_users, data.n_items, {"dim": 4})
     m.prepare(ts)
     r = torch.as_tensor(data.train.ratings)
@@ -163,7 +160,7 @@ def test_mse_targets_scaled_over_the_shard(data):
 @pytest.fixture(scope="module")
 def unlearned(data):
     m = METHODS.get("ultrare")(spec())
-    m.fit(FitData(data.n_users, data.n_items, data.train, data.valid))
+    m.fit(TrainSet(data.n_users, data.n_items, data.train, data.valid))
     before = [{n: t.clone() for n, t in s.state_dict().items()} for s in m.shards]
     users = [3, 17, 42]
     rows = np.flatnonzero(np.isin(data.train.users, users))
@@ -175,7 +172,7 @@ def test_exact_gap_zero_after_unlearning(data, unlearned):
     m, rows, users, report, before = unlearned
     replica = m.exact_replica(minus(data, rows, users))
     assert max_gap(m, replica, data.n_users) == 0.0
-    touched = set(report["shards_retrained"])
+    touched = set(report.shards_retrained)
     for k, shard in enumerate(m.shards):  # untouched groups are bit-identical to M0's
         if k not in touched:
             assert all(torch.equal(t, before[k][n]) for n, t in shard.state_dict().items())
@@ -183,12 +180,12 @@ def test_exact_gap_zero_after_unlearning(data, unlearned):
 
 def test_combiner_refitted_without_forget_set(data, unlearned):
     m, rows, users, report, _ = unlearned
-    assert report["unlearn.aggregator_s"] > 0
+    assert report.aggregator_s > 0
     kept = minus(data, rows, users)
     assert m.aggregator.trained_on == positives_hash(kept.train.users, kept.train.items)
     assert m.aggregator.trained_on != positives_hash(data.train.users, data.train.items)
     fresh = Linear(m.spec["aggregator"], data.n_users, data.n_items)
-    fresh.fit(m.shards, m.partition, TrainSet.for_rows(data.n_users, data.n_items, kept.train, data.valid),
+    fresh.fit(m.shards, m.partition, TrainSet(data.n_users, data.n_items, kept.train, data.valid),
               derive_seed(m.seed, "aggregator"))
     assert torch.equal(fresh.weight, m.aggregator.weight) and torch.equal(fresh.bias, m.aggregator.bias)
 
@@ -204,13 +201,13 @@ def test_one_user_deletion_touches_one_group(data, unlearned):
                                           ("mse", None, {"optimizer": "adam", "lr": 0.05, "epochs": 30})])
 def test_exact_gap_zero_other_axes(data, sub, part, agg):
     m = METHODS.get("ultrare")(spec(sub, part, agg, k=3, seed=1))
-    m.fit(FitData(data.n_users, data.n_items, data.train, data.valid))
+    m.fit(TrainSet(data.n_users, data.n_items, data.train, data.valid))
     user = int(data.train.users[5])
     rows = np.flatnonzero(data.train.users == user)
     report = m.unlearn(rows)
-    assert report["shards_retrained"] == [int(m.partition.unit_shard[user])]
+    assert report.shards_retrained == [int(m.partition.unit_shard[user])]
     assert max_gap(m, m.exact_replica(minus(data, rows, [user])), data.n_users) == 0.0
-    extra = m.record_extra()
+    extra = m.describe()
     assert len(extra["shard_epochs"]) == 3 and extra["partition_uses_forget"]
     cap = m.spec["submodel"].get("epochs")
     assert extra["shards_at_epoch_cap"] == sum(1 for i in m.shard_info if not i["stopped_early"])
@@ -220,7 +217,7 @@ def test_exact_gap_zero_other_axes(data, sub, part, agg):
 def test_kmeans_partitioner_with_ultrare(data):
     m = METHODS.get("ultrare")({**spec(k=3), "partitioner": {"name": "kmeans", "n_shards": 3, "embedding": TINY_EMB},
                                 "aggregator": {"name": "own"}})
-    m.fit(FitData(data.n_users, data.n_items, data.train, data.valid))
+    m.fit(TrainSet(data.n_users, data.n_items, data.train, data.valid))
     assert m.partition.unit == "user" and m.partition.uses_forget and "inertia" in m.partition.info
 
 

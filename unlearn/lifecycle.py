@@ -1,21 +1,21 @@
 """One run (SPEC §2): data -> forget set -> fit -> evaluate -> unlearn -> evaluate -> oracles ->
-completeness -> one flat record. Takes plain dicts; knows nothing of Hydra."""
+completeness -> one flat record. Takes plain dicts; knows nothing of Hydra. What a method must
+provide is in `unlearn.methods.base`; this module reads nothing else of it."""
 from __future__ import annotations
 
 import logging
 import time
 from dataclasses import dataclass
 
-import numpy as np
-
-from . import oracle as oracle_mod
+from . import oracle as oracles
 from .data.deletion import DeletionRequest, draw
-from .data.interactions import Dataset, Interactions
+from .data.interactions import Dataset, TrainSet
 from .data.load import load_dataset
 from .errors import ConfigError
-from .methods.base import FitData, Method
-from .metrics.completeness import MembershipProbe, forget_hits, score_gaps
-from .metrics.ranking import RankingEvaluator
+from .methods.base import Method
+from .methods.costs import UnlearnCost
+from .metrics.completeness import score_gaps
+from .metrics.stages import StageMetrics
 from .metrics.timing import peak_memory
 from .registry import METHODS, PROBES
 from .runtime import Runtime
@@ -57,111 +57,46 @@ def prepare(cfg: dict, runtime: Runtime) -> Prepared:
     data = load_dataset(cfg["dataset"], cfg.get("cache_dir"))
     request = draw(data.train, data.n_users, data.n_items, cfg.get("deletion") or {}, spec["seed"])
     method = method_cls(spec, runtime, cfg.get("cache_dir"))
-    partitioner = getattr(method, "partitioner", None)
-    if partitioner is not None:
-        partitioner.validate(data.train, data.n_users, data.n_items)
+    method.validate(TrainSet(data.n_users, data.n_items, data.train, data.valid))
     return Prepared(cfg, data, request, method, runtime)
 
 
-def _prefixed(prefix: str, metrics: dict) -> dict:
-    return {f"{prefix}.{k}": v for k, v in metrics.items() if k != "n_eval_users"}
-
-
 def execute(p: Prepared) -> dict:
-    cfg, data, req, method, rt = p.cfg, p.data, p.request, p.method, p.runtime
-    ecfg = cfg.get("eval") or {}
-    ccfg = cfg.get("completeness") or {}
-    ks = list(ecfg.get("ks", [10, 20, 50]))
-    seed = p.spec["seed"]
-    n_u, n_i, dev, batch = data.n_users, data.n_items, rt.device, rt.eval_batch
+    """The SPEC §2 sequence; returns the record's measured keys."""
+    cfg, method, rt, ccfg = p.cfg, p.method, p.runtime, p.cfg.get("completeness") or {}
     wall0 = time.perf_counter()
+    full = TrainSet(p.data.n_users, p.data.n_items, p.data.train, p.data.valid)
+    minus = full.without(p.request.rows)  # train minus F: methods, oracle and replica read this one view
+    stages = StageMetrics(p.data, p.request, cfg, rt)
+    okey = oracles.oracle_key(p.data.split_hash, p.request.content_hash(), p.spec)
 
-    retained_rows = np.setdiff1d(np.arange(len(data.train)), req.rows)
-    retained = data.train.subset(retained_rows)
-    forget = data.train.subset(req.rows)
-    gone = np.zeros(n_u, dtype=bool)
-    if req.unit == "user":
-        gone[req.deleted_users] = True
-    test_after = data.test.of_users(~gone)
-    valid_after = data.valid.of_users(~gone)
+    def oracle(trained=None):
+        return oracles.retrain_oracle(minus, p.spec, okey, rt, cfg.get("cache_dir"), trained=trained)
 
-    def evaluator(exclude: Interactions, target: Interactions) -> RankingEvaluator:
-        return RankingEvaluator(n_u, n_i, exclude, target, ks, dev, batch, ecfg.get("ndcg_ideal", "capped"),
-                                active_top=float(ecfg.get("active_top", 0.05)))
-
-    ev_before, ev_after = evaluator(data.train, data.test), evaluator(retained, test_after)
-    mia = MembershipProbe(forget, Interactions.concat([data.valid, data.test]), n_u, n_i, seed,
-                          int(ccfg.get("mia_max_pairs", 20000)), dev, batch)
-    fk = int(ccfg.get("forget_k", 20))
-    probes = [PROBES.get(name)(data, req, rt) for name in ecfg.get("probes") or []]
-
-    def completeness(stage: str, score_fn) -> dict:
-        out = {f"{k}.{stage}": v for k, v in mia.measure(score_fn).items()}
-        hits = forget_hits(score_fn, n_u, n_i, retained, forget, sorted({fk, *ks}), dev, batch)
-        out.update({f"{k}.{stage}": v for k, v in hits.items()})
-        for probe in probes:
-            out.update(_prefixed(stage, probe.measure(stage, score_fn, method)))
-        return out
-
-    rec: dict = {}
-    full = FitData(n_u, n_i, data.train, data.valid)
-    minus = FitData(n_u, n_i, retained, valid_after)
-    okey = oracle_mod.oracle_key(data.split_hash, req.content_hash(), p.spec)
-
-    # 3-4: the original model M0
-    log.info("fit %s on %d rows", p.spec["method"]["name"], len(data.train))
-    rec.update(method.fit(full))
-    rec.update(_prefixed("before", ev_before.evaluate(method.score)))
-    rec.update(completeness("before", method.score))
-
-    oracle = None
-    if getattr(method, "wants_reference", False) and ccfg.get("retrain_oracle", True):
-        oracle, oinfo = oracle_mod.retrain_oracle(minus, p.spec, okey, rt, cfg.get("cache_dir"))
-        method.set_reference(oracle.score)
-
-    # 5-6: unlearning, request after request
-    costs, touched = [], set()
-    for rows in req.rounds:
-        r = method.unlearn(rows)
-        costs.append(float(r["unlearn_s"]))
-        touched.update(int(s) for s in r.get("shards_retrained", []))
-        for key, value in r.items():
-            if key.startswith("unlearn.") and isinstance(value, (int, float)):
-                rec[key] = rec.get(key, 0.0) + float(value)
-    rec["unlearn_s"] = float(sum(costs))
-    rec["unlearn.request_s"] = costs
-    rec["shards_retrained"] = sorted(touched)
-    rec["n_shards_retrained"] = len(touched)
-    rec.update(_prefixed("after", ev_after.evaluate(method.score)))
-    rec.update(completeness("after", method.score))
-
-    # 7: oracles
-    if ccfg.get("retrain_oracle", True):
-        if oracle is None:
-            reuse = oracle_mod.is_oracle(p.spec) and len(req.rounds) == 1
-            oracle, oinfo = oracle_mod.retrain_oracle(
-                minus, p.spec, okey, rt, cfg.get("cache_dir"),
-                trained=method if reuse else None, trained_s=rec["unlearn_s"] if reuse else None)
-        rec["retrain_s"] = oinfo["retrain_s"]
-        if "retrain_epochs" in oinfo:  # epochs, or sweeps for ALS, of the oracle's fit
-            rec["retrain_epochs"] = oinfo["retrain_epochs"]
-        rec["retrain_cached"] = bool(oinfo.get("cached", False))
+    log.info("fit %s on %d rows", p.spec["method"]["name"], len(p.data.train))
+    rec = method.fit(full).record()                                     # 3-4: M0
+    rec.update(stages.measure("before", method.score, method))
+    ref = oracle() if method.needs_reference and ccfg.get("retrain_oracle", True) else None
+    if ref is not None:
+        method.set_reference(ref[0].score)
+    costs = [method.unlearn(rows) for rows in p.request.rounds]         # 5-6: M1, request by request
+    rec.update(UnlearnCost.record(costs))
+    rec.update(stages.measure("after", method.score, method))
+    if ccfg.get("retrain_oracle", True):                                # 7: oracles
+        own = method.is_retrain_oracle() and len(costs) == 1
+        model, info = ref or oracle(trained=(method, costs[0]) if own else None)
+        rec.update({"retrain_s": info["retrain_s"], "retrain_epochs": info["retrain_epochs"],
+                    "retrain_cached": bool(info.get("cached", False))})
         rec["speedup"] = rec["retrain_s"] / rec["unlearn_s"] if rec["unlearn_s"] > 0 else float("inf")
-        rec.update(_prefixed("retrain", ev_after.evaluate(oracle.score)))
-        rec.update(completeness("retrain", oracle.score))
-        rec["retrain_gap"] = score_gaps(method.score, oracle.score, n_u, batch, dev)["rel_fro"]
-    if getattr(method, "exact", False) and ccfg.get("exact_replica", True):
+        rec.update(stages.measure("retrain", model.score, method))
+        rec["retrain_gap"] = score_gaps(method.score, model.score, p.data.n_users, rt.eval_batch, rt.device)["rel_fro"]
+    if method.builds_exact_replica and ccfg.get("exact_replica", True):
         t0 = time.perf_counter()
         replica = method.exact_replica(minus)
         rec["exact_replica_s"] = time.perf_counter() - t0
-        rec["exact_gap"] = score_gaps(method.score, replica.score, n_u, batch, dev)["max_abs"]
-        del replica
-    for probe in probes:
-        rec.update(probe.finish())
-
-    rec.update(method.record_extra())
-    rec.setdefault("n_shards", 1)
-    rec.setdefault("partition_uses_forget", False)
+        rec["exact_gap"] = score_gaps(method.score, replica.score, p.data.n_users, rt.eval_batch, rt.device)["max_abs"]
+    rec.update(stages.finish())
+    rec.update(method.describe())                                       # 8: the record
     rec.update(peak_memory(rt.device))
     rec["lifecycle_s"] = time.perf_counter() - wall0
     return rec
@@ -176,7 +111,7 @@ def describe(p: Prepared) -> dict:
         "submodel": p.spec["submodel"]["name"],
         "partitioner": p.spec["partitioner"]["name"],
         "aggregator": p.spec["aggregator"]["name"],
-        "n_shards": int(p.method.partitioner.n_shards if hasattr(p.method, "partitioner") else 1),
+        "n_shards": int(p.method.n_shards),
         "deletion.unit": p.request.unit,
         "deletion.selection": p.request.selection,
         "deletion.ratio": d.get("ratio") if d.get("count") is None else None,

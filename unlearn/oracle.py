@@ -6,15 +6,18 @@ tensors only (loaded with weights_only=True) and a JSON side file."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 from filelock import FileLock
 
 from . import io
-from .methods.base import FitData, Method
+from .data.interactions import TrainSet
+from .methods.base import Method
+from .methods.costs import UnlearnCost
 from .registry import METHODS
 from .runtime import Runtime
+
+STATE_FORMAT = 2  # bump when the cached state's layout changes (2: kept mask, full-row partition)
 
 
 def oracle_spec(spec: dict) -> dict:
@@ -29,21 +32,17 @@ def oracle_spec(spec: dict) -> dict:
 
 def oracle_key(split_hash: str, forget_hash: str, spec: dict) -> str:
     return io.stable_hash({"split": split_hash, "forget": forget_hash, "submodel": spec["submodel"],
-                           "seed": spec["seed"]}, 16)
+                           "seed": spec["seed"], "format": STATE_FORMAT}, 16)
 
 
-def is_oracle(spec: dict) -> bool:
-    return (spec["method"]["name"] == "retrain" and spec["partitioner"]["name"] == "none"
-            and spec["aggregator"]["name"] == "none")
-
-
-def retrain_oracle(data: FitData, spec: dict, key: str, runtime: Runtime, cache_dir: str | None,
-                   trained: Method | None = None, trained_s: float | None = None) -> tuple[Method, dict]:
-    """(oracle method, info with retrain_s and `cached`). `trained` reuses a model that already is
-    the oracle (the retrain method's own unlearned model)."""
+def retrain_oracle(data: TrainSet, spec: dict, key: str, runtime: Runtime, cache_dir: str | None,
+                   trained: tuple[Method, UnlearnCost] | None = None) -> tuple[Method, dict]:
+    """(oracle method, info with retrain_s, retrain_epochs and `cached`) for `data` = train minus F.
+    `trained` reuses a model that already is the oracle (the retrain method, unlearned once) with
+    the cost of that unlearning."""
     ospec = oracle_spec(spec)
     if cache_dir is None:
-        return _train(data, ospec, runtime, trained, trained_s)
+        return _train(data, ospec, runtime, trained)
     base = Path(cache_dir) / "oracle" / key
     base.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(base) + ".lock"):
@@ -53,18 +52,16 @@ def retrain_oracle(data: FitData, spec: dict, key: str, runtime: Runtime, cache_
             model.load_state_dict(io.read_tensors(tensors), data)
             info = json.loads(meta.read_text())
             return model, {**info, "cached": True}
-        model, info = _train(data, ospec, runtime, trained, trained_s)
+        model, info = _train(data, ospec, runtime, trained)
         io.write_tensors(tensors, model.state_dict())
         io.write_json(meta, {k: v for k, v in info.items() if k != "cached"})
         return model, info
 
 
-def _train(data, ospec, runtime, trained, trained_s):
+def _train(data, ospec, runtime, trained):
     if trained is not None:
-        return trained, {"retrain_s": float(trained_s), "retrain_epochs": int(trained.shard_info[0]["epochs"]),
-                         "cached": False}
+        model, cost = trained
+        return model, {"retrain_s": float(cost.seconds), "retrain_epochs": int(cost.epochs), "cached": False}
     model = METHODS.get("retrain")(ospec, runtime)
-    t0 = time.perf_counter()
-    report = model.fit(data)
-    return model, {"retrain_s": float(report.get("fit_s", time.perf_counter() - t0)),
-                   "retrain_epochs": int(model.shard_info[0]["epochs"]), "cached": False}
+    cost = model.fit(data)
+    return model, {"retrain_s": float(cost.seconds), "retrain_epochs": int(cost.epochs), "cached": False}

@@ -7,6 +7,7 @@ import numpy as np
 import torch
 
 from unlearn.methods.base import Method
+from unlearn.methods.costs import FitCost, UnlearnCost
 from unlearn.registry import METHODS
 
 
@@ -14,21 +15,21 @@ from unlearn.registry import METHODS
 class Popularity(Method):
     allowed = {"aggregator": ["none"], "partitioner": ["none"]}
 
-    def fit(self, data, partition=None):
+    def fit(self, data):
         t0 = time.perf_counter()
-        self.data, self.retained = data, np.ones(len(data.train), dtype=bool)
+        self.data = data
         self._count()
-        return {"fit_s": time.perf_counter() - t0}
+        return FitCost(seconds=time.perf_counter() - t0)
 
     def _count(self):
-        items = self.data.train.items[self.retained]
+        items = self.data.train.items
         self.pop = torch.as_tensor(np.bincount(items, minlength=self.data.n_items), dtype=torch.float32)
 
     def unlearn(self, rows):
         t0 = time.perf_counter()
-        self.retained[rows] = False
+        self.data = self.data.without(rows)
         self._count()
-        return {"unlearn_s": time.perf_counter() - t0, "shards_retrained": [0]}
+        return UnlearnCost(seconds=time.perf_counter() - t0)
 
     def score(self, users):
         return self.pop.to(users.device).expand(len(users), -1)

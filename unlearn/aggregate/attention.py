@@ -34,12 +34,11 @@ import torch.nn.functional as F
 
 from ..data.interactions import TrainSet
 from ..errors import ConfigError
-from ..models.base import EarlyStopping, TrainingTriples, make_optimizer
-from ..models.wmf import UserRows, wmf_whole_data_loss
 from ..registry import AGGREGATORS
+from ..training import EarlyStopping, TrainingTriples, UserRows, make_optimizer, wmf_whole_data_loss
 from .base import Aggregator
 
-LOSS_OF_SUBMODEL = {"bpr": "bpr", "lightgcn": "bpr", "wmf": "wmf"}
+TRAINABLE_LOSSES = ("bpr", "wmf")  # the loss families this aggregator can train with
 
 
 def shard_state(shards: list) -> list:
@@ -135,7 +134,7 @@ class Attention(Aggregator):
 
         super().__init__(cfg, n_users, n_items, runtime or CPU)
         for key, valid in (("transfer", ("shared", "separate")), ("transfer_init", ("identity", "glorot")),
-                           ("loss", ("auto", "bpr", "wmf"))):
+                           ("loss", ("auto", *TRAINABLE_LOSSES))):
             if self.cfg[key] not in valid:
                 raise ConfigError(f"Unknown aggregator.{key} '{self.cfg[key]}'. Valid: {', '.join(valid)}.")
         self.net: AttentionNet | None = None
@@ -153,6 +152,7 @@ class Attention(Aggregator):
         self.net = AttentionNet(k, d, int(self.cfg["hidden"]), self.cfg["transfer"] == "separate").to(dev)
         self._items_cache = None
         self._sub_cfg = dict(shards[0].cfg)
+        self._sub_family = getattr(shards[0], "loss_family", None)
         self._sub_name = getattr(shards[0], "registered_name", "")
 
     def _setting(self, key, fallback):
@@ -162,15 +162,16 @@ class Attention(Aggregator):
         return value
 
     def _loss_family(self) -> str:
+        """The sub-model's declared loss family (`SubModel.loss_family`) unless set explicitly."""
         if self.cfg["loss"] != "auto":
             return self.cfg["loss"]
-        family = LOSS_OF_SUBMODEL.get(self._sub_name)
-        if family is None:
+        if self._sub_family not in TRAINABLE_LOSSES:
             raise ConfigError(
-                f"aggregator=attention trains with its sub-model's loss and knows bpr, lightgcn and wmf, not "
-                f"'{self._sub_name}'. Set aggregator.loss=bpr or aggregator.loss=wmf."
+                f"aggregator=attention trains with its sub-model's loss family and knows "
+                f"{', '.join(TRAINABLE_LOSSES)}; submodel={self._sub_name} declares '{self._sub_family}'. "
+                f"Set aggregator.loss=bpr or aggregator.loss=wmf."
             )
-        return family
+        return self._sub_family
 
     # -- scoring -----------------------------------------------------------------------
     def user_vectors(self, users: torch.Tensor) -> torch.Tensor:

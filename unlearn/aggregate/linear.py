@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from ..data.interactions import TrainSet
 from ..errors import ConfigError
-from ..models.base import NegativeSampler
+from ..training import NegativeSampler
 from ..registry import AGGREGATORS
 from ..runtime import CPU
 from .base import Aggregator

@@ -94,18 +94,60 @@ class Dataset:
         }
 
 
-@dataclass
 class TrainSet:
-    """What one trained component may read: its own interactions and the validation rows of
-    the users it holds, over the fixed id universe."""
+    """What a method, or one trained component of it, may read: training rows over the fixed id
+    universe, and the validation rows of the users it holds.
 
-    n_users: int
-    n_items: int
-    train: Interactions
-    valid: Interactions
+    `rows` are the training rows as deletion requests index them; `kept` marks the rows still
+    retained (None: all of them). `train` gives the retained rows in ascending row order and
+    `valid` only the validation rows of users with a retained row, so a deleted user, or a user
+    of another shard, never steers model selection.
 
-    @staticmethod
-    def for_rows(n_users: int, n_items: int, train: Interactions, valid: Interactions) -> "TrainSet":
-        """Restrict validation to users present in `train` (so a deleted user, or a user of
-        another shard, never steers this component's model selection)."""
-        return TrainSet(n_users, n_items, train, valid.of_users(train.user_mask(n_users)))
+    "Train minus F" is `data.without(F)`, and nothing else: methods unlearning, the retrain oracle
+    and the exact replica all read that one representation, indexed by the same rows.
+    """
+
+    def __init__(self, n_users: int, n_items: int, train: Interactions, valid: Interactions,
+                 kept: np.ndarray | None = None):
+        self.n_users, self.n_items = int(n_users), int(n_items)
+        self.rows = train
+        self.all_valid = valid
+        if kept is not None:
+            kept = np.asarray(kept, dtype=bool)
+            if len(kept) != len(train):
+                raise ValueError(f"kept mask has {len(kept)} entries for {len(train)} training rows")
+        self.kept = kept
+        self._train: Interactions | None = None
+        self._valid: Interactions | None = None
+
+    @property
+    def row_index(self) -> np.ndarray:
+        """Indices (into `rows`) of the retained rows, ascending."""
+        return np.arange(len(self.rows)) if self.kept is None else np.flatnonzero(self.kept)
+
+    @property
+    def kept_mask(self) -> np.ndarray:
+        return np.ones(len(self.rows), dtype=bool) if self.kept is None else self.kept.copy()
+
+    @property
+    def train(self) -> Interactions:
+        if self._train is None:
+            self._train = self.rows if self.kept is None else self.rows.subset(self.row_index)
+        return self._train
+
+    @property
+    def valid(self) -> Interactions:
+        if self._valid is None:
+            self._valid = self.all_valid.of_users(self.train.user_mask(self.n_users))
+        return self._valid
+
+    def without(self, rows: np.ndarray) -> "TrainSet":
+        """The same data with `rows` (indices into `rows`) no longer retained."""
+        kept = self.kept_mask
+        kept[np.asarray(rows, dtype=np.int64)] = False
+        return TrainSet(self.n_users, self.n_items, self.rows, self.all_valid, kept)
+
+    def select(self, mask: np.ndarray) -> "TrainSet":
+        """One component's data: the retained rows where `mask` (over `rows`) is set, in row order."""
+        return TrainSet(self.n_users, self.n_items, self.rows.subset(np.flatnonzero(self.kept_mask & mask)),
+                        self.all_valid)

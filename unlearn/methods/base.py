@@ -1,39 +1,58 @@
-"""Methods: `fit(data)`, `unlearn(rows)`, `score(users)`, registered by name.
+"""The method contract (SPEC §2, §4.4). This docstring is the one place a new method's author reads.
 
-`ShardedMethod` is the whole SISA family: partition -> one sub-model per shard, each from its
-own seed -> aggregator. Unlearning retrains the shards the forget rows touch (from the same
+A method is a class registered by name (`@METHODS.register("name")`) with:
+
+- `__init__(spec, runtime, cache_dir)`: `spec` holds the composed axes `method`, `submodel`,
+  `partitioner`, `aggregator` (each a dict with `name`) and `seed`. Check settings here and raise
+  `ConfigError`; `allowed` (axis -> names) is checked for you, before any data is loaded.
+- `fit(data: TrainSet) -> FitCost`: train M0 on `data.train` (validation: `data.valid`, never
+  test). Draw every random number from generators seeded by `unlearn.seeding.derive_seed(seed,
+  component, shard)`.
+- `unlearn(rows) -> UnlearnCost`: forget the training rows `rows` (indices into `data.rows`),
+  starting from the current state. Called once per request of a stream. Keep `self.data` as
+  `data.without(rows)`: the method's retained data, which `score` may read.
+- `score(users) -> (len(users) x n_items)` scores on `users.device`, without gradients.
+- `describe() -> dict`: method-specific record keys (defaults: `n_shards`, `partition_uses_forget`).
+- `state_dict()` / `load_state_dict(state, data)`: tensors only, with every shape needed to
+  rebuild the method (only needed by methods that serve as the cached retrain oracle).
+
+Declared capabilities (class attributes; the lifecycle reads nothing else):
+
+- `builds_exact_replica`: exact by construction; the lifecycle fits `exact_replica(data minus F)`
+  and records `exact_gap` (max score difference, 0 for an exact method).
+- `needs_reference`: the lifecycle fits the retrain oracle before unlearning and hands its score
+  function to `set_reference(score_fn)` (e.g. to trace convergence outside the timed region).
+- `partitioner`: None, or the partitioner whose `validate` runs on the data before training.
+- `is_retrain_oracle()`: this very model is the retrain oracle once unlearned (so it is not
+  trained twice).
+
+`ShardedMethod` below is the whole SISA family: partition -> one sub-model per shard, each from
+its own seed -> aggregator. Unlearning retrains the shards the forget rows touch (from the same
 seeds) and refits a trainable aggregator; every other shard is left bit-identical.
 """
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..data.interactions import Interactions, TrainSet
+from ..data.interactions import TrainSet
 from ..errors import ConfigError
 from ..registry import AGGREGATORS, PARTITIONERS, SUBMODELS
 from ..runtime import CPU, Runtime
 from ..seeding import derive_seed
-
-
-@dataclass
-class FitData:
-    n_users: int
-    n_items: int
-    train: Interactions
-    valid: Interactions
+from .costs import FitCost, UnlearnCost
 
 
 class Method:
-    """Base class. `spec` holds the composed axes: method, submodel, partitioner, aggregator
-    (each a dict with `name`) and `seed`."""
+    """Base class of every method; see the module docstring for the contract."""
 
     registered_name = "method"
-    exact = False        # claims exactness by construction (compared with its exact replica)
+    builds_exact_replica = False
+    needs_reference = False
+    partitioner = None
     allowed: dict = {}   # axis -> allowed names, checked before any training
 
     def __init__(self, spec: dict, runtime: Runtime = CPU, cache_dir: str | None = None):
@@ -42,6 +61,7 @@ class Method:
         self.seed = int(spec.get("seed", 0))
         self.runtime = runtime
         self.cache_dir = cache_dir
+        self.data: TrainSet | None = None
         self.check()
 
     def check(self) -> None:
@@ -53,32 +73,48 @@ class Method:
                     f"for it: {', '.join(names)}."
                 )
 
-    def fit(self, data: FitData, partition=None) -> dict:  # pragma: no cover - abstract
+    def validate(self, data: TrainSet) -> None:
+        """Checks against the data, before any training (e.g. more shards than units)."""
+        if self.partitioner is not None:
+            self.partitioner.validate(data.train, data.n_users, data.n_items)
+
+    @property
+    def n_shards(self) -> int:
+        return 1 if self.partitioner is None else int(self.partitioner.n_shards)
+
+    def is_retrain_oracle(self) -> bool:
+        return False
+
+    def fit(self, data: TrainSet) -> FitCost:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def unlearn(self, rows: np.ndarray) -> dict:  # pragma: no cover - abstract
+    def unlearn(self, rows: np.ndarray) -> UnlearnCost:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def score(self, users: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def replica(self):
-        """An unfitted copy with the same spec (for the exact replica)."""
-        return type(self)(self.spec, self.runtime, self.cache_dir)
+    def set_reference(self, score_fn) -> None:
+        """The retrain oracle's score function (called when `needs_reference`)."""
 
-    def record_extra(self) -> dict:
+    def exact_replica(self, data: TrainSet) -> "Method":
+        """The same method fitted from scratch on `data` (train minus F) with this method's
+        partition and seeds (called when `builds_exact_replica`)."""
+        raise NotImplementedError(f"method {self.registered_name} builds no exact replica")
+
+    def describe(self) -> dict:
         """Method-specific keys for the result record."""
-        return {}
+        return {"n_shards": self.n_shards, "partition_uses_forget": False}
 
     def state_dict(self) -> dict:
         raise NotImplementedError(f"method {self.registered_name} cannot be cached")
 
-    def load_state_dict(self, state: dict, data: FitData) -> None:
+    def load_state_dict(self, state: dict, data: TrainSet) -> None:
         raise NotImplementedError(f"method {self.registered_name} cannot be cached")
 
 
 class ShardedMethod(Method):
-    exact = True
+    builds_exact_replica = True
 
     def __init__(self, spec, runtime=CPU, cache_dir=None):
         super().__init__(spec, runtime, cache_dir)
@@ -86,10 +122,10 @@ class ShardedMethod(Method):
         self.partitioner = PARTITIONERS.get(spec["partitioner"]["name"])(
             spec["partitioner"], runtime=runtime, cache_dir=cache_dir
         )
-        agg_cls = AGGREGATORS.get(spec["aggregator"]["name"])
-        self._agg_cls = agg_cls
-        agg_cls(spec["aggregator"]).check(self.partitioner.unit, self.partitioner.n_shards)
+        self._agg_cls = AGGREGATORS.get(spec["aggregator"]["name"])
+        self._agg_cls(spec["aggregator"]).check(self.partitioner.unit, self.partitioner.n_shards)
         self.shards: list = []
+        self.shard_info: list = []
         self.aggregator = None
         self.partition = None
 
@@ -97,29 +133,26 @@ class ShardedMethod(Method):
     def new_submodel(self):
         return self.submodel_cls(self.data.n_users, self.data.n_items, self.spec["submodel"], runtime=self.runtime)
 
+    def new_aggregator(self):
+        return self._agg_cls(self.spec["aggregator"], self.data.n_users, self.data.n_items, self.runtime)
+
     def shard_seed(self, k: int) -> int:
         return derive_seed(self.seed, "shard", k)
 
-    def shard_trainset(self, k: int) -> TrainSet:
-        rows = np.flatnonzero(self.retained & (self.partition.row_shard == k))
-        return TrainSet.for_rows(self.data.n_users, self.data.n_items, self.data.train.subset(rows), self.data.valid)
-
-    def retained_trainset(self) -> TrainSet:
-        rows = np.flatnonzero(self.retained)
-        return TrainSet.for_rows(self.data.n_users, self.data.n_items, self.data.train.subset(rows), self.data.valid)
+    def shard_data(self, k: int) -> TrainSet:
+        return self.data.select(self.partition.row_shard == k)
 
     def train_shard(self, k: int) -> dict:
         model = self.new_submodel()
-        info = model.fit(self.shard_trainset(k), self.shard_seed(k))
+        info = model.fit(self.shard_data(k), self.shard_seed(k))
         model.requires_grad_(False)
         self.shards[k] = model
         self.shard_info[k] = info
         return info
 
     def fit_aggregator(self) -> dict:
-        self.aggregator = self._agg_cls(self.spec["aggregator"], self.data.n_users, self.data.n_items, self.runtime)
-        return self.aggregator.fit(self.shards, self.partition, self.retained_trainset(),
-                                   derive_seed(self.seed, "aggregator")) or {}
+        self.aggregator = self.new_aggregator()
+        return self.aggregator.fit(self.shards, self.partition, self.data, derive_seed(self.seed, "aggregator")) or {}
 
     def _timed(self, fn, *args):
         self.runtime.sync()
@@ -136,84 +169,78 @@ class ShardedMethod(Method):
         return total
 
     # -- the method API -------------------------------------------------------------
-    def fit(self, data: FitData, partition=None) -> dict:
+    def fit(self, data: TrainSet, partition=None) -> FitCost:
+        """Fit on `data`; `partition` (over `data.rows`) is given only by the exact replica."""
         self.data = data
-        self.retained = np.ones(len(data.train), dtype=bool)
         if partition is None:
-            self.partition, part_s = self._timed(
-                self.partitioner.partition, data.train, data.n_users, data.n_items, derive_seed(self.seed, "partition")
-            )
+            part, part_s = self._timed(self.partitioner.partition, data.train, data.n_users, data.n_items,
+                                       derive_seed(self.seed, "partition"))
+            self.partition = part.over_rows(data.row_index, len(data.rows))
+            info = part.info
         else:
-            self.partition, part_s = partition, 0.0
+            self.partition, part_s, info = partition, 0.0, {}
         k = self.partition.n_shards
         self.shards, self.shard_info = [None] * k, [None] * k
         shards_s = self._train_shards(list(range(k)))
         agg_info, agg_s = self._timed(self.fit_aggregator)
-        info = self.partition.info if partition is None else {}
-        # embeddings pretrained for the partition cost what their training took, also when a cache
-        # served them, so fit_s does not depend on which run came first
         pretrain_s = float(info.get("pretrain_s", 0.0))
         cluster_s = float(info.get("cluster_s", part_s - pretrain_s))
-        return {
-            "fit_s": pretrain_s + cluster_s + shards_s + agg_s,
-            "fit.partition_s": cluster_s,
-            "fit.pretrain_s": pretrain_s,
-            "fit.shards_s": shards_s,
-            "fit.aggregator_s": agg_s,
-            **{f"fit.aggregator.{k}": v for k, v in agg_info.items() if isinstance(v, (int, float))},
-        }
+        return FitCost(
+            seconds=pretrain_s + cluster_s + shards_s + agg_s,
+            partition_s=cluster_s, pretrain_s=pretrain_s, shards_s=shards_s, aggregator_s=agg_s,
+            epochs=int(self.shard_info[0]["epochs"]) if k == 1 else None,
+            extra={f"aggregator.{key}": v for key, v in agg_info.items()},
+        )
 
-    def unlearn(self, rows: np.ndarray) -> dict:
+    def unlearn(self, rows: np.ndarray) -> UnlearnCost:
         rows = np.asarray(rows, dtype=np.int64)
         touched = self.partition.touched(rows)
-        self.retained[rows] = False
+        self.data = self.data.without(rows)
         shards_s = self._train_shards(touched)
         agg_s = 0.0
         if self.aggregator.trainable:
             _, agg_s = self._timed(self.fit_aggregator)
-        return {
-            "unlearn_s": shards_s + agg_s,
-            "unlearn.shards_s": shards_s,
-            "unlearn.aggregator_s": agg_s,
-            "shards_retrained": touched,
-        }
+        return UnlearnCost(seconds=shards_s + agg_s, shards_s=shards_s, aggregator_s=agg_s, shards_retrained=touched)
 
     def score(self, users):
         return self.aggregator.score(self.shards, users)
 
-    def record_extra(self) -> dict:
+    def describe(self) -> dict:
         return {
             "n_shards": self.partition.n_shards,
-            "shard_sizes": self.partition.sizes(self.data.train),
+            "shard_sizes": self.partition.sizes(self.data.rows),
             "shard_epochs": [int(i["epochs"]) for i in self.shard_info],
             # shards whose training the epoch cap ended while validation still improved
             "shards_at_epoch_cap": sum(1 for i in self.shard_info if "stopped_early" in i and not i["stopped_early"]),
             "partition_uses_forget": bool(self.partition.uses_forget),
         }
 
-    def exact_replica(self, data_minus_forget: FitData) -> "ShardedMethod":
-        rep = self.replica()
-        rep.fit(data_minus_forget, partition=self.partition.restrict(np.flatnonzero(self.retained)))
+    def exact_replica(self, data: TrainSet) -> "ShardedMethod":
+        rep = type(self)(self.spec, self.runtime, self.cache_dir)
+        rep.fit(data, partition=self.partition)
         return rep
 
+    # -- caching ---------------------------------------------------------------------
     def state_dict(self) -> dict:
-        state = {"row_shard": torch.as_tensor(self.partition.row_shard[self.retained])}
+        p = self.partition
+        state = {"kept": torch.as_tensor(self.data.kept_mask), "row_shard": torch.as_tensor(p.row_shard),
+                 "n_shards": torch.tensor(p.n_shards)}
+        if p.unit_shard is not None:
+            state["unit_shard"] = torch.as_tensor(p.unit_shard)
         for k, m in enumerate(self.shards):
             state.update({f"shard.{k}.{n}": t.detach().cpu() for n, t in m.state_dict().items()})
         state.update({f"aggregator.{n}": t.detach().cpu() for n, t in self.aggregator.state_dict().items()})
         return state
 
-    def load_state_dict(self, state: dict, data: FitData) -> None:
+    def load_state_dict(self, state: dict, data: TrainSet) -> None:
         from ..partition.base import Partition
 
+        kept = state["kept"].numpy().astype(bool)
+        if len(kept) != len(data.rows) or not np.array_equal(kept, data.kept_mask):
+            raise ValueError(f"cached method={self.registered_name} state was fitted on other training rows")
         self.data = data
-        self.retained = np.ones(len(data.train), dtype=bool)
-        row_shard = state["row_shard"].numpy()
-        unit_shard = None
-        if self.partitioner.unit == "user":
-            unit_shard = np.full(data.n_users, -1, dtype=np.int64)
-            unit_shard[data.train.users] = row_shard
-        self.partition = Partition(self.partitioner.unit, int(row_shard.max()) + 1, row_shard, unit_shard)
+        unit_shard = state["unit_shard"].numpy() if "unit_shard" in state else None
+        self.partition = Partition(self.partitioner.unit, int(state["n_shards"]), state["row_shard"].numpy(), unit_shard)
         k = self.partition.n_shards
         self.shards, self.shard_info = [], [{"epochs": 0}] * k
         for s in range(k):
@@ -222,6 +249,6 @@ class ShardedMethod(Method):
             m.load_state_dict({n[len(prefix):]: t for n, t in state.items() if n.startswith(prefix)})
             m.to(self.runtime.device).requires_grad_(False).eval()
             self.shards.append(m)
-        self.aggregator = self._agg_cls(self.spec["aggregator"], data.n_users, data.n_items, self.runtime)
+        self.aggregator = self.new_aggregator()
         self.aggregator.bind(self.shards, self.partition)
         self.aggregator.load_state_dict({n[len("aggregator."):]: t for n, t in state.items() if n.startswith("aggregator.")})

@@ -23,8 +23,8 @@ class RecEraser(ShardedMethod):
         "submodel": ["bpr", "wmf", "lightgcn"],
     }
 
-    def record_extra(self) -> dict:
-        out = super().record_extra()
+    def describe(self) -> dict:
+        out = super().describe()
         info = self.partition.info
         for key in ("iterations", "converged", "greedy_rounds", "capacity", "empty_shards"):
             if key in info:

@@ -1,10 +1,9 @@
 """Retrain (the exact baseline) and SISA (random shards, averaged)."""
 from __future__ import annotations
 
-import numpy as np
-
 from ..registry import METHODS
-from .base import FitData, ShardedMethod
+from .base import ShardedMethod
+from .costs import UnlearnCost
 
 
 @METHODS.register("retrain")
@@ -14,28 +13,15 @@ class Retrain(ShardedMethod):
     Exact by definition rather than by sharding, so no exact replica is fitted for it (it would be
     a second identical fit; determinism itself is covered by the tests)."""
 
-    exact = False
+    builds_exact_replica = False
+
+    def is_retrain_oracle(self) -> bool:
+        return self.partitioner.registered_name == "none" and self.spec["aggregator"]["name"] == "none"
 
     def unlearn(self, rows):
-        rows = np.asarray(rows, dtype=np.int64)
-        keep = self.retained.copy()
-        keep[rows] = False
-        kept = np.flatnonzero(keep)
-        data = FitData(self.data.n_users, self.data.n_items, self.data.train.subset(kept), self.data.valid)
-        full_train, full_keep = self.data.train, keep
-        report = self.fit(data)
-        # keep indexing in the original train rows, so later rounds address the same rows
-        self.data = FitData(data.n_users, data.n_items, full_train, data.valid)
-        row_shard = np.full(len(full_train), -1, dtype=np.int64)
-        row_shard[kept] = self.partition.row_shard
-        self.partition.row_shard = row_shard
-        self.retained = full_keep
-        return {
-            "unlearn_s": report["fit_s"],
-            "unlearn.shards_s": report["fit.shards_s"],
-            "unlearn.aggregator_s": report["fit.aggregator_s"],
-            "shards_retrained": list(range(self.partition.n_shards)),
-        }
+        cost = self.fit(self.data.without(rows))
+        return UnlearnCost(seconds=cost.seconds, shards_s=cost.shards_s, aggregator_s=cost.aggregator_s,
+                           shards_retrained=list(range(self.partition.n_shards)), epochs=cost.epochs)
 
 
 @METHODS.register("sisa")

@@ -30,8 +30,8 @@ class UltraRE(ShardedMethod):
         "submodel": ["bpr", "bce", "mse", "wmf"],
     }
 
-    def record_extra(self) -> dict:
-        out = super().record_extra()
+    def describe(self) -> dict:
+        out = super().describe()
         info = self.partition.info if self.partition is not None else {}
         for key in ("iterations", "inertia", "converged", "pretrain_s", "cluster_s"):
             if key in info:

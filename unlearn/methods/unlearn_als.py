@@ -12,7 +12,7 @@ from them, as retraining would see it), then sweep from the current factors unti
 objective change is below `method.tol` or `method.max_sweeps` sweeps are done.
 
 When the lifecycle hands in the retrain oracle's score function (`set_reference`, because
-`wants_reference` is set), the relative Frobenius distance of the score matrices
+`needs_reference` is set), the relative Frobenius distance of the score matrices
 ||S(M) - S(oracle)||_F / ||S(oracle)||_F is recorded before the first sweep and after every sweep
 (`unlearn.retrain_gap_trace`), outside the timed region.
 """
@@ -29,7 +29,8 @@ from ..models.als import ImplicitALS
 from ..registry import METHODS
 from ..runtime import CPU
 from ..seeding import derive_seed
-from .base import FitData, Method
+from .base import Method
+from .costs import FitCost, UnlearnCost
 
 
 def relative_gap(model_fn, reference_fn, n_users: int, batch: int, device) -> float:
@@ -47,8 +48,7 @@ def relative_gap(model_fn, reference_fn, n_users: int, batch: int, device) -> fl
 
 @METHODS.register("unlearn_als")
 class UnlearnALS(Method):
-    exact = False            # converges to the retrain optimum; measured by retrain_gap, not exact_gap
-    wants_reference = True   # the lifecycle fits the retrain oracle first and calls set_reference
+    needs_reference = True   # the lifecycle fits the retrain oracle first and calls set_reference
     allowed = {"partitioner": ["none"], "aggregator": ["none"], "submodel": ["als"]}
     defaults = {"tol": 1.0e-4, "max_sweeps": 50, "track_gap": True, "cold_trace": False}
 
@@ -62,7 +62,6 @@ class UnlearnALS(Method):
         self.model: ImplicitALS | None = None
         self._reference = None
         self._rounds: list[dict] = []
-        self._fit_info: dict = {}
 
     # -- building blocks ----------------------------------------------------------------
     def new_model(self) -> ImplicitALS:
@@ -80,44 +79,35 @@ class UnlearnALS(Method):
                             self.runtime.device)
 
     # -- the method API -------------------------------------------------------------------
-    def fit(self, data: FitData, partition=None) -> dict:
-        self._bind(data, np.ones(len(data.train), dtype=bool))
+    def fit(self, data: TrainSet) -> FitCost:
+        self._bind(data)
         self.runtime.sync()
         t0 = time.perf_counter()
         self.model = self.new_model()
-        info = self.model.fit(TrainSet.for_rows(data.n_users, data.n_items, data.train, data.valid), self.model_seed())
+        info = self.model.fit(data, self.model_seed())
         self.model.requires_grad_(False)
         self.runtime.sync()
         seconds = time.perf_counter() - t0
-        self._fit_info = info
-        return {
-            "fit_s": seconds,
-            "fit.partition_s": 0.0,
-            "fit.pretrain_s": 0.0,
-            "fit.shards_s": seconds,
-            "fit.aggregator_s": 0.0,
-            "fit.sweeps": int(info["epochs"]),
-            "fit.objective": float(info["objective"]),
-        }
+        return FitCost(seconds=seconds, partition_s=0.0, pretrain_s=0.0, shards_s=seconds, aggregator_s=0.0,
+                       epochs=int(info["epochs"]), extra={"sweeps": int(info["epochs"]), "objective": float(info["objective"])})
 
-    def _bind(self, data: FitData, retained: np.ndarray) -> None:
+    def _bind(self, data: TrainSet) -> None:
         self.data = data
-        self.retained = retained
         self._rounds = []
-        keys = data.train.users * data.n_items + data.train.items
+        keys = data.rows.users * data.n_items + data.rows.items
         self._duplicate_cells = len(np.unique(keys)) < len(keys)  # several train rows on one cell
 
     def forget_cells(self, rows: np.ndarray) -> tuple[int, int]:
         """Mark the cells of `rows` unobserved, except cells that retained rows still cover (their
         value is recomputed from those rows). Returns (cells removed, cells updated)."""
-        train = self.data.train
+        self.data = self.data.without(rows)
+        train = self.data.rows
         n_items = self.data.n_items
-        self.retained[rows] = False
         keys = np.unique(train.users[rows] * n_items + train.items[rows])
         if not self._duplicate_cells:  # every forgotten cell loses its only row
             removed = self.model.unobserve(keys // n_items, keys % n_items) if len(keys) else 0
             return removed, 0
-        kept_rows = np.flatnonzero(self.retained)
+        kept_rows = self.data.row_index
         kept_keys = train.users[kept_rows] * n_items + train.items[kept_rows]
         still = np.isin(keys, kept_keys)
         gone = keys[~still]
@@ -169,26 +159,19 @@ class UnlearnALS(Method):
             "objective_trace": [before] + trace, "retrain_gap_trace": gaps, "mark_s": mark_s,
             "sweeps_s": sweeps_s, "converged": bool(converged),
         })
-        return {
-            "unlearn_s": mark_s + sweeps_s,
-            "unlearn.mark_s": mark_s,
-            "unlearn.sweeps_s": sweeps_s,
-            "unlearn.sweeps": len(trace),
-            "unlearn.cells_removed": removed,
-            "shards_retrained": [],   # nothing is retrained from scratch: the one model is fine-tuned
-        }
+        return UnlearnCost(seconds=mark_s + sweeps_s, extra={
+            "mark_s": mark_s, "sweeps_s": sweeps_s, "sweeps": len(trace), "cells_removed": removed})
 
     def cold_start_trace(self) -> dict:
         """For the convergence figure (outside every timed region): ALS from a random start on
         the retained rows, as the retrain oracle runs it, with its objective and retrain_gap after
         every sweep."""
         cold = self.new_model()
-        kept = np.flatnonzero(self.retained)
         gen = torch.Generator(device="cpu")
         gen.manual_seed(self.model_seed())
         cold.reset_parameters(gen)
         cold.to(self.runtime.device).requires_grad_(False)
-        t = self.data.train.subset(kept)
+        t = self.data.train
         cold.observe(t.users, t.items, t.ratings)
         gaps = [relative_gap(cold.score, self._reference, self.data.n_users, self.runtime.eval_batch, self.runtime.device)]
         start = cold.objective()
@@ -204,25 +187,18 @@ class UnlearnALS(Method):
     def score(self, users):
         return self.model.score(users)
 
-    def record_extra(self) -> dict:
+    def describe(self) -> dict:
         rounds = self._rounds
-        out = {
-            "n_shards": 1,
-            "partition_uses_forget": False,
-            "fit.objective": float(self._fit_info.get("objective", float("nan"))),
-            "fit.sweeps": int(self._fit_info.get("epochs", 0)),
-        }
+        out = super().describe()
         if not rounds:
             return out
         out.update({
-            "unlearn.sweeps": int(sum(r["sweeps"] for r in rounds)),
             "unlearn.round_sweeps": [r["sweeps"] for r in rounds],
             "unlearn.converged": all(r["converged"] for r in rounds),
             "unlearn.objective_before": rounds[0]["objective_before"],
             "unlearn.objective_after": rounds[-1]["objective_after"],
             # per round: the objective before the first sweep, then after every sweep; concatenated
             "unlearn.objective_trace": [v for r in rounds for v in r["objective_trace"]],
-            "unlearn.cells_removed": int(sum(r["cells_removed"] for r in rounds)),
             "unlearn.cells_updated": int(sum(r["cells_updated"] for r in rounds)),
         })
         if any(r["retrain_gap_trace"] for r in rounds):
@@ -235,18 +211,16 @@ class UnlearnALS(Method):
     # -- caching --------------------------------------------------------------------------
     def state_dict(self) -> dict:
         state = {f"model.{n}": t.detach().cpu() for n, t in self.model.state_dict().items()}
-        state["retained"] = torch.as_tensor(self.retained)
+        state["kept"] = torch.as_tensor(self.data.kept_mask)
         return state
 
-    def load_state_dict(self, state: dict, data: FitData) -> None:
-        retained = state.get("retained")
-        retained = (np.ones(len(data.train), dtype=bool) if retained is None
-                    else retained.numpy().astype(bool).copy())
-        if len(retained) != len(data.train):
-            raise ValueError("cached unlearn_als state does not match the training rows")
-        self._bind(data, retained)
+    def load_state_dict(self, state: dict, data: TrainSet) -> None:
+        kept = state["kept"].numpy().astype(bool)
+        if len(kept) != len(data.rows) or not np.array_equal(kept, data.kept_mask):
+            raise ValueError("cached unlearn_als state was fitted on other training rows")
+        self._bind(data)
         self.model = self.new_model()
         self.model.load_state_dict({n[len("model."):]: t for n, t in state.items() if n.startswith("model.")})
         self.model.to(self.runtime.device).requires_grad_(False).eval()
-        kept = data.train.subset(np.flatnonzero(self.retained))
-        self.model.observe(kept.users, kept.items, kept.ratings)
+        kept_rows = data.train
+        self.model.observe(kept_rows.users, kept_rows.items, kept_rows.ratings)

@@ -127,6 +127,7 @@ class _Side:
 
 @SUBMODELS.register("als")
 class ImplicitALS(SubModel):
+    loss_family = "als"
     defaults = {
         "dim": 64,
         "reg": 0.01,

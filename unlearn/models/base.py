@@ -7,18 +7,15 @@ bit-identical parameters on CPU.
 """
 from __future__ import annotations
 
-import copy
 import time
 from typing import Iterator
 
-import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from ..data.interactions import TrainSet
-from ..errors import ConfigError
-from ..metrics.ranking import RankingEvaluator
 from ..runtime import CPU, Runtime
+from ..training import EarlyStopping, TrainingTriples, make_optimizer
 
 
 class SubModel(torch.nn.Module):
@@ -26,6 +23,7 @@ class SubModel(torch.nn.Module):
 
     registered_name = "submodel"
     defaults: dict = {}
+    loss_family: str | None = None  # one of training.LOSS_FAMILIES: what an aggregator trains with
 
     def __init__(self, n_users: int, n_items: int, cfg: dict | None = None, runtime: Runtime = CPU):
         super().__init__()
@@ -43,66 +41,6 @@ class SubModel(torch.nn.Module):
     def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(user x d, item x d) representations, for aggregators and partition pretraining."""
         raise NotImplementedError(f"{self.registered_name} has no embeddings")
-
-
-def make_optimizer(params, cfg: dict) -> torch.optim.Optimizer:
-    name = cfg.get("optimizer", "adam")
-    lr = float(cfg["lr"])
-    if name == "adam":
-        return torch.optim.Adam(params, lr=lr)
-    if name == "adagrad":
-        return torch.optim.Adagrad(params, lr=lr, initial_accumulator_value=float(cfg.get("adagrad_init", 0.1)))
-    if name == "sgd":
-        return torch.optim.SGD(params, lr=lr)
-    raise ConfigError(f"Unknown optimizer '{name}'. Valid: adam, adagrad, sgd.")
-
-
-class EarlyStopping:
-    """Model selection on validation (never test): remembers the best evaluation's parameters and
-    says stop after `patience` evaluations without improvement. `evaluator` is None when there is
-    nothing to validate on (or patience is 0): every epoch then runs."""
-
-    def __init__(self, data: TrainSet, cfg: dict, runtime: Runtime):
-        self.metric = cfg["early_stop_metric"]
-        self.patience = int(cfg["patience"])
-        self.every = int(cfg["eval_every"])
-        self.evaluator = None
-        if len(data.valid) and self.patience > 0:
-            self.evaluator = RankingEvaluator(data.n_users, data.n_items, data.train, data.valid,
-                                              ks=(int(self.metric.split("@")[1]),), device=runtime.device,
-                                              batch_size=runtime.eval_batch)
-        self.best, self.best_epoch, self.best_state, self.bad, self.epochs = -np.inf, 0, None, 0, 0
-        self.curve: list[tuple[int, float]] = []  # (epoch, validation metric) of every evaluation
-        self.stopped = False  # patience ran out (False: the epoch cap, or nothing to validate on, ended training)
-
-    def step(self, epoch: int, score_fn, module: torch.nn.Module) -> bool:
-        """After an epoch: evaluate if due, keep the best state; True when training should stop."""
-        self.epochs = epoch
-        if self.evaluator is None or epoch % self.every:
-            return False
-        value = self.evaluator.evaluate(score_fn, groups=False)[self.metric]
-        self.curve.append((epoch, float(value)))
-        if value > self.best:
-            self.best, self.best_epoch, self.bad = value, epoch, 0
-            self.best_state = copy.deepcopy(module.state_dict())
-            return False
-        self.bad += 1
-        self.stopped = self.bad >= self.patience
-        return self.stopped
-
-    def restore(self, module: torch.nn.Module) -> None:
-        if self.best_state is not None:
-            module.load_state_dict(self.best_state)
-
-    def report(self, start: float) -> dict:
-        return {
-            "epochs": self.epochs,
-            "best_epoch": self.best_epoch or self.epochs,
-            "valid": float(self.best) if self.best_state is not None else float("nan"),
-            "valid_curve": [list(c) for c in self.curve],
-            "stopped_early": self.stopped,
-            "seconds": time.perf_counter() - start,
-        }
 
 
 class EpochTrainedModel(SubModel):
@@ -173,47 +111,6 @@ class EpochTrainedModel(SubModel):
 
     def finish(self) -> None:
         """Hook after training (e.g. free per-shard caches)."""
-
-
-class NegativeSampler:
-    """Uniform negatives rejected against the user's positives *in this shard* only."""
-
-    def __init__(self, users: torch.Tensor, items: torch.Tensor, n_items: int, max_rounds: int = 100):
-        self.n_items = n_items
-        self.keys = torch.sort(users * n_items + items).values
-        self.max_rounds = max_rounds
-
-    def is_positive(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        keys = users * self.n_items + items
-        pos = torch.searchsorted(self.keys, keys).clamp(max=len(self.keys) - 1)
-        return self.keys[pos] == keys
-
-    def sample(self, users: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        neg = torch.randint(0, self.n_items, (len(users),), generator=gen).to(users.device)
-        for _ in range(self.max_rounds):
-            bad = self.is_positive(users, neg).nonzero().flatten()
-            if len(bad) == 0:
-                break
-            neg[bad] = torch.randint(0, self.n_items, (len(bad),), generator=gen).to(users.device)
-        return neg
-
-
-class TrainingTriples:
-    """(user, positive, negative) triples of a set of rows: shuffled and freshly sampled each
-    epoch from the caller's generator, negatives rejected against these rows' positives."""
-
-    def __init__(self, users: np.ndarray, items: np.ndarray, n_items: int, device):
-        self.users = torch.as_tensor(users, device=device)
-        self.items = torch.as_tensor(items, device=device)
-        self.sampler = NegativeSampler(self.users, self.items, n_items)
-
-    def epoch(self, gen: torch.Generator, batch_size: int):
-        n = len(self.users)
-        perm = torch.randperm(n, generator=gen).to(self.users.device)
-        users, pos = self.users[perm], self.items[perm]
-        neg = self.sampler.sample(users, gen)
-        for s in range(0, n, batch_size):
-            yield users[s : s + batch_size], pos[s : s + batch_size], neg[s : s + batch_size]
 
 
 class MatrixFactorization(EpochTrainedModel):

@@ -15,6 +15,7 @@ from .bpr import BPRMF
 
 @SUBMODELS.register("bce")
 class BCEMF(BPRMF):
+    loss_family = "bce"
     defaults = {**BPRMF.defaults, "lr": 0.005, "num_neg": 1}
 
     def __init__(self, n_users, n_items, cfg=None, **kw):

@@ -9,6 +9,7 @@ from .base import MatrixFactorization
 
 @SUBMODELS.register("bpr")
 class BPRMF(MatrixFactorization):
+    loss_family = "bpr"
     defaults = {
         **MatrixFactorization.defaults,
         "reg": 1e-4,

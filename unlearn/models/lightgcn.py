@@ -61,6 +61,7 @@ def normalized_adjacency(users: np.ndarray, items: np.ndarray, n_users: int, n_i
 
 @SUBMODELS.register("lightgcn")
 class LightGCN(MatrixFactorization):
+    loss_family = "bpr"
     defaults = {
         **MatrixFactorization.defaults,
         # RecEraser README, ML-1M: Adam lr 1e-3, reg 1e-3, batch 1024

@@ -20,12 +20,13 @@ import torch
 from ..data.interactions import TrainSet
 from ..errors import ConfigError
 from ..registry import SUBMODELS
-from .base import NegativeSampler
+from ..training import NegativeSampler
 from .bpr import BPRMF
 
 
 @SUBMODELS.register("mse")
 class MSEMF(BPRMF):
+    loss_family = "mse"
     defaults = {**BPRMF.defaults, "lr": 0.005, "num_neg": "auto"}
 
     def __init__(self, n_users, n_items, cfg=None, **kw):

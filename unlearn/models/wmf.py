@@ -22,42 +22,17 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..data.interactions import Interactions, TrainSet
+from ..data.interactions import TrainSet
 from ..errors import ConfigError
-from ..metrics.ranking import CSR
 from ..registry import SUBMODELS
 from ..runtime import CPU
+from ..training import UserRows, wmf_whole_data_loss
 from .base import MatrixFactorization
-
-
-def wmf_whole_data_loss(p: torch.Tensor, q_all: torch.Tensor, x_pos: torch.Tensor, c0: float) -> torch.Tensor:
-    """Non-sampling weighted squared loss: observed-entry part plus the Gram-matrix all-pairs part."""
-    observed = ((1.0 - c0) * x_pos.pow(2) - 2.0 * x_pos).sum()
-    all_pairs = c0 * ((p.T @ p) * (q_all.T @ q_all)).sum()
-    return observed + all_pairs
-
-
-class UserRows(CSR):
-    """A shard's rows grouped by user, for user mini-batches: `users` are those with rows and
-    `gather(batch)` gives (position of the row's user within `batch`, row item) for their rows."""
-
-    def __init__(self, users: np.ndarray, items: np.ndarray, n_users: int, n_items: int, device: torch.device):
-        super().__init__(Interactions(users, items, np.ones(len(users))), n_users, n_items, device)
-        self.users = torch.nonzero(self.counts).flatten()
-
-    gather = CSR.positions
-
-    def epoch(self, gen: torch.Generator, batch_size: int):
-        """Shuffled user mini-batches: (users, position of each row's user in the batch, row item)."""
-        perm = torch.randperm(len(self.users), generator=gen).to(self.users.device)
-        for s in range(0, len(self.users), batch_size):
-            batch = self.users[perm[s : s + batch_size]]
-            local, items = self.gather(batch)
-            yield batch, local, items
 
 
 @SUBMODELS.register("wmf")
 class WMF(MatrixFactorization):
+    loss_family = "wmf"
     defaults = {
         **MatrixFactorization.defaults,
         # RecEraser README, ML-1M: Adagrad lr 0.05, reg 0.01, batch 256 (users), weight c0 0.2, keep 0.7

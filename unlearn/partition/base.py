@@ -10,12 +10,9 @@ from ..data.interactions import Interactions
 from ..errors import ConfigError
 from ..runtime import CPU, Runtime
 
-UNITS = ("none", "user", "item", "interaction")
-
-
 @dataclass
 class Partition:
-    unit: str                      # none | user | item | interaction
+    unit: str                      # none, or one of data.units.UNITS
     n_shards: int
     row_shard: np.ndarray          # shard of every training row
     unit_shard: np.ndarray | None = None  # shard of every user (unit user) or item (unit item)
@@ -26,12 +23,17 @@ class Partition:
         return np.flatnonzero(self.row_shard == shard)
 
     def touched(self, rows: np.ndarray) -> list[int]:
-        return sorted(int(s) for s in np.unique(self.row_shard[rows]))
+        """Shards holding any of `rows` (rows outside the partition, marked -1, touch none)."""
+        return sorted(int(s) for s in np.unique(self.row_shard[rows]) if s >= 0)
 
-    def restrict(self, keep_rows: np.ndarray) -> "Partition":
-        """The same assignment over a subset of rows (for the exact replica)."""
-        return Partition(self.unit, self.n_shards, self.row_shard[keep_rows], self.unit_shard,
-                         self.uses_forget, dict(self.info))
+    def over_rows(self, row_index: np.ndarray, n_rows: int) -> "Partition":
+        """This partition of the rows `row_index` (of n_rows), as a partition of all n_rows: the
+        other rows belong to no shard (-1)."""
+        if len(row_index) == n_rows:
+            return self
+        row_shard = np.full(n_rows, -1, dtype=np.int64)
+        row_shard[row_index] = self.row_shard
+        return Partition(self.unit, self.n_shards, row_shard, self.unit_shard, self.uses_forget, self.info)
 
     def sizes(self, train: Interactions) -> list[int]:
         """Shard sizes in units (users, items, or interactions)."""
