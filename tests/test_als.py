@@ -4,7 +4,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import yaml
 
 from unlearn.data import TrainSet
 from unlearn.data.deletion import draw
@@ -241,11 +240,3 @@ def test_sisa_with_als_shards_is_exact(synthetic):
     rep = m.exact_replica(TrainSet(d.n_users, d.n_items, d.train, d.valid).without(req.rows))
     users = torch.arange(d.n_users)
     assert torch.equal(m.score(users), rep.score(users))
-
-
-def test_configs_mirror_the_defaults():
-    sub = yaml.safe_load((ROOT / "conf" / "submodel" / "als.yaml").read_text())
-    assert sub["name"] == "als" and set(sub) - {"name"} == set(ImplicitALS.defaults)
-    meth = yaml.safe_load((ROOT / "conf" / "method" / "unlearn_als.yaml").read_text())
-    assert meth["name"] == "unlearn_als" and set(meth) - {"name", "defaults"} == set(UnlearnALS.defaults)
-    assert {"override /submodel@_global_.submodel": "als"} in meth["defaults"]

@@ -35,7 +35,7 @@ def make_optimizer(params, cfg: dict) -> torch.optim.Optimizer:
     if name == "adam":
         return torch.optim.Adam(params, lr=lr)
     if name == "adagrad":
-        return torch.optim.Adagrad(params, lr=lr, initial_accumulator_value=float(cfg.get("adagrad_init", 0.1)))
+        return torch.optim.Adagrad(params, lr=lr, initial_accumulator_value=float(cfg["adagrad_init"]))
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr)
     raise ConfigError(f"Unknown optimizer '{name}'. Valid: adam, adagrad, sgd.")

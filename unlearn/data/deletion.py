@@ -9,8 +9,8 @@ import numpy as np
 from ..errors import ConfigError
 from ..seeding import numpy_rng
 from .interactions import Interactions
+from .units import UNITS
 
-UNITS = ("user", "interaction", "item")
 SELECTIONS = ("random", "core", "edge")
 
 

@@ -57,6 +57,7 @@ class EpochTrainedModel(SubModel):
         "early_stop_metric": "recall@10",
         "optimizer": "adam",
         "lr": 1e-3,
+        "adagrad_init": 0.1,  # Adagrad's initial accumulator (torch's default), used with optimizer=adagrad
         "batch_size": 1024,
     }
 

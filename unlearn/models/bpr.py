@@ -12,6 +12,7 @@ class BPRMF(MatrixFactorization):
     loss_family = "bpr"
     defaults = {
         **MatrixFactorization.defaults,
+        "lr": 0.005,
         "reg": 1e-4,
         "dropout": 0.0,  # on the user vector, as RecEraser's "keep 0.7"
     }

@@ -41,6 +41,7 @@ import torch
 from ..errors import ConfigError
 from ..registry import PARTITIONERS
 from ..seeding import numpy_rng
+from ..data.units import unit_ids
 from .base import Partition, Partitioner, rows_from_units
 from .pretrain import pretrained_embeddings
 
@@ -122,7 +123,7 @@ def greedy_capacity_assign_reference(scores: np.ndarray, capacity: int) -> np.nd
 
 
 class BalancedPartition(Partitioner):
-    """Shared machinery of `ubp`, `ibp`, `inbp`; subclasses set `unit`."""
+    """Shared machinery of `ubp`, `ibp`, `inbp`; each sets `unit` and its `space` (what is clustered, how it is scored)."""
 
     defaults = {
         "n_shards": 10,
@@ -170,51 +171,30 @@ class BalancedPartition(Partitioner):
         return new
 
     # -- the partition ---------------------------------------------------------------
+    def space(self, train, n_users, n_items, users_emb, items_emb):  # pragma: no cover - abstract
+        """The units to cluster and how they are scored (set by ubp / ibp / inbp)."""
+        raise NotImplementedError
+
     def assign(self, train, n_users, n_items, seed):
         start = time.perf_counter()
         users_emb, items_emb, pretrain_s = self._embeddings(train, n_users, n_items, seed)
         cluster_start = time.perf_counter()
         k = self.n_shards
-        if self.unit == "interaction":
-            uid = torch.as_tensor(train.users)
-            iid = torch.as_tensor(train.items)
-            n = len(train)
-        else:
-            ids_np = train.users if self.unit == "user" else train.items
-            size = n_users if self.unit == "user" else n_items
-            present = np.flatnonzero(np.bincount(ids_np, minlength=size))
-            emb = users_emb if self.unit == "user" else items_emb
-            units = torch.as_tensor(present)
-            unit_emb = emb[units]
-            n = len(present)
+        space = self.space(train, n_users, n_items, users_emb, items_emb)
+        n = space.n
         capacity = math.ceil(Fraction(str(self.cfg["capacity_factor"])) * n / k)  # exact: no float round-up
         rng = numpy_rng(seed, "partition", self.registered_name)
-        pick = torch.as_tensor(np.sort(rng.choice(n, size=k, replace=False)))
-        if self.unit == "interaction":
-            anchors_u, anchors_i = users_emb[uid[pick]], items_emb[iid[pick]]
-        else:
-            anchors = unit_emb[pick]
+        anchors = space.anchors(torch.as_tensor(np.sort(rng.choice(n, size=k, replace=False))))
         prev, rounds, converged, iters = None, 0, False, 0
-        buf = torch.empty(2, n, k, dtype=torch.float64) if self.unit == "interaction" else None
         for _ in range(int(self.cfg["iterations"])):
             iters += 1
-            if self.unit == "interaction":
-                du = squared_distances(users_emb, anchors_u)  # per user, then gathered per row
-                di = squared_distances(items_emb, anchors_i)
-                scores = torch.index_select(du, 0, uid, out=buf[0]).mul_(torch.index_select(di, 0, iid, out=buf[1]))
-            else:
-                scores = squared_distances(unit_emb, anchors)
-            assign, r = greedy_capacity_assign(scores, capacity)
+            assign, r = greedy_capacity_assign(space.scores(anchors), capacity)
             rounds += r
             if prev is not None and torch.equal(assign, prev):
                 converged = True
                 break
             prev = assign
-            if self.unit == "interaction":
-                anchors_u = self._update(users_emb, uid, assign, anchors_u)
-                anchors_i = self._update(items_emb, iid, assign, anchors_i)
-            else:
-                anchors = self._update(emb, units, assign, anchors)
+            anchors = space.update(self._update, assign, anchors)
         assign_np = assign.numpy().astype(np.int64)
         sizes = np.bincount(assign_np, minlength=k)
         info = {
@@ -227,12 +207,62 @@ class BalancedPartition(Partitioner):
             "empty_shards": int((sizes == 0).sum()),
             "seconds": time.perf_counter() - start,
         }
-        if self.unit == "interaction":
-            return Partition("interaction", k, assign_np, None, uses_forget=True, info=info)
-        unit_shard = np.full(size, -1, dtype=np.int64)
-        unit_shard[present] = assign_np
-        return Partition(self.unit, k, rows_from_units(self.unit, train, unit_shard), unit_shard,
-                         uses_forget=True, info=info)
+        row_shard, unit_shard = space.shards(train, assign_np)
+        return Partition(self.unit, k, row_shard, unit_shard, uses_forget=True, info=info)
+
+
+class EntitySpace:
+    """Units with one embedding each (users for ubp, items for ibp): squared distance to an anchor."""
+
+    def __init__(self, unit: str, train, size: int, emb: torch.Tensor):
+        self.unit, self.size, self.emb = unit, size, emb
+        self.present = np.flatnonzero(np.bincount(unit_ids(unit, train), minlength=size))
+        self.ids = torch.as_tensor(self.present)
+        self.unit_emb = emb[self.ids]
+        self.n = len(self.present)
+
+    def anchors(self, pick: torch.Tensor) -> torch.Tensor:
+        return self.unit_emb[pick]
+
+    def scores(self, anchors: torch.Tensor) -> torch.Tensor:
+        return squared_distances(self.unit_emb, anchors)
+
+    def update(self, move, assign: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
+        return move(self.emb, self.ids, assign, anchors)
+
+    def shards(self, train, assign: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        unit_shard = np.full(self.size, -1, dtype=np.int64)
+        unit_shard[self.present] = assign
+        return rows_from_units(self.unit, train, unit_shard), unit_shard
+
+
+class InteractionSpace:
+    """Interactions (inbp): an anchor is a (user, item) pair, and an interaction's score is the
+    product of its user's distance to the anchor's user and its item's to the anchor's item."""
+
+    def __init__(self, train, users_emb: torch.Tensor, items_emb: torch.Tensor):
+        self.users_emb, self.items_emb = users_emb, items_emb
+        self.uid, self.iid = torch.as_tensor(train.users), torch.as_tensor(train.items)
+        self.n = len(train)
+        self._buf = None
+
+    def anchors(self, pick: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.users_emb[self.uid[pick]], self.items_emb[self.iid[pick]]
+
+    def scores(self, anchors) -> torch.Tensor:
+        anchors_u, anchors_i = anchors
+        if self._buf is None:
+            self._buf = torch.empty(2, self.n, anchors_u.shape[0], dtype=torch.float64)
+        du = squared_distances(self.users_emb, anchors_u)  # per user, then gathered per row
+        di = squared_distances(self.items_emb, anchors_i)
+        return torch.index_select(du, 0, self.uid, out=self._buf[0]).mul_(torch.index_select(di, 0, self.iid, out=self._buf[1]))
+
+    def update(self, move, assign: torch.Tensor, anchors):
+        anchors_u, anchors_i = anchors
+        return move(self.users_emb, self.uid, assign, anchors_u), move(self.items_emb, self.iid, assign, anchors_i)
+
+    def shards(self, train, assign: np.ndarray) -> tuple[np.ndarray, None]:
+        return assign, None
 
 
 @PARTITIONERS.register("ubp")
@@ -241,6 +271,9 @@ class UserBalancedPartition(BalancedPartition):
 
     unit = "user"
 
+    def space(self, train, n_users, n_items, users_emb, items_emb):
+        return EntitySpace("user", train, n_users, users_emb)
+
 
 @PARTITIONERS.register("ibp")
 class ItemBalancedPartition(BalancedPartition):
@@ -248,9 +281,15 @@ class ItemBalancedPartition(BalancedPartition):
 
     unit = "item"
 
+    def space(self, train, n_users, n_items, users_emb, items_emb):
+        return EntitySpace("item", train, n_items, items_emb)
+
 
 @PARTITIONERS.register("inbp")
 class InteractionBalancedPartition(BalancedPartition):
     """RecEraser InBP: interactions; anchors are (user, item) pairs, distance = product."""
 
     unit = "interaction"
+
+    def space(self, train, n_users, n_items, users_emb, items_emb):
+        return InteractionSpace(train, users_emb, items_emb)

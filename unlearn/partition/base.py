@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..data.interactions import Interactions
+from ..data.units import unit_ids
 from ..errors import ConfigError
 from ..runtime import CPU, Runtime
 
@@ -37,16 +38,8 @@ class Partition:
 
     def sizes(self, train: Interactions) -> list[int]:
         """Shard sizes in units (users, items, or interactions)."""
-        sizes = []
-        for s in range(self.n_shards):
-            rows = self.row_shard == s
-            if self.unit == "user":
-                sizes.append(int(len(np.unique(train.users[rows]))))
-            elif self.unit == "item":
-                sizes.append(int(len(np.unique(train.items[rows]))))
-            else:
-                sizes.append(int(rows.sum()))
-        return sizes
+        ids = unit_ids(self.unit, train)
+        return [int(len(np.unique(ids[self.row_shard == s]))) for s in range(self.n_shards)]
 
 
 class Partitioner:
@@ -72,11 +65,7 @@ class Partitioner:
         return int(self.cfg["n_shards"])
 
     def n_units(self, train: Interactions, n_users: int, n_items: int) -> int:
-        if self.unit == "user":
-            return int(train.user_mask(n_users).sum())
-        if self.unit == "item":
-            return int((train.item_counts(n_items) > 0).sum())
-        return len(train)
+        return int(len(np.unique(unit_ids(self.unit, train))))
 
     def validate(self, train: Interactions, n_users: int, n_items: int) -> None:
         k = self.n_shards
@@ -95,5 +84,5 @@ class Partitioner:
 
 
 def rows_from_units(unit: str, train: Interactions, unit_shard: np.ndarray) -> np.ndarray:
-    ids = train.users if unit == "user" else train.items
-    return unit_shard[ids]
+    """The shard of every row, from the shard of its unit (user or item)."""
+    return unit_shard[unit_ids(unit, train)]

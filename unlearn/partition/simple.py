@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..data.units import UNITS, n_unit_ids, unit_ids
 from ..errors import ConfigError
 from ..registry import PARTITIONERS
 from ..seeding import numpy_rng
@@ -31,8 +32,8 @@ class RandomPartition(Partitioner):
 
     def check_config(self):
         super().check_config()
-        if self.cfg["unit"] not in ("user", "item", "interaction"):
-            raise ConfigError(f"Unknown partitioner.unit '{self.cfg['unit']}'. Valid: user, item, interaction.")
+        if self.cfg["unit"] not in UNITS:
+            raise ConfigError(f"Unknown partitioner.unit '{self.cfg['unit']}'. Valid: {', '.join(UNITS)}.")
         self.unit = self.cfg["unit"]
 
     def assign(self, train, n_users, n_items, seed):
@@ -43,8 +44,8 @@ class RandomPartition(Partitioner):
             row_shard = np.empty(len(train), dtype=np.int64)
             row_shard[perm] = np.arange(len(train)) % k
             return Partition("interaction", k, row_shard)
-        n = n_users if self.unit == "user" else n_items
-        present = np.flatnonzero(np.bincount(train.users if self.unit == "user" else train.items, minlength=n))
+        n = n_unit_ids(self.unit, n_users, n_items, train)
+        present = np.flatnonzero(np.bincount(unit_ids(self.unit, train), minlength=n))
         unit_shard = np.full(n, -1, dtype=np.int64)
         unit_shard[rng.permutation(present)] = np.arange(len(present)) % k
         return Partition(self.unit, k, rows_from_units(self.unit, train, unit_shard), unit_shard)
