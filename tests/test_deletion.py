@@ -34,7 +34,7 @@ def test_item_and_interaction_units(synthetic):
 
 def test_rounds_partition_the_forget_set(synthetic):
     d = synthetic
-    req = draw(d.train, d.n_users, d.n_items, {"unit": "user", "count": 6, "rounds": 3}, 0)
+    req = draw(d.train, d.n_users, d.n_items, {"unit": "user", "count": 2, "rounds": 3}, 0)
     assert len(req.rounds) == 3
     assert np.array_equal(np.sort(np.concatenate(req.rounds)), req.rows)
     assert all(len(set(d.train.users[r])) == 2 for r in req.rounds)
@@ -55,7 +55,8 @@ def test_seeded_and_independent_of_global_rng(synthetic):
     ({"count": 10**6}, "count=1000000 must be between 1"),
     ({"unit": "session", "ratio": 0.1}, "Unknown deletion.unit 'session'. Valid: user, interaction, item"),
     ({"selection": "oldest", "ratio": 0.1}, "Unknown deletion.selection"),
-    ({"unit": "item", "count": 2, "rounds": 5}, "rounds=5"),
+    ({"unit": "item", "ratio": 0.02, "rounds": 5}, "rounds=5"),
+    ({"unit": "user", "count": 100, "rounds": 2}, "divided by deletion.rounds=2"),
 ])
 def test_bad_requests(synthetic, cfg, match):
     d = synthetic

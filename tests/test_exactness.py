@@ -61,7 +61,7 @@ def test_retrain_unlearning_is_a_fresh_fit(synthetic, fast_bpr):
     d = synthetic
     s = spec("retrain", {"name": "none", "n_shards": 1}, "none", fast_bpr)
     m = fit(d, s)
-    req = draw(d.train, d.n_users, d.n_items, {"unit": "user", "count": 3, "rounds": 3}, 0)
+    req = draw(d.train, d.n_users, d.n_items, {"unit": "user", "count": 1, "rounds": 3}, 0)
     for rows in req.rounds:
         m.unlearn(rows)
     fresh = METHODS.get("retrain")(s)

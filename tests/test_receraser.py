@@ -13,10 +13,10 @@ from unlearn.data import load_dataset
 from unlearn.data.interactions import TrainSet
 from unlearn.errors import ConfigError
 from unlearn.models.lightgcn import normalized_adjacency
-from unlearn.models.wmf import wmf_whole_data_loss
 from unlearn.partition.balanced import greedy_capacity_assign, greedy_capacity_assign_reference
-from unlearn.registry import METHODS, PARTITIONERS, SUBMODELS
+from unlearn.registry import AGGREGATORS, METHODS, PARTITIONERS, SUBMODELS
 from unlearn.seeding import derive_seed
+from unlearn.training import wmf_whole_data_loss
 
 EMB = {"name": "wmf", "epochs": 3, "dim": 8}
 
@@ -140,12 +140,12 @@ def test_submodel_fit_is_deterministic(data, name):
 
 
 # -- the method -----------------------------------------------------------------------
-def spec(sub, part="ubp", agg="attention"):
+def spec(sub, part="ubp", agg="attention", **agg_cfg):
     return {
         "method": {"name": "receraser"},
         "submodel": {"name": sub, "epochs": 4, "patience": 2, "eval_every": 1, "dim": 8},
         "partitioner": {"name": part, "n_shards": 4, "embedding": EMB},
-        "aggregator": {"name": agg, "epochs": 3, "patience": 2},
+        "aggregator": {"name": agg, "epochs": 3, "patience": 2, **agg_cfg},
         "seed": 0,
     }
 
@@ -154,9 +154,10 @@ def forget_users(ds, users):
     return np.flatnonzero(np.isin(ds.train.users, users))
 
 
-@pytest.mark.parametrize("sub", ["bpr", "wmf", "lightgcn"])
-def test_exact_gap_is_zero_after_unlearning(data, sub):
-    method = METHODS.get("receraser")(spec(sub))
+@pytest.mark.parametrize("sub,schedule", [("bpr", "entity"), ("wmf", "entity"), ("lightgcn", "entity"),
+                                          ("bpr", "batch"), ("wmf", "batch")])
+def test_exact_gap_is_zero_after_unlearning(data, sub, schedule):
+    method = METHODS.get("receraser")(spec(sub, schedule=schedule, entity_batch=64))
     method.fit(fitdata(data))
     rows = forget_users(data, [3, 17, 42])
     report = method.unlearn(rows)
@@ -164,6 +165,35 @@ def test_exact_gap_is_zero_after_unlearning(data, sub):
     replica = method.exact_replica(fitdata(data).without(rows))
     users = torch.arange(data.n_users)
     assert (method.score(users) - replica.score(users)).abs().max().item() == 0.0
+
+
+@pytest.mark.parametrize("sub", ["bpr", "wmf"])
+def test_entity_schedule_is_deterministic_and_steps_over_user_batches(data, sub):
+    """Same seed and data, same bits; a batch smaller than the users makes several steps an epoch."""
+    method = METHODS.get("receraser")(spec(sub, agg="mean"))
+    method.fit(fitdata(data))
+    nets = []
+    for _ in range(2):
+        agg = AGGREGATORS.get("attention")({"epochs": 2, "patience": 0, "entity_batch": 50}, data.n_users, data.n_items)
+        steps = []
+        agg._entity_steps = wrap_counting(agg._entity_steps, steps)
+        agg.fit(method.shards, method.partition, method.data, 11)
+        nets.append(agg.net.state_dict())
+        n_users = len(np.unique(method.data.train.users))
+        assert len(steps) == 2 * math.ceil(n_users / 50)
+    assert all(torch.equal(nets[0][k], nets[1][k]) for k in nets[0])
+
+
+def wrap_counting(make_steps, seen: list):
+    def wrapped(*args, **kw):
+        epoch = make_steps(*args, **kw)
+
+        def counted(gen):
+            for loss in epoch(gen):
+                seen.append(float(loss.detach()))
+                yield loss
+        return counted
+    return wrapped
 
 
 def test_aggregator_gradients_never_reach_shards(data):

@@ -35,7 +35,8 @@ import torch.nn.functional as F
 from ..data.interactions import TrainSet
 from ..errors import ConfigError
 from ..registry import AGGREGATORS
-from ..training import EarlyStopping, TrainingTriples, UserRows, make_optimizer, wmf_whole_data_loss
+from ..training import (EarlyStopping, NegativeSampler, TrainingTriples, UserRows, make_optimizer,
+                        wmf_whole_data_loss)
 from .base import Aggregator
 
 TRAINABLE_LOSSES = ("bpr", "wmf")  # the loss families this aggregator can train with
@@ -123,6 +124,8 @@ class Attention(Aggregator):
         "batch_size": None,
         "dropout": None,
         "c0": None,
+        "schedule": "entity",         # entity (each user and item combined once per step) | batch (released)
+        "entity_batch": 2048,         # users per step with schedule=entity
         "epochs": 400,  # a cap; with 24 user batches an epoch, the WMF loss needs ~200 epochs on ML-1M
         "patience": 10,
         "eval_every": 1,
@@ -207,45 +210,30 @@ class Attention(Aggregator):
         gen.manual_seed(int(seed))
         self.net.reset_parameters(gen, self.cfg["transfer_init"])
         family = self._loss_family()
-        opt_cfg = {
+        opt = make_optimizer(self.net.parameters(), {
             "optimizer": self._setting("optimizer", "adam"),
             "lr": self._setting("lr", 1e-3),
             "adagrad_init": self._setting("adagrad_init", 0.1),
-        }
-        opt = make_optimizer(self.net.parameters(), opt_cfg)
-        bs = int(self._setting("batch_size", 1024))
-        p_drop = float(self._setting("dropout", 0.0))
-        reg = float(self.cfg["reg"])
-        c0 = float(self._setting("c0", 0.2))
-        if family == "bpr":
-            triples = TrainingTriples(data.train.users, data.train.items, self.n_items, dev)
+        })
+        hp = {"p_drop": float(self._setting("dropout", 0.0)), "reg": float(self.cfg["reg"]),
+              "c0": float(self._setting("c0", 0.2))}
+        rows = UserRows(data.train.users, data.train.items, data.n_users, data.n_items, dev)
+        if self.cfg["schedule"] == "entity":
+            sampler = NegativeSampler(torch.as_tensor(data.train.users, device=dev),
+                                      torch.as_tensor(data.train.items, device=dev), self.n_items)
+            steps = self._entity_steps(rows, sampler, family, int(self.cfg["entity_batch"]), hp)
         else:
-            self._rows = UserRows(data.train.users, data.train.items, data.n_users, data.n_items, dev)
+            bs = int(self._setting("batch_size", 1024))
+            triples = TrainingTriples(data.train.users, data.train.items, self.n_items, dev) if family == "bpr" else None
+            steps = self._batch_steps(rows, triples, family, bs, hp)
         stopper = EarlyStopping(data, self.cfg, self.runtime)
         for epoch in range(1, int(self.cfg["epochs"]) + 1):
             self.net.train()
             self._items_cache = None
-            if family == "bpr":
-                for users, pos, neg in triples.epoch(gen, bs):
-                    opt.zero_grad(set_to_none=True)
-                    # transfer each distinct user / item of the batch once (the d x d maps dominate)
-                    uniq_u, inv_u = torch.unique(users, return_inverse=True)
-                    uniq_i, inv_i = torch.unique(torch.cat([pos, neg]), return_inverse=True)
-                    u = self._dropout(self.user_vectors(uniq_u)[inv_u], p_drop, gen)
-                    i, j = self.item_vectors(uniq_i)[inv_i].split(len(pos))
-                    diff = (u * i).sum(1) - (u * j).sum(1)
-                    loss = -F.logsigmoid(diff).mean() + reg * self.net.transfer_l2()
-                    loss.backward()
-                    opt.step()
-            else:
-                for users, local, items in self._rows.epoch(gen, bs):
-                    opt.zero_grad(set_to_none=True)
-                    p = self._dropout(self.user_vectors(users), p_drop, gen)
-                    q = self.item_vectors()
-                    x_pos = (p[local] * q[items]).sum(1)
-                    loss = wmf_whole_data_loss(p, q, x_pos, c0) + reg * self.net.transfer_l2()
-                    loss.backward()
-                    opt.step()
+            for loss in steps(gen):
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
             self.net.eval()
             self._items_cache = None
             if stopper.step(epoch, lambda us: self.score(shards, us), self.net):
@@ -253,11 +241,47 @@ class Attention(Aggregator):
         stopper.restore(self.net)
         self.net.eval()
         self._items_cache = None
-        self._rows = None
         if shard_state(shards) != before:  # stop-gradient: no shard parameter or gradient moved
             raise RuntimeError("aggregator=attention: a shard's parameters or gradients changed while fitting it")
         self.runtime.sync()
         return stopper.report(start)
+
+    def _entity_steps(self, rows: UserRows, sampler: NegativeSampler, family: str, batch: int, hp: dict):
+        """One step per batch of `batch` distinct users (with every row they have): their vectors
+        and every item's are combined once per step, so an epoch transfers each user once and each
+        item once per step. BPR: one negative per row, rejected against the user's retained rows;
+        WMF: the whole-data loss with the Gram matrices of the step's combined vectors."""
+        def epoch(gen):
+            for users, local, items in rows.epoch(gen, batch):
+                p = self._dropout(self.user_vectors(users), hp["p_drop"], gen)
+                q = self.item_vectors()
+                if family == "bpr":
+                    neg = sampler.sample(users[local], gen)
+                    loss = -F.logsigmoid((p[local] * (q[items] - q[neg])).sum(1)).mean()
+                else:
+                    loss = wmf_whole_data_loss(p, q, (p[local] * q[items]).sum(1), hp["c0"])
+                yield loss + hp["reg"] * self.net.transfer_l2()
+        return epoch
+
+    def _batch_steps(self, rows: UserRows, triples, family: str, bs: int, hp: dict):
+        """The released schedule: BPR over shuffled triples in batches of the sub-model's batch
+        size; WMF over user batches of that size, all items combined for every batch."""
+        def epoch(gen):
+            if family == "bpr":
+                for users, pos, neg in triples.epoch(gen, bs):
+                    # transfer each distinct user / item of the batch once (the d x d maps dominate)
+                    uniq_u, inv_u = torch.unique(users, return_inverse=True)
+                    uniq_i, inv_i = torch.unique(torch.cat([pos, neg]), return_inverse=True)
+                    u = self._dropout(self.user_vectors(uniq_u)[inv_u], hp["p_drop"], gen)
+                    i, j = self.item_vectors(uniq_i)[inv_i].split(len(pos))
+                    yield -F.logsigmoid((u * i).sum(1) - (u * j).sum(1)).mean() + hp["reg"] * self.net.transfer_l2()
+            else:
+                for users, local, items in rows.epoch(gen, bs):
+                    p = self._dropout(self.user_vectors(users), hp["p_drop"], gen)
+                    q = self.item_vectors()
+                    x_pos = (p[local] * q[items]).sum(1)
+                    yield wmf_whole_data_loss(p, q, x_pos, hp["c0"]) + hp["reg"] * self.net.transfer_l2()
+        return epoch
 
     # -- persistence -----------------------------------------------------------------
     def state_dict(self) -> dict:

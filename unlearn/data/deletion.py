@@ -44,18 +44,19 @@ def _check(cfg: dict) -> tuple[str, str, int]:
     return unit, selection, rounds
 
 
-def _n_selected(cfg: dict, n_units: int, unit: str) -> int:
+def _n_selected(cfg: dict, n_units: int, unit: str, rounds: int) -> int:
+    """Units in F: `count` per request (so `count=1, rounds=N` is a stream of N single-unit
+    requests), or the fraction `ratio` of all units, split over the requests."""
     count, ratio = cfg.get("count"), cfg.get("ratio")
     if count is not None:
         count = int(count)
-        if not 1 <= count <= n_units:
-            raise ConfigError(f"deletion.count={count} must be between 1 and the number of {unit}s in train ({n_units}).")
-        n = count
-    else:
-        if ratio is None or not 0.0 < float(ratio) < 1.0:
-            raise ConfigError(f"deletion.ratio must lie in (0, 1), got {ratio}.")
-        n = max(1, int(round(float(ratio) * n_units)))
-    return n
+        if count < 1 or count * rounds > n_units:
+            raise ConfigError(f"deletion.count={count} must be between 1 and the number of {unit}s in train "
+                              f"({n_units}) divided by deletion.rounds={rounds} (count is per request).")
+        return count * rounds
+    if ratio is None or not 0.0 < float(ratio) < 1.0:
+        raise ConfigError(f"deletion.ratio must lie in (0, 1), got {ratio}.")
+    return max(1, int(round(float(ratio) * n_units)))
 
 
 def draw(train: Interactions, n_users: int, n_items: int, cfg: dict, seed: int) -> DeletionRequest:
@@ -72,7 +73,7 @@ def draw(train: Interactions, n_users: int, n_items: int, cfg: dict, seed: int) 
     else:
         activity = train.user_counts(n_users)[train.users]
         candidates = np.arange(len(train))
-    n = _n_selected(cfg, len(candidates), unit)
+    n = _n_selected(cfg, len(candidates), unit, rounds)
     if n > len(candidates):
         raise ConfigError(f"The forget set ({n} {unit}s) is larger than train ({len(candidates)} {unit}s).")
     if selection == "random":

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 
 def _numbers(prefix: str, extra: dict) -> dict:
     return {f"{prefix}.{k}": v for k, v in extra.items() if isinstance(v, (int, float))}
@@ -59,9 +61,12 @@ class UnlearnCost:
             for key, value in {**parts, **_numbers("unlearn", cost.extra)}.items():
                 out[key] = out.get(key, 0) + value  # ints (counts) stay ints
         touched = sorted({int(s) for c in costs for s in c.shards_retrained})
+        per_request = np.array([float(c.seconds) for c in costs])
         return {
-            "unlearn_s": float(sum(c.seconds for c in costs)),
-            "unlearn.request_s": [float(c.seconds) for c in costs],
+            "unlearn_s": float(per_request.sum()),
+            "unlearn_s.per_request": per_request.tolist(),  # latency of each request of a stream
+            "unlearn_s.p50": float(np.percentile(per_request, 50)),
+            "unlearn_s.p95": float(np.percentile(per_request, 95)),
             **out,
             "shards_retrained": touched,
             "n_shards_retrained": len(touched),
