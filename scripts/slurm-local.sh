@@ -222,7 +222,21 @@ stop_one() {
 }
 
 stop() {
-  # slurmd first: it ends the jobs still running on the node
+  # the cluster's own jobs first (this slurmctld serves only them), then slurmd, slurmctld, munged
+  if alive slurmctld >/dev/null; then
+    client_env
+    local jobs i
+    jobs=$(timeout 10 squeue -h -o '%A' 2>/dev/null | sort -u | tr '\n' ' ')
+    if [ -n "${jobs// }" ]; then
+      # shellcheck disable=SC2086
+      timeout 10 scancel $jobs >/dev/null 2>&1 || true
+      say "cancelled jobs $jobs"
+      for i in $(seq 1 30); do
+        [ -z "$(timeout 10 squeue -h -t PD,R,CG,CF -o '%A' 2>/dev/null)" ] && break
+        sleep 1
+      done
+    fi
+  fi
   stop_one slurmd
   stop_one slurmctld
   stop_one munged
