@@ -91,7 +91,6 @@ class SweepProgress(Callback):
         self.total: int | None = None
         self.markers: Path | None = None
         self.keys: set[str] | None = None
-        self.in_process: set[str] = set()  # jobs that ran here (basic launcher)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -133,10 +132,6 @@ class SweepProgress(Callback):
             with self._lock:
                 if status == "refused":
                     self.problems.append(f"job {config.hydra.job.get('num')}: {error}")
-                try:
-                    self.in_process.add(job_key(config.hydra.overrides.task))
-                except Exception:
-                    pass
                 self.bar.update(1)
             return
         if _is_multirun(config):  # a job of a sweep, in a worker or a scheduler's job
@@ -185,8 +180,8 @@ class SweepProgress(Callback):
                 self._refresh()
             except Exception:
                 pass
-            for key, marker in sorted(self.finished().items(), key=lambda kv: str(kv[1].get("num"))):
-                if marker.get("status") == "refused" and key not in self.in_process:
+            for marker in sorted(self.finished().values(), key=lambda m: int(m.get("num") or 0)):
+                if marker.get("status") == "refused":
                     self.problems.append(f"job {marker.get('num')}: {marker.get('error')}")
         if self.bar is not None:
             self.bar.close()
