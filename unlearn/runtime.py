@@ -9,6 +9,38 @@ import torch
 from .errors import ConfigError
 
 
+def _ids(value: str | None) -> list[int]:
+    try:
+        return [int(v) for v in (value or "").split(",") if v.strip()]
+    except ValueError:  # GPU UUIDs or names: not indices
+        return []
+
+
+def pick_gpu(job_index: int, count: int, env, requested=None) -> int:
+    """The CUDA index a job uses, among the `count` GPUs it sees.
+
+    An explicit `runtime.gpu_index` wins. A job that submitit submitted to SLURM takes the first GPU
+    the scheduler gave it: the scheduler sets CUDA_VISIBLE_DEVICES to its allocation, so index 0;
+    where a cluster leaves every GPU visible, the first of SLURM_STEP_GPUS / SLURM_JOB_GPUS. Any
+    other SLURM job without CUDA_VISIBLE_DEVICES takes 0. Jobs of a local sweep (joblib,
+    submitit_local, also inside an allocation whose GPUs are visible) spread over the visible GPUs:
+    job number modulo their count."""
+    if requested is not None:
+        index = int(requested)
+    elif "SLURM_JOB_ID" in env and "CUDA_VISIBLE_DEVICES" not in env:
+        allocated = _ids(env.get("SLURM_STEP_GPUS")) or _ids(env.get("SLURM_JOB_GPUS")) \
+            or _ids(env.get("GPU_DEVICE_ORDINAL"))
+        index = allocated[0] if allocated else 0
+    elif "SLURM_JOB_ID" in env and env.get("SUBMITIT_EXECUTOR") == "slurm":
+        index = 0
+    else:
+        index = job_index % max(count, 1)
+    if not 0 <= index < count:
+        raise ConfigError(f"GPU index {index} is not among the {count} CUDA device(s) this job sees "
+                          f"(CUDA_VISIBLE_DEVICES={env.get('CUDA_VISIBLE_DEVICES', 'unset')}).")
+    return index
+
+
 @dataclass
 class Runtime:
     device: torch.device
@@ -32,10 +64,7 @@ class Runtime:
         elif kind in ("cuda", "gpu"):
             if not torch.cuda.is_available():
                 raise ConfigError("runtime=gpu asks for CUDA, but no CUDA device is visible to this job. Use runtime=cpu.")
-            if "SLURM_JOB_ID" in os.environ or cfg.get("gpu_index") is not None:
-                index = int(cfg.get("gpu_index") or 0)
-            else:  # jobs of a local sweep spread over the visible GPUs
-                index = job_index % torch.cuda.device_count()
+            index = pick_gpu(job_index, torch.cuda.device_count(), os.environ, cfg.get("gpu_index"))
             device = torch.device("cuda", index)
             torch.cuda.set_device(device)
         else:
