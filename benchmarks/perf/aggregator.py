@@ -75,7 +75,7 @@ def main(argv=None) -> None:
                          "schedule": schedule, "aggregator_s": seconds, "shard_fit_s": shard_s,
                          "epochs": info["epochs"], "best_epoch": info["best_epoch"], "valid": info["valid"],
                          "recall@20": test["recall@20"], "ndcg@20": test["ndcg@20"],
-                         "settings": {k: cfg[k] for k in ("schedule", "entity_batch", "epochs", "eval_every", "patience")}})
+                         "settings": {k: agg.cfg[k] for k in ("schedule", "entity_batch", "epochs", "eval_every", "patience")}})
             print(json.dumps(rows[-1]), flush=True)
     machine = {"cpu": platform.processor() or platform.machine(), "threads": args.threads, "load": load_avg(),
                "torch": torch.__version__, "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
