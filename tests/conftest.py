@@ -9,6 +9,39 @@ os.environ.setdefault("UNLEARN_DATA_DIR", str((ROOT.parent / "shared" / "dataset
 torch.set_num_threads(1)
 
 
+def pytest_collection_modifyitems(config, items):
+    """Every slow test states its own pytest timeout (its subprocesses run for many minutes)."""
+    bare = [item.nodeid for item in items if item.get_closest_marker("slow") and not item.get_closest_marker("timeout")]
+    if bare:
+        raise pytest.UsageError(f"slow tests need @pytest.mark.timeout(...): {', '.join(bare)}")
+
+
+@pytest.fixture(autouse=True)
+def _subprocess_budget(request):
+    """The test's pytest timeout, which `tests.helpers.cli` checks its subprocess timeouts against."""
+    from . import helpers
+
+    try:
+        from pytest_timeout import _get_item_settings
+
+        limit = _get_item_settings(request.node).timeout
+    except Exception:  # pytest-timeout absent or changed: no check
+        limit = None
+    helpers.BUDGET.clear()
+    helpers.BUDGET.update(limit=limit, used=0)
+    yield
+    helpers.BUDGET.clear()
+
+
+@pytest.fixture(scope="module")
+def hydra_conf():
+    """Hydra initialised once for a test module; `tests.helpers.compose_cfg` composes in it."""
+    from hydra import initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        yield
+
+
 @pytest.fixture
 def synthetic():
     from unlearn.data import load_dataset

@@ -196,22 +196,82 @@ def wrap_counting(make_steps, seen: list):
     return wrapped
 
 
-def test_aggregator_gradients_never_reach_shards(data):
+@pytest.fixture(scope="module")
+def fitted_bpr(data):
     method = METHODS.get("receraser")(spec("bpr"))
     method.fit(fitdata(data))
-    for m in method.shards:
+    return method
+
+
+def unfreeze(shards, monkeypatch):
+    """Shards whose parameters require grad and already hold a gradient, and whose `embeddings()`
+    stay on the autograd graph (a researcher's own sub-model need not detach them): the method
+    freezes its shards and the shipped sub-models detach, so only such shards show whether the
+    aggregator itself stops gradients."""
+    g = torch.Generator().manual_seed(0)
+    for m in shards:
+        m.requires_grad_(True)
         for p in m.parameters():
-            p.grad = None
-    before = [p.detach().clone() for m in method.shards for p in m.parameters()]
-    agg = Attention({"epochs": 2, "patience": 0}, data.n_users, data.n_items)
-    agg.fit(method.shards, method.partition, method.data, derive_seed(0, "aggregator"))
-    # one more backward through the aggregator's vectors: still nothing reaches a shard
-    loss = agg.user_vectors(torch.arange(10)).sum() + agg.item_vectors(torch.arange(10)).sum()
-    loss.backward()
-    after = [p for m in method.shards for p in m.parameters()]
-    assert all(p.grad is None and not p.requires_grad for p in after)
-    assert all(torch.equal(a, b) for a, b in zip(before, after))
-    assert agg.net.trans_w.grad is not None
+            p.grad = torch.randn(p.shape, generator=g, dtype=p.dtype)
+        monkeypatch.setattr(m, "embeddings", lambda m=m: (m.user_emb * 1.0, m.item_emb * 1.0))
+        assert all(e.requires_grad for e in m.embeddings())
+
+
+def test_aggregator_gradients_never_reach_unfrozen_shards(data, fitted_bpr, monkeypatch):
+    method = fitted_bpr
+    unfreeze(method.shards, monkeypatch)
+    try:
+        params = [p for m in method.shards for p in m.parameters()]
+        assert params and all(p.requires_grad for p in params)
+        values, grads = [p.detach().clone() for p in params], [p.grad.clone() for p in params]
+        agg = Attention({"epochs": 2, "patience": 0}, data.n_users, data.n_items)
+        agg.fit(method.shards, method.partition, method.data, derive_seed(0, "aggregator"))
+        # one more backward through the aggregator's vectors: still nothing reaches a shard
+        loss = agg.user_vectors(torch.arange(10)).sum() + agg.item_vectors(torch.arange(10)).sum()
+        loss.backward()
+        assert agg.net.trans_w.grad is not None  # the aggregator itself did learn
+        assert all(p.requires_grad for p in params)
+        assert all(torch.equal(p, v) for p, v in zip(params, values))
+        assert all(torch.equal(p.grad, g) for p, g in zip(params, grads))
+    finally:
+        for m in method.shards:
+            m.requires_grad_(False)
+            for p in m.parameters():
+                p.grad = None
+
+
+@pytest.mark.parametrize("change", ["value", "new_grad", "grad_in_place"])
+def test_aggregator_guard_fires_when_a_shard_changes_during_fit(data, fitted_bpr, monkeypatch, change):
+    """The check at the end of Attention.fit: make a shard parameter (or its gradient) change while
+    the aggregator fits, and the fit must refuse."""
+    method = fitted_bpr
+    unfreeze(method.shards, monkeypatch)
+    p = next(method.shards[1].parameters())
+    original_bind = Attention.bind
+
+    def tampering_bind(self, shards, partition):
+        original_bind(self, shards, partition)
+        with torch.no_grad():
+            if change == "value":
+                p.add_(1.0)
+            elif change == "new_grad":
+                p.grad = p.grad.clone()
+            else:
+                p.grad.mul_(2.0)
+
+    monkeypatch.setattr(Attention, "bind", tampering_bind)
+    agg = Attention({"epochs": 1, "patience": 0}, data.n_users, data.n_items)
+    try:
+        with pytest.raises(RuntimeError, match="a shard's parameters or gradients changed"):
+            agg.fit(method.shards, method.partition, method.data, derive_seed(0, "aggregator"))
+    finally:
+        with torch.no_grad():
+            if change == "value":
+                p.sub_(1.0)
+        for m in method.shards:
+            m.requires_grad_(False)
+            for q in m.parameters():
+                q.grad = None
 
 
 def test_user_deletion_under_ubp_touches_one_shard(data):

@@ -6,7 +6,7 @@ import torch
 
 from unlearn.aggregate.linear import Linear, positives_hash
 from unlearn.data import load_dataset
-from unlearn.data.interactions import TrainSet
+from unlearn.data.interactions import Interactions, TrainSet
 from unlearn.errors import ConfigError
 from unlearn.partition.kmeans import lloyd_kmeans
 from unlearn.partition.ot import capacities, capacity_rounding, ot_clustering
@@ -179,6 +179,8 @@ def test_exact_gap_zero_after_unlearning(data, unlearned):
 
 
 def test_combiner_refitted_without_forget_set(data, unlearned):
+    """Unlearning refits the combiner on the retained rows from its own seed (what it computes is
+    checked independently by test_combiner_is_the_regularised_logistic_regression_optimum)."""
     m, rows, users, report, _ = unlearned
     assert report.aggregator_s > 0
     kept = minus(data, rows, users)
@@ -188,6 +190,83 @@ def test_combiner_refitted_without_forget_set(data, unlearned):
     fresh.fit(m.shards, m.partition, TrainSet(data.n_users, data.n_items, kept.train, data.valid),
               derive_seed(m.seed, "aggregator"))
     assert torch.equal(fresh.weight, m.aggregator.weight) and torch.equal(fresh.bias, m.aggregator.bias)
+
+
+class FixedScores:
+    """A frozen 'shard' with a fixed score matrix."""
+
+    def __init__(self, s):
+        self.s = torch.as_tensor(s, dtype=torch.float32)
+
+    def score(self, users):
+        return self.s[users]
+
+
+def newton_logistic(z, y, l2, n_total, iters=50):
+    """argmin_{w, b} sum(BCE(z w + b, y)) / n_total + l2 / 2 |w|^2 by Newton's method in float64,
+    independent of the combiner's torch L-BFGS. Returns (w, b, gradient at the optimum)."""
+    x = np.hstack([z, np.ones((len(z), 1))])
+    theta = np.zeros(x.shape[1])
+    reg = np.full(x.shape[1], l2)
+    reg[-1] = 0.0  # the bias is not penalised
+    for _ in range(iters):
+        p = 1.0 / (1.0 + np.exp(-x @ theta))
+        grad = x.T @ (p - y) / n_total + reg * theta
+        hess = (x * (p * (1 - p))[:, None]).T @ x / n_total + np.diag(reg)
+        theta -= np.linalg.solve(hess, grad)
+    p = 1.0 / (1.0 + np.exp(-x @ theta))
+    return theta[:-1], theta[-1], x.T @ (p - y) / n_total + reg * theta
+
+
+@pytest.mark.parametrize("per_group", [False, True])
+def test_combiner_is_the_regularised_logistic_regression_optimum(per_group):
+    """UltraRE's combiner against an independent fit: every user has exactly one item it never
+    interacted with, so each positive's negative is known without the combiner's sampler; the
+    standardised logistic regression is then solved by Newton's method in numpy, and the combiner's
+    coefficients (in raw score units) and scores must match it."""
+    from types import SimpleNamespace
+
+    rng = np.random.default_rng(0)
+    n_users, n_items, k, l2 = 41, 6, 3, 0.02
+    missing = rng.integers(0, n_items, n_users)  # the one non-positive item of each user
+    users = np.repeat(np.arange(n_users - 1), n_items)  # the last user has no training rows
+    items = np.tile(np.arange(n_items), n_users - 1)
+    keep = items != missing[users]
+    users, items = users[keep], items[keep]
+    label = np.zeros((n_users, n_items))
+    label[users, items] = 1.0
+    scores = [rng.normal(size=(n_users, n_items)) + w * label for w in (1.0, 0.3, -0.5)]
+    groups = np.arange(n_users) % k
+    groups[-1] = -1
+    partition = SimpleNamespace(unit="user", n_shards=k, unit_shard=groups)
+    empty = Interactions(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))
+    data = TrainSet(n_users, n_items, Interactions(users, items, np.ones(len(users))), empty)
+    shards = [FixedScores(s) for s in scores]
+    agg = Linear({"per_group": per_group, "l2": l2, "max_iter": 500}, n_users, n_items)
+    agg.fit(shards, partition, data, seed=3)
+
+    pair_u = np.concatenate([users, users])
+    pair_i = np.concatenate([items, missing[users]])
+    y = np.concatenate([np.ones(len(users)), np.zeros(len(users))])
+    x = np.stack([s[pair_u, pair_i] for s in scores], 1).astype(np.float32).astype(np.float64)
+    mu, sd = x.mean(0), x.std(0, ddof=1)
+    z = (x - mu) / sd
+    a_want, c_want = [], []
+    for g in range(k if per_group else 1):
+        rows = groups[pair_u] == g if per_group else np.ones(len(y), bool)
+        w, b, grad = newton_logistic(z[rows], y[rows], l2, len(y))
+        assert np.abs(grad).max() < 1e-10
+        a_want.append(w / sd)
+        c_want.append(b - (w / sd) @ mu)
+    a_want.append(np.mean(a_want, 0))  # the row for users without a group
+    c_want.append(np.mean(c_want))
+    a_got, c_got = agg.coefficients()
+    np.testing.assert_allclose(a_got.numpy(), np.array(a_want), rtol=0, atol=4e-4)
+    np.testing.assert_allclose(c_got.numpy(), np.array(c_want), rtol=0, atol=4e-4)
+    row = np.where(groups >= 0, groups, len(a_want) - 1) if per_group else np.zeros(n_users, int)
+    want = sum(np.array(a_want)[row][:, j:j + 1] * scores[j] for j in range(k)) + np.array(c_want)[row][:, None]
+    got = agg.score(shards, torch.arange(n_users))
+    np.testing.assert_allclose(got.numpy(), want, rtol=0, atol=2e-3)
 
 
 def test_one_user_deletion_touches_one_group(data, unlearned):

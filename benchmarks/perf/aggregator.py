@@ -47,10 +47,11 @@ def main(argv=None) -> None:
     ap.add_argument("--submodel", default="bpr")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--k", type=int, default=10)
-    ap.add_argument("--schedules", nargs="+", default=["batch", "entity"])
+    ap.add_argument("--schedules", nargs="+", default=["batch", "entity"],
+                    help="variants to fit on the same shards: a schedule name, optionally with settings, "
+                         "e.g. entity:entity_batch=128,lr=0.01")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=str(ROOT / "results" / "perf"))
-    ap.add_argument("--set", nargs="*", default=[], help="aggregator overrides for the entity schedule, key=value")
     args = ap.parse_args(argv)
     limit_threads(args.threads)
     out = Path(args.out)
@@ -59,23 +60,24 @@ def main(argv=None) -> None:
     data = load_named_dataset(args.dataset, cache)
     submodel = yaml.safe_load((ROOT / "conf" / "submodel" / f"{args.submodel}.yaml").read_text())
     agg_cfg = {k: v for k, v in yaml.safe_load((ROOT / "conf" / "aggregator" / "attention.yaml").read_text()).items()}
-    extra = {kv.split("=", 1)[0]: yaml.safe_load(kv.split("=", 1)[1]) for kv in args.set}
     test_ev = RankingEvaluator(data.n_users, data.n_items, data.train, data.test, ks=(20,))
     rows = []
     for seed in args.seeds:
         method, shard_s = fit_shards(data, submodel, args.k, seed, cache)
-        for schedule in args.schedules:
-            cfg = {**agg_cfg, "schedule": schedule, **(extra if schedule == "entity" else {})}
+        for variant in args.schedules:
+            schedule, _, settings = variant.partition(":")
+            extra = {kv.split("=", 1)[0]: yaml.safe_load(kv.split("=", 1)[1]) for kv in settings.split(",") if kv}
+            cfg = {**agg_cfg, "schedule": schedule, **extra}
             agg = AGGREGATORS.get("attention")(cfg, data.n_users, data.n_items)
             t0 = time.perf_counter()
             info = agg.fit(method.shards, method.partition, method.data, derive_seed(seed, "aggregator"))
             seconds = time.perf_counter() - t0
             test = test_ev.evaluate(lambda u: agg.score(method.shards, u), groups=False)
             rows.append({"dataset": args.dataset, "submodel": args.submodel, "k": args.k, "seed": seed,
-                         "schedule": schedule, "aggregator_s": seconds, "shard_fit_s": shard_s,
+                         "schedule": variant, "aggregator_s": seconds, "shard_fit_s": shard_s,
                          "epochs": info["epochs"], "best_epoch": info["best_epoch"], "valid": info["valid"],
                          "recall@20": test["recall@20"], "ndcg@20": test["ndcg@20"],
-                         "settings": {k: agg.cfg[k] for k in ("schedule", "entity_batch", "epochs", "eval_every", "patience")}})
+                         "settings": {k: agg.cfg[k] for k in ("schedule", "entity_batch", "lr", "epochs", "eval_every", "patience")}})
             print(json.dumps(rows[-1]), flush=True)
     machine = {"cpu": platform.processor() or platform.machine(), "threads": args.threads, "load": load_avg(),
                "torch": torch.__version__, "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
