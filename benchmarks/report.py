@@ -14,7 +14,7 @@ import yaml
 from omegaconf import OmegaConf
 
 from . import figures
-from .tables_fmt import GROUP_KEYS, aggregate, apply_filter, load_records, varying, with_variants, write_table
+from .tables_fmt import FEW_PAIRS_MARK, GROUP_KEYS, MIN_PAIRS, aggregate, interval_columns, apply_filter, load_records, varying, with_variants, write_table
 
 SPEC_DIR = Path(__file__).parent / "tables"
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -29,14 +29,29 @@ def default_tables(ks: list[int], main_k: int) -> dict[str, list[str]]:
         "efficiency": ["fit_s", "unlearn_s", "unlearn_s.p50", "unlearn_s.p95", "retrain_s", "speedup",
                        "n_shards_retrained", "unlearn.shards_s",
                        "unlearn.aggregator_s", "fit.partition_s", "fit.pretrain_s", "peak_rss_mb"],
-        "completeness": ["untouched_shards", "exact_gap", "retrain_gap", "mia_auc.before", "mia_auc.after", "mia_auc.retrain",
-                         "mia_lr_auc.after", f"forget_hit@{main_k}.before", f"forget_hit@{main_k}.after",
-                         f"forget_hit@{main_k}.retrain"],
+        "completeness": ["untouched_shards", "exact_gap", "partition_drift", "partition_drift.ari",
+                         "retrain_gap", "seed_floor.retrain_gap",
+                         f"retrain_rank_gap@{main_k}", f"seed_floor@{main_k}", f"rank_gap_over_floor@{main_k}",
+                         f"retrain_rank_gap@{main_k}.deleted", f"seed_floor@{main_k}.deleted",
+                         f"rank_gap_over_floor@{main_k}.deleted",
+                         "mia_auc.before", "mia_auc.after", "mia_auc.retrain", "mia_lr_auc.after", "mia_pairs",
+                         f"forget_hit@{main_k}.before", f"forget_hit@{main_k}.after", f"forget_hit@{main_k}.retrain",
+                         f"forget_hit@{main_k}.popularity", "forgotten_collapse.after",
+                         "forgotten_collapse.after.untransferred", "forgotten_collapse.retrain"],
     }
 
 
 EXACT_GAP_NOTE = ("exact_gap is empty (-) where unlearning retrained every shard (untouched_shards = 0): the exact "
                   "replica would then be the same computation as the unlearned model, so the gap could not fail.")
+COMPLETENESS_NOTE = ("retrain_gap: relative distance to the retrain oracle's per-user standardised scores; "
+                     "retrain_rank_gap@K: 1 - mean top-K Jaccard with the oracle over retained users (.deleted: users "
+                     "who lost rows); seed_floor: the same between the oracle and one with another seed; "
+                     "rank_gap_over_floor = gap / floor (about 1: as close to the oracle as a reseeded retrain). "
+                     "partition_drift: share of retained units whose shard differs from a partition rebuilt without "
+                     "F (ari: adjusted Rand index). MIA AUC of one seed with its bootstrap 95% interval [low, high]; "
+                     f"{FEW_PAIRS_MARK}: fewer than {MIN_PAIRS} pairs a side (mia_pairs). forget_hit .popularity: a "
+                     "popularity ranker that remembers nothing. forgotten_collapse: deleted users' mean pairwise "
+                     "cosine of their final user vectors (.untransferred: RecEraser's plain mean of shard vectors).")
 
 
 def load_spec(name: str) -> dict:
@@ -120,9 +135,9 @@ def report(results_dir: str, table: str | None = None, ks=None, where: dict | No
     rows, fixed = varying(df, GROUP_KEYS)
     caption = "Mean ± std over seeds; n runs; best in bold. Fixed: " + ", ".join(f"{k}={v}" for k, v in fixed.items())
     for name, columns in default_tables(ks, main_k).items():
-        agg = aggregate(df, rows, columns)
+        agg = aggregate(df, rows, columns + interval_columns(columns))
         if not agg.empty:
-            note = caption + (f" {EXACT_GAP_NOTE}" if name == "completeness" else "")
+            note = caption + (f" {EXACT_GAP_NOTE} {COMPLETENESS_NOTE}" if name == "completeness" else "")
             written += write_table(agg, columns, out / "tables" / name, name.capitalize(), note)
     label = [k for k in rows if k not in ("deletion.ratio",)] or rows
     written += figures.utility_vs_time(df, label, f"after.ndcg@{main_k}", out / "figures" / "utility_vs_time")

@@ -8,13 +8,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+MIN_PAIRS = 100  # an MIA cell resting on fewer pairs a side is flagged (dagger)
+FEW_PAIRS_MARK = "†"
+
 GROUP_KEYS = ["dataset", "method", "submodel", "partitioner", "aggregator", "n_shards", "deletion.unit",
               "deletion.selection", "deletion.ratio", "deletion.count", "deletion.rounds"]
 
 # which direction is better, by metric name; None: no best (e.g. MIA, where the oracle's value is the target)
 _DIRECTIONS = [
-    (r"^(mia|forget_hit)", None),
-    (r"(exact_gap|retrain_gap)", "min"),
+    (r"^(mia|forget_hit|seed_floor|untouched|forgotten_collapse)", None),
+    (r"partition_drift\.ari", "max"),
+    (r"(exact_gap|retrain_gap|retrain_rank_gap|rank_gap_over_floor|partition_drift)", "min"),
     (r"speedup", "max"),
     (r"(_s|_mb)$", "min"),
     (r"(recall|ndcg|hr|precision)@", "max"),
@@ -39,7 +43,13 @@ def load_records(results_dir: str | Path) -> tuple[pd.DataFrame, int]:
         if rec.get("status") != "ok":
             failed += 1
             continue
-        rows.append({k: (json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in rec.items()})
+        row = {k: (json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in rec.items()}
+        for k, v in rec.items():  # intervals [low, high] (e.g. mia_auc.after.ci95) as two numbers
+            if k.endswith(".ci95") and isinstance(v, list) and len(v) == 2:
+                row[f"{k}.low"], row[f"{k}.high"] = v
+        if "mia_pairs" in rec:
+            row["mia_few_pairs"] = float(rec["mia_pairs"] < MIN_PAIRS)
+        rows.append(row)
     return pd.DataFrame(rows), failed
 
 
@@ -123,6 +133,23 @@ def _fmt(mean: float, std: float, pm: str) -> str:
     return text
 
 
+def interval_columns(columns: list[str]) -> list[str]:
+    """The helper columns `_cells` reads to annotate `columns`: interval bounds and the few-pairs flag."""
+    extra = [f"{c}.ci95.{end}" for c in columns for end in ("low", "high")]
+    return extra + (["mia_few_pairs"] if any(c.startswith("mia") for c in columns) else [])
+
+
+def _annotate(text: str, row: pd.Series, c: str) -> str:
+    """A single seed's bootstrap interval after its value; over seeds the cell stays mean ± std.
+    MIA cells resting on fewer than MIN_PAIRS pairs a side get a dagger."""
+    low, high = row.get(f"{c}.ci95.low"), row.get(f"{c}.ci95.high")
+    if row.get("n") == 1 and pd.notna(low) and pd.notna(high) and text != "-":
+        text += f" [{low:.2f}, {high:.2f}]"
+    if c.startswith("mia") and pd.notna(row.get("mia_few_pairs")) and row.get("mia_few_pairs") > 0 and text != "-":
+        text += f" {FEW_PAIRS_MARK}"
+    return text
+
+
 def _cells(agg: pd.DataFrame, columns: list[str], pm: str, bold) -> pd.DataFrame:
     cols = [c for c in columns if c in agg]
     out = pd.DataFrame(index=agg.index)
@@ -133,7 +160,7 @@ def _cells(agg: pd.DataFrame, columns: list[str], pm: str, bold) -> pd.DataFrame
             best = agg[c].max() if d == "max" else agg[c].min()
             texts = [bold(t) if (pd.notna(m) and np.isclose(m, best, rtol=1e-12, atol=0)) else t
                      for t, m in zip(texts, agg[c])]
-        out[c] = texts
+        out[c] = [_annotate(t, row, c) for t, (_, row) in zip(texts, agg.iterrows())]
     out["n"] = agg["n"].astype(int)
     return out
 

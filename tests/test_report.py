@@ -116,3 +116,29 @@ def test_two_runs_of_one_seed_count_once():
     out = aggregate(df, ["method"], ["unlearn_s"])
     assert int(out["n"].iloc[0]) == 2 and out["unlearn_s"].iloc[0] == 3.0  # mean of (2.0, 4.0)
     assert abs(out["unlearn_s.std"].iloc[0] - 2 ** 0.5) < 1e-12
+
+
+def test_completeness_table_never_shows_a_bare_zero_exact_gap_and_prints_intervals(tmp_path):
+    """untouched_shards = 0: exact_gap is null in the record, an empty cell (with its footnote) in the
+    table; one seed's MIA AUC prints its bootstrap interval, and few pairs are flagged."""
+    recs = [{**fake_record(0, "sisa", 0, 0.3, 1.0), "untouched_shards": 0, "exact_gap": None,
+             "mia_auc.after": 0.61, "mia_auc.after.ci95": [0.52, 0.70], "mia_pairs": 40,
+             "retrain_rank_gap@20": 0.3, "seed_floor@20": 0.2, "rank_gap_over_floor@20": 1.5},
+            {**fake_record(1, "receraser", 0, 0.3, 1.0), "untouched_shards": 2, "exact_gap": 0.0,
+             "mia_auc.after": 0.55, "mia_auc.after.ci95": [0.53, 0.57], "mia_pairs": 4000}]
+    for r in recs:
+        d = tmp_path / "runs" / r["run_id"]
+        d.mkdir(parents=True)
+        (d / "result.json").write_text(json.dumps(r))
+    report(str(tmp_path))
+    md = (tmp_path / "tables" / "completeness.md").read_text()
+    header = next(line for line in md.splitlines() if line.startswith("| method"))
+    cols = [c.strip() for c in header.strip("|").split("|")]
+    assert {"untouched_shards", "exact_gap", "retrain_rank_gap@20", "seed_floor@20", "rank_gap_over_floor@20"} <= set(cols)
+    row = {m: [c.strip() for c in line.strip("|").split("|")] for line in md.splitlines()
+           for m in ("sisa", "receraser") if line.startswith(f"| {m} ")}
+    gap = cols.index("exact_gap")
+    assert row["sisa"][gap] == "-" and row["receraser"][gap].strip("*") == "0.0000"
+    assert "untouched_shards = 0" in md  # the footnote
+    mia = cols.index("mia_auc.after")
+    assert row["sisa"][mia] == "0.6100 [0.52, 0.70] †" and row["receraser"][mia] == "0.5500 [0.53, 0.57]"

@@ -14,7 +14,7 @@ from .data.load import load_dataset
 from .errors import ConfigError
 from .methods.base import Method
 from .methods.costs import UnlearnCost
-from .metrics.completeness import score_gaps
+from .metrics.completeness import RankGap, score_gaps
 from .metrics.stages import StageMetrics
 from .metrics.timing import peak_memory
 from .registry import METHODS, PROBES
@@ -68,41 +68,75 @@ def execute(p: Prepared) -> dict:
     full = TrainSet(p.data.n_users, p.data.n_items, p.data.train, p.data.valid)
     minus = full.without(p.request.rows)  # train minus F: methods, oracle and replica read this one view
     stages = StageMetrics(p.data, p.request, cfg, rt)
-    okey = oracles.oracle_key(p.data.split_hash, p.request.content_hash(), p.spec)
 
-    def oracle(trained=None):
-        return oracles.retrain_oracle(minus, p.spec, okey, rt, cfg.get("cache_dir"), trained=trained)
+    def oracle(trained=None, seed=p.spec["seed"]):
+        spec = {**p.spec, "seed": seed}
+        key = oracles.oracle_key(p.data.split_hash, p.request.content_hash(), spec)
+        return oracles.retrain_oracle(minus, spec, key, rt, cfg.get("cache_dir"), trained=trained)
 
     log.info("fit %s on %d rows", p.spec["method"]["name"], len(p.data.train))
     rec = method.fit(full).record()                                     # 3-4: M0
-    rec.update(stages.measure("before", method.score, method))
+    rec.update(stages.measure("before", method.score, method, method.user_vectors))
     ref = oracle() if method.needs_reference and ccfg.get("retrain_oracle", True) else None
     if ref is not None:
         method.set_reference(ref[0].score)
     costs = [method.unlearn(rows) for rows in p.request.rounds]         # 5-6: M1, request by request
     rec.update(UnlearnCost.record(costs))
-    rec.update(stages.measure("after", method.score, method))
+    rec.update(stages.measure("after", method.score, method, method.user_vectors))
     if ccfg.get("retrain_oracle", True):                                # 7: oracles
         own = method.is_retrain_oracle() and len(costs) == 1
         model, info = ref or oracle(trained=(method, costs[0]) if own else None)
         rec.update({"retrain_s": info["retrain_s"], "retrain_epochs": info["retrain_epochs"],
                     "retrain_cached": bool(info.get("cached", False))})
         rec["speedup"] = rec["retrain_s"] / rec["unlearn_s"] if rec["unlearn_s"] > 0 else float("inf")
-        rec.update(stages.measure("retrain", model.score, method))
-        rec["retrain_gap"] = score_gaps(method.score, model.score, p.data.n_users, rt.eval_batch, rt.device)["rel_fro"]
-    if method.builds_exact_replica:  # exact_gap can only fail if some shard was left as it was
-        rec["untouched_shards"] = method.n_shards - rec["n_shards_retrained"]
-        rec["exact_gap"] = None
-        if ccfg.get("exact_replica", True) and rec["untouched_shards"] > 0:
-            t0 = time.perf_counter()
-            replica = method.exact_replica(minus)
-            rec["exact_replica_s"] = time.perf_counter() - t0
-            rec["exact_gap"] = score_gaps(method.score, replica.score, p.data.n_users, rt.eval_batch, rt.device)["max_abs"]
+        rec.update(stages.measure("retrain", model.score, method, model.user_vectors))
+        # the seed floor: an oracle that differs only in its seed (cached like the oracle)
+        twin = oracle(seed=p.spec["seed"] + 1)[0] if ccfg.get("seed_floor", True) else None
+        rec.update(oracle_gaps(p, minus, method, model, twin))
+    if method.builds_exact_replica:
+        rec.update(exact_gap(p, minus, method, rec["n_shards_retrained"], ccfg.get("exact_replica", True)))
+    if ccfg.get("partition_drift", True):
+        rec.update(method.partition_drift(minus))
     rec.update(stages.finish())
     rec.update(method.describe())                                       # 8: the record
     rec.update(peak_memory(rt.device))
     rec["lifecycle_s"] = time.perf_counter() - wall0
     return rec
+
+
+def oracle_gaps(p: Prepared, minus: TrainSet, method: Method, model: Method, twin: Method | None) -> dict:
+    """M1 against the retrain oracle: `retrain_gap` (per-user standardised scores; `.raw` on raw
+    scores) and `retrain_rank_gap@K` (over retained users; `.deleted`: the users who lost rows);
+    with `twin` (the oracle with another seed), the same between the two oracles as `seed_floor*`
+    and `rank_gap_over_floor@K` = gap / floor."""
+    rt, ccfg, n_users = p.runtime, p.cfg.get("completeness") or {}, p.data.n_users
+    ks = sorted({int(k) for k in (p.cfg.get("eval") or {}).get("ks", [10, 20, 50])} | {int(ccfg.get("forget_k", 20))})
+    ranks = RankGap(minus.train, p.data.train.subset(p.request.rows), n_users, p.data.n_items, ks, p.spec["seed"],
+                    int(ccfg.get("rank_gap_max_users", 5000)), rt.device, rt.eval_batch)
+    gaps = score_gaps(method.score, model.score, n_users, rt.eval_batch, rt.device)
+    ref = ranks.tops(model.score)
+    out = {"retrain_gap": gaps["rel_fro_std"], "retrain_gap.raw": gaps["rel_fro"]}
+    out.update({f"retrain_rank_gap{k}": v for k, v in ranks.gap(ranks.tops(method.score), ref).items()})
+    if twin is not None:
+        out["seed_floor.retrain_gap"] = score_gaps(twin.score, model.score, n_users, rt.eval_batch, rt.device)["rel_fro_std"]
+        floor = ranks.gap(ranks.tops(twin.score), ref)
+        out.update({f"seed_floor{k}": v for k, v in floor.items()})
+        out.update({f"rank_gap_over_floor{k}": out[f"retrain_rank_gap{k}"] / v if v > 0 else None
+                    for k, v in floor.items()})
+    return out
+
+
+def exact_gap(p: Prepared, minus: TrainSet, method: Method, n_retrained: int, fit_replica: bool) -> dict:
+    """`exact_gap` against the exact replica; it can only fail if some shard was left as it was,
+    so with `untouched_shards` = 0 it is null (not informative) and no replica is fitted."""
+    out = {"untouched_shards": method.n_shards - n_retrained, "exact_gap": None}
+    if fit_replica and out["untouched_shards"] > 0:
+        t0 = time.perf_counter()
+        replica = method.exact_replica(minus)
+        out["exact_replica_s"] = time.perf_counter() - t0
+        out["exact_gap"] = score_gaps(method.score, replica.score, p.data.n_users, p.runtime.eval_batch,
+                                      p.runtime.device)["max_abs"]
+    return out
 
 
 def describe(p: Prepared) -> dict:

@@ -180,6 +180,14 @@ class Attention(Aggregator):
     def user_vectors(self, users: torch.Tensor) -> torch.Tensor:
         return self.net.combine(self._users[:, users], item=False)
 
+    def representation(self, shards, users):
+        """"": the vector that scores (the released code's: attention over the transferred shard
+        vectors, so a user absent from a shard still gets that shard's transfer bias b_k);
+        ".untransferred": the plain mean of the shard vectors, which no transfer bias moves."""
+        with torch.no_grad():
+            raw = self._users[:, users.to(self._users.device)]
+            return {"": self.net.combine(raw, item=False), ".untransferred": raw.mean(0)}
+
     def item_vectors(self, items: torch.Tensor | None = None) -> torch.Tensor:
         e = self._items if items is None else self._items[:, items]
         return self.net.combine(e, item=True)

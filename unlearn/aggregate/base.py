@@ -49,8 +49,22 @@ class Aggregator:
     def score(self, shards: list, users: torch.Tensor) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
 
+    def representation(self, shards: list, users: torch.Tensor) -> dict | None:
+        """The final user representation a score is the dot product with, as {"": vectors} (more
+        keys for other readings of it), or None when scores are not one user vector's dot products.
+        For the completeness probe `forgotten_collapse`."""
+        return None
+
     def state_dict(self) -> dict:
         return {}
 
     def load_state_dict(self, state: dict) -> None:
         pass
+
+
+def shard_user_vectors(shards: list, users: torch.Tensor) -> list[torch.Tensor] | None:
+    """Each shard model's user embeddings of `users` (None if a sub-model has none)."""
+    try:
+        return [m.embeddings()[0].to(users.device)[users] for m in shards]
+    except NotImplementedError:
+        return None

@@ -30,7 +30,7 @@ from ..errors import ConfigError
 from ..training import NegativeSampler
 from ..registry import AGGREGATORS
 from ..runtime import CPU
-from .base import Aggregator
+from .base import Aggregator, shard_user_vectors
 
 
 def pair_scores(shards: list, users: torch.Tensor, items: torch.Tensor, batch: int) -> torch.Tensor:
@@ -190,6 +190,16 @@ class Linear(Aggregator):
             s = model.score(users)
             out = s * ag[:, k : k + 1] if out is None else out.add_(s * ag[:, k : k + 1])
         return out.add_(c[g][:, None])
+
+    def representation(self, shards, users):
+        """The shards' user vectors side by side, each scaled by its combiner weight (the
+        constant c[g] moves no ranking)."""
+        vecs = shard_user_vectors(shards, users)
+        if vecs is None:
+            return None
+        a, _ = self.coefficients()
+        ag = a[self._group.to(users.device)[users]]
+        return {"": torch.cat([v * ag[:, k : k + 1] for k, v in enumerate(vecs)], 1)}
 
     def state_dict(self):
         return {"weight": self.weight, "bias": self.bias, "mu": self.mu, "sd": self.sd}

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from ..registry import AGGREGATORS
-from .base import Aggregator
+from .base import Aggregator, shard_user_vectors
 
 
 @AGGREGATORS.register("none")
@@ -13,6 +13,10 @@ class Single(Aggregator):
 
     def score(self, shards, users):
         return shards[0].score(users)
+
+    def representation(self, shards, users):
+        vecs = shard_user_vectors(shards, users)
+        return None if vecs is None else {"": vecs[0]}
 
 
 @AGGREGATORS.register("mean")
@@ -24,6 +28,12 @@ class Mean(Aggregator):
         for m in shards[1:]:
             total += m.score(users)
         return total / len(shards)
+
+    def representation(self, shards, users):
+        """The shards' user vectors side by side: the mean of the K dot products is the dot
+        product of the concatenated user and item vectors (over K)."""
+        vecs = shard_user_vectors(shards, users)
+        return None if vecs is None else {"": torch.cat(vecs, 1)}
 
 
 @AGGREGATORS.register("own")
@@ -43,3 +53,10 @@ class Own(Aggregator):
             rows = (owner == s).nonzero().flatten()
             out[rows] = shards[s].score(users[rows])
         return out
+
+    def representation(self, shards, users):
+        vecs = shard_user_vectors(shards, users)
+        if vecs is None:
+            return None
+        owner = self._owner.to(users.device)[users]
+        return {"": torch.stack(vecs)[owner, torch.arange(len(users), device=users.device)]}

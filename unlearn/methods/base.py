@@ -45,6 +45,10 @@ from ..runtime import CPU, Runtime
 from ..seeding import derive_seed
 from .costs import FitCost, UnlearnCost
 
+# keep: the partition built at fit time stays (the papers'); rebuild: a partition built from
+# embeddings that saw F is rebuilt on train minus F at every request (re-pretraining included)
+REFRESH = ("keep", "rebuild")
+
 
 class Method:
     """Base class of every method; see the module docstring for the contract."""
@@ -94,6 +98,11 @@ class Method:
     def score(self, users: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def user_vectors(self, users: torch.Tensor) -> dict | None:
+        """The final user representations of `users` ({"": vectors}, more keys for other readings),
+        or None for a method without user vectors (the `forgotten_collapse` probe)."""
+        return None
+
     def set_reference(self, score_fn) -> None:
         """The retrain oracle's score function (called when `needs_reference`)."""
 
@@ -101,6 +110,11 @@ class Method:
         """The same method fitted from scratch on `data` (train minus F) with this method's
         partition and seeds (called when `builds_exact_replica`)."""
         raise NotImplementedError(f"method {self.registered_name} builds no exact replica")
+
+    def partition_drift(self, data: TrainSet) -> dict:
+        """`partition_drift` and `partition_drift.ari` of the partition in use against one rebuilt on
+        `data` (train minus F); {} for a method without a partition."""
+        return {}
 
     def describe(self) -> dict:
         """Method-specific keys for the result record."""
@@ -128,6 +142,9 @@ class ShardedMethod(Method):
         self.shard_info: list = []
         self.aggregator = None
         self.partition = None
+        self.refresh = str(self.cfg.get("partition_refresh", "keep"))
+        if self.refresh not in REFRESH:
+            raise ConfigError(f"Unknown method.partition_refresh '{self.refresh}'. Valid: {', '.join(REFRESH)}.")
 
     # -- building blocks --------------------------------------------------------------
     def new_submodel(self):
@@ -173,18 +190,13 @@ class ShardedMethod(Method):
         """Fit on `data`; `partition` (over `data.rows`) is given only by the exact replica."""
         self.data = data
         if partition is None:
-            part, part_s = self._timed(self.partitioner.partition, data.train, data.n_users, data.n_items,
-                                       derive_seed(self.seed, "partition"))
-            self.partition = part.over_rows(data.row_index, len(data.rows))
-            info = part.info
+            self.partition, pretrain_s, cluster_s = self.build_partition(data)
         else:
-            self.partition, part_s, info = partition, 0.0, {}
+            self.partition, pretrain_s, cluster_s = partition, 0.0, 0.0
         k = self.partition.n_shards
         self.shards, self.shard_info = [None] * k, [None] * k
         shards_s = self._train_shards(list(range(k)))
         agg_info, agg_s = self._timed(self.fit_aggregator)
-        pretrain_s = float(info.get("pretrain_s", 0.0))
-        cluster_s = float(info.get("cluster_s", part_s - pretrain_s))
         return FitCost(
             seconds=pretrain_s + cluster_s + shards_s + agg_s,
             partition_s=cluster_s, pretrain_s=pretrain_s, shards_s=shards_s, aggregator_s=agg_s,
@@ -192,18 +204,57 @@ class ShardedMethod(Method):
             extra={f"aggregator.{key}": v for key, v in agg_info.items()},
         )
 
+    def build_partition(self, data: TrainSet):
+        """(partition of `data`'s retained rows as a partition of all its rows, pretraining seconds,
+        clustering seconds); the pretraining seconds are what the embeddings cost to train, also
+        when a cache served them."""
+        part, part_s = self._timed(self.partitioner.partition, data.train, data.n_users, data.n_items,
+                                   derive_seed(self.seed, "partition"))
+        pretrain_s = float(part.info.get("pretrain_s", 0.0))
+        cluster_s = float(part.info.get("cluster_s", part_s - pretrain_s))
+        return part.over_rows(data.row_index, len(data.rows)), pretrain_s, cluster_s
+
+    @property
+    def rebuilds_partition(self) -> bool:
+        return self.refresh == "rebuild" and bool(self.partition is not None and self.partition.uses_forget)
+
     def unlearn(self, rows: np.ndarray) -> UnlearnCost:
         rows = np.asarray(rows, dtype=np.int64)
         touched = self.partition.touched(rows)
         self.data = self.data.without(rows)
+        partition_s = None
+        if self.rebuilds_partition:  # re-pretrain and re-partition on train minus F, at its cost
+            old = self.partition
+            self.partition, pretrain_s, cluster_s = self.build_partition(self.data)
+            partition_s = pretrain_s + cluster_s
+            moved = old.row_shard != self.partition.row_shard  # rows that changed shard (F's rows too)
+            touched = sorted({int(s) for s in np.unique(np.concatenate([old.row_shard[moved],
+                              self.partition.row_shard[moved]])) if s >= 0})
         shards_s = self._train_shards(touched)
         agg_s = 0.0
         if self.aggregator.trainable:
             _, agg_s = self._timed(self.fit_aggregator)
-        return UnlearnCost(seconds=shards_s + agg_s, shards_s=shards_s, aggregator_s=agg_s, shards_retrained=touched)
+        elif partition_s is not None:
+            self.aggregator.bind(self.shards, self.partition)  # e.g. `own` routes users by the new partition
+        return UnlearnCost(seconds=shards_s + agg_s + (partition_s or 0.0), shards_s=shards_s, aggregator_s=agg_s,
+                           partition_s=partition_s, shards_retrained=touched)
+
+    def partition_drift(self, data: TrainSet) -> dict:
+        """What a kept partition keeps of F: its distance to a partition rebuilt on `data` (train
+        minus F) with the same seed. 0 / ARI 1 by construction where the partition read nothing
+        trained on F (`random`, `none`) or was rebuilt at unlearning."""
+        from ..partition.base import partition_drift
+
+        if not self.partition.uses_forget or self.rebuilds_partition:
+            return {"partition_drift": 0.0, "partition_drift.ari": 1.0}
+        rebuilt, _, _ = self.build_partition(data)
+        return partition_drift(self.partition, rebuilt, data.train)
 
     def score(self, users):
         return self.aggregator.score(self.shards, users)
+
+    def user_vectors(self, users):
+        return self.aggregator.representation(self.shards, users)
 
     def describe(self) -> dict:
         return {
@@ -217,7 +268,8 @@ class ShardedMethod(Method):
 
     def exact_replica(self, data: TrainSet) -> "ShardedMethod":
         rep = type(self)(self.spec, self.runtime, self.cache_dir)
-        rep.fit(data, partition=self.partition)
+        # a rebuilt partition is checked too: the replica partitions train minus F from scratch
+        rep.fit(data, partition=None if self.rebuilds_partition else self.partition)
         return rep
 
     # -- caching ---------------------------------------------------------------------

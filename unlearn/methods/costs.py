@@ -47,6 +47,7 @@ class UnlearnCost:
     seconds: float
     shards_s: float | None = None
     aggregator_s: float | None = None
+    partition_s: float | None = None   # re-pretraining and re-partitioning (partition_refresh=rebuild)
     shards_retrained: list[int] = field(default_factory=list)
     epochs: int | None = None
     extra: dict = field(default_factory=dict)
@@ -56,7 +57,7 @@ class UnlearnCost:
         """The record's unlearning keys for a stream of requests (`deletion.rounds`)."""
         out: dict = {}
         for cost in costs:
-            parts = {f"unlearn.{n}": getattr(cost, n) for n in ("shards_s", "aggregator_s")
+            parts = {f"unlearn.{n}": getattr(cost, n) for n in ("shards_s", "aggregator_s", "partition_s")
                      if getattr(cost, n) is not None}
             for key, value in {**parts, **_numbers("unlearn", cost.extra)}.items():
                 out[key] = out.get(key, 0) + value  # ints (counts) stay ints

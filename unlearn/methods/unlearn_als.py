@@ -187,6 +187,9 @@ class UnlearnALS(Method):
     def score(self, users):
         return self.model.score(users)
 
+    def user_vectors(self, users):
+        return {"": self.model.embeddings()[0][users]}
+
     def describe(self) -> dict:
         rounds = self._rounds
         out = super().describe()

@@ -4,12 +4,13 @@ per stage (`before`, `after`, `retrain`)."""
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from ..data.deletion import DeletionRequest
 from ..data.interactions import Dataset, Interactions
 from ..registry import PROBES
 from ..runtime import Runtime
-from .completeness import MembershipProbe, forget_hits
+from .completeness import MembershipProbe, forget_hits, mean_pairwise_cosine, popularity_scores
 from .ranking import RankingEvaluator, ScoreFn
 
 
@@ -17,10 +18,21 @@ def prefixed(prefix: str, metrics: dict) -> dict:
     return {f"{prefix}.{k}": v for k, v in metrics.items() if k != "n_eval_users"}
 
 
+def staged(stage: str, metrics: dict) -> dict:
+    """`name.rest` -> `name.<stage>.rest` (`mia_auc.ci95` -> `mia_auc.after.ci95`)."""
+    out = {}
+    for key, value in metrics.items():
+        name, dot, rest = key.partition(".")
+        out[f"{name}.{stage}{dot}{rest}"] = value
+    return out
+
+
 class StageMetrics:
-    """Before unlearning, models rank every item but the user's train rows against test; after
-    (and for the oracle), against the retained train rows, and a deleted user's test rows leave
-    the evaluation (the user is gone from the system)."""
+    """One candidate set and one user population for every stage (`before`, `after`, `retrain`):
+    each model ranks every item but the user's retained train rows (train minus F) against the test
+    rows of the users still in the system (a deleted user's test rows leave the evaluation), so the
+    stages differ only in the model. The active group (top `eval.active_top` of the evaluated users
+    by train count) is fixed at fit time, from the counts in all of train."""
 
     def __init__(self, data: Dataset, request: DeletionRequest, cfg: dict, runtime: Runtime):
         ecfg, ccfg = cfg.get("eval") or {}, cfg.get("completeness") or {}
@@ -33,32 +45,39 @@ class StageMetrics:
         if request.unit == "user":
             gone[request.deleted_users] = True
 
-        def evaluator(exclude: Interactions, target: Interactions) -> RankingEvaluator:
-            return RankingEvaluator(n_u, n_i, exclude, target, ks, dev, batch, ecfg.get("ndcg_ideal", "capped"),
-                                    active_top=float(ecfg.get("active_top", 0.05)))
-
-        self.utility = {"before": evaluator(data.train, data.test),
-                        "after": evaluator(self.retained, data.test.of_users(~gone))}
-        self.utility["retrain"] = self.utility["after"]
+        self.deleted_users = np.unique(self.forget.users)  # users who lost rows
+        one = RankingEvaluator(n_u, n_i, self.retained, data.test.of_users(~gone), ks, dev, batch,
+                               ecfg.get("ndcg_ideal", "capped"), train_counts=data.train.user_counts(n_u),
+                               active_top=float(ecfg.get("active_top", 0.05)))
+        self.utility = {"before": one, "after": one, "retrain": one}
         self.membership = MembershipProbe(self.forget, Interactions.concat([data.valid, data.test]), n_u, n_i,
-                                          int(cfg.get("seed", 0)), int(ccfg.get("mia_max_pairs", 20000)), dev, batch)
+                                          int(cfg.get("seed", 0)), int(ccfg.get("mia_max_pairs", 20000)), dev, batch,
+                                          n_boot=int(ccfg.get("mia_bootstrap", 200)))
         self.hit_ks = sorted({int(ccfg.get("forget_k", 20)), *ks})
         self.probes = [PROBES.get(name)(data, request, runtime) for name in ecfg.get("probes") or []]
 
-    def measure(self, stage: str, score_fn: ScoreFn, method=None) -> dict:
-        """Utility, membership AUC, forget-hit and probes of `score_fn` at `stage`."""
+    def measure(self, stage: str, score_fn: ScoreFn, method=None, user_vectors=None) -> dict:
+        """Utility, membership AUC (with its interval), forget-hit, the deleted users' collapse
+        (`user_vectors`: users -> final user representations, or None) and probes at `stage`."""
         out = prefixed(stage, self.utility[stage].evaluate(score_fn))
-        out.update({f"{k}.{stage}": v for k, v in self.membership.measure(score_fn).items()})
+        out.update(staged(stage, self.membership.measure(score_fn)))
         hits = forget_hits(score_fn, self.n_users, self.n_items, self.retained, self.forget, self.hit_ks,
                            self.device, self.batch)
-        out.update({f"{k}.{stage}": v for k, v in hits.items()})
+        out.update(staged(stage, hits))
+        vectors = user_vectors(torch.as_tensor(self.deleted_users, device=self.device)) if user_vectors else None
+        for reading, v in (vectors or {}).items():
+            out[f"forgotten_collapse.{stage}{reading}"] = mean_pairwise_cosine(v)
         for probe in self.probes:
             out.update(prefixed(stage, probe.measure(stage, score_fn, method)))
         return out
 
     def finish(self) -> dict:
-        """What the probes measure across stages (e.g. against the oracle), once all ran."""
-        out: dict = {}
+        """What needs no model (the MIA's pairs, the popularity ranker's forget-hit) and what the
+        probes measure across stages (e.g. against the oracle), once all ran."""
+        out: dict = {"mia_pairs": int(self.membership.n_pairs)}
+        pop = forget_hits(popularity_scores(self.retained, self.n_items), self.n_users, self.n_items, self.retained,
+                          self.forget, self.hit_ks, self.device, self.batch)
+        out.update(staged("popularity", pop))
         for probe in self.probes:
             out.update(probe.finish())
         return out

@@ -86,3 +86,34 @@ class Partitioner:
 def rows_from_units(unit: str, train: Interactions, unit_shard: np.ndarray) -> np.ndarray:
     """The shard of every row, from the shard of its unit (user or item)."""
     return unit_shard[unit_ids(unit, train)]
+
+
+def adjusted_rand_index(a: np.ndarray, b: np.ndarray) -> float:
+    """Adjusted Rand index of two labelings of the same units (1: the same grouping up to labels)."""
+    if len(a) < 2:
+        return 1.0
+    _, ia = np.unique(a, return_inverse=True)
+    _, ib = np.unique(b, return_inverse=True)
+    table = np.zeros((ia.max() + 1, ib.max() + 1), dtype=np.float64)
+    np.add.at(table, (ia, ib), 1.0)
+    pairs = lambda x: (x * (x - 1) / 2.0).sum()  # noqa: E731
+    index, rows, cols = pairs(table), pairs(table.sum(1)), pairs(table.sum(0))
+    expected = rows * cols / (len(a) * (len(a) - 1) / 2.0)
+    best = (rows + cols) / 2.0
+    return 1.0 if best == expected else float((index - expected) / (best - expected))
+
+
+def partition_drift(kept: Partition, rebuilt: Partition, train: Interactions) -> dict:
+    """How far the partition in use (`kept`, built at fit time) is from one rebuilt on the retained
+    rows `train` (train minus F) with the same seed, over the retained units (users or items still
+    in `train`; for interaction partitions the retained rows, which `train`'s partitions index
+    through `row_index`): `partition_drift` = fraction of them whose shard differs,
+    `partition_drift.ari` = adjusted Rand index of the two groupings."""
+    if kept.unit_shard is not None and rebuilt.unit_shard is not None:
+        ids = np.unique(unit_ids(kept.unit, train))
+        a, b = kept.unit_shard[ids], rebuilt.unit_shard[ids]
+    else:
+        keep = rebuilt.row_shard >= 0
+        a, b = kept.row_shard[keep], rebuilt.row_shard[keep]
+    return {"partition_drift": float(np.mean(a != b)) if len(a) else 0.0,
+            "partition_drift.ari": adjusted_rand_index(a, b)}
