@@ -17,6 +17,9 @@ from .base import ShardedMethod
 
 @METHODS.register("receraser")
 class RecEraser(ShardedMethod):
+    # keep (the paper's): the fit-time partition stays, `partition_drift` measures what it keeps of F;
+    # rebuild: re-pretrain and re-partition on train minus F at every request (see ShardedMethod)
+    defaults = {"partition_refresh": "keep"}
     allowed = {
         "partitioner": ["ubp", "ibp", "inbp", "random"],
         "aggregator": ["attention", "mean"],

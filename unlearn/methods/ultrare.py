@@ -24,6 +24,9 @@ from .base import ShardedMethod
 
 @METHODS.register("ultrare")
 class UltraRE(ShardedMethod):
+    # keep (the paper's): the fit-time partition stays, `partition_drift` measures what it keeps of F;
+    # rebuild: re-pretrain and re-partition on train minus F at every request (see ShardedMethod)
+    defaults = {"partition_refresh": "keep"}
     allowed = {
         "partitioner": ["ot", "kmeans", "ubp", "random"],
         "aggregator": ["linear", "mean", "own"],
