@@ -65,7 +65,8 @@ def execute(p: Prepared) -> dict:
     """The SPEC §2 sequence; returns the record's measured keys."""
     cfg, method, rt, ccfg = p.cfg, p.method, p.runtime, p.cfg.get("completeness") or {}
     wall0 = time.perf_counter()
-    full = TrainSet(p.data.n_users, p.data.n_items, p.data.train, p.data.valid)
+    full = TrainSet(p.data.n_users, p.data.n_items, p.data.train, p.data.valid,
+                    features=p.data.info.get("features"))  # side features of the id universe (twotower)
     minus = full.without(p.request.rows)  # train minus F: methods, oracle and replica read this one view
     stages = StageMetrics(p.data, p.request, cfg, rt)
 
@@ -79,7 +80,7 @@ def execute(p: Prepared) -> dict:
     rec.update(stages.measure("before", method.score, method, method.user_vectors))
     ref = oracle() if method.needs_reference and ccfg.get("retrain_oracle", True) else None
     if ref is not None:
-        method.set_reference(ref[0].score)
+        method.set_reference(ref[0].score, ref[0])
     costs = [method.unlearn(rows) for rows in p.request.rounds]         # 5-6: M1, request by request
     rec.update(UnlearnCost.record(costs))
     rec.update(stages.measure("after", method.score, method, method.user_vectors))

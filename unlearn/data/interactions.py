@@ -108,8 +108,9 @@ class TrainSet:
     """
 
     def __init__(self, n_users: int, n_items: int, train: Interactions, valid: Interactions,
-                 kept: np.ndarray | None = None):
+                 kept: np.ndarray | None = None, features=None):
         self.n_users, self.n_items = int(n_users), int(n_items)
+        self.features = features  # side features of the id universe (data.features.LazyFeatures) or None
         self.rows = train
         self.all_valid = valid
         if kept is not None:
@@ -145,9 +146,9 @@ class TrainSet:
         """The same data with `rows` (indices into `rows`) no longer retained."""
         kept = self.kept_mask
         kept[np.asarray(rows, dtype=np.int64)] = False
-        return TrainSet(self.n_users, self.n_items, self.rows, self.all_valid, kept)
+        return TrainSet(self.n_users, self.n_items, self.rows, self.all_valid, kept, self.features)
 
     def select(self, mask: np.ndarray) -> "TrainSet":
         """One component's data: the retained rows where `mask` (over `rows`) is set, in row order."""
         return TrainSet(self.n_users, self.n_items, self.rows.subset(np.flatnonzero(self.kept_mask & mask)),
-                        self.all_valid)
+                        self.all_valid, features=self.features)

@@ -13,6 +13,7 @@ from ..registry import DATASETS, SPLITS
 from . import loaders  # noqa: F401  (registers the readers)
 from . import splits as _splits  # noqa: F401
 from .download import ensure_files, verify
+from .features import LazyFeatures
 from .interactions import Dataset, Interactions
 from .preprocess import clean, remap
 
@@ -39,7 +40,7 @@ def load_dataset(cfg: dict, cache_dir: str | Path | None = None) -> Dataset:
     cache = Path(cache_dir) / "data" / f"{cfg['name']}-{key}.npz" if cache_dir else None
     if cache is not None and cache.is_file():
         try:
-            return _from_arrays(cfg["name"], key, io.read_npz(cache))
+            return _from_arrays(cfg["name"], key, io.read_npz(cache), cfg.get("folder"))
         except (OSError, ValueError, KeyError) as exc:
             log.warning("ignoring unreadable data cache %s (%s)", cache, exc)
     frames, published = loader(paths, cfg)
@@ -62,12 +63,13 @@ def load_dataset(cfg: dict, cache_dir: str | Path | None = None) -> Dataset:
             arrays[f"{part}.ts"] = it.timestamps
     if cache is not None:
         io.write_npz(cache, arrays)
-    return _from_arrays(cfg["name"], key, arrays)
+    return _from_arrays(cfg["name"], key, arrays, cfg.get("folder"))
 
 
-def _from_arrays(name: str, key: str, a: dict) -> Dataset:
+def _from_arrays(name: str, key: str, a: dict, folder: str | None = None) -> Dataset:
     parts = {}
     for part in ("train", "valid", "test"):
         parts[part] = Interactions(a[f"{part}.users"], a[f"{part}.items"], a[f"{part}.ratings"], a.get(f"{part}.ts"))
+    features = LazyFeatures(name, folder, a["user_map"], a["item_map"])  # side files, read on first use
     return Dataset(name, int(a["n_users"]), int(a["n_items"]), parts["train"], parts["valid"], parts["test"],
-                   split_hash=key, info={"user_map": a["user_map"], "item_map": a["item_map"]})
+                   split_hash=key, info={"user_map": a["user_map"], "item_map": a["item_map"], "features": features})

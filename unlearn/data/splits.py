@@ -48,13 +48,22 @@ def random_split(frames, cfg, seed):
 
 @SPLITS.register("loo")
 def loo_split(frames, cfg, seed):
+    """Leave-one-out: per user (with at least 3 rows) the latest row is test, the second latest
+    validation. `order: time` (default) needs timestamps; `order: random` picks the two rows at
+    random (seeded), for datasets without timestamps."""
     df = pd.concat(list(frames.values()))
-    if "ts" not in df or df["ts"].isna().any():
-        raise ConfigError("split=loo needs timestamps, and this dataset has none. Use split=random or published.")
+    order = cfg.get("order", "time")
+    if order not in ("time", "random"):
+        raise ConfigError(f"Unknown dataset.split.order '{order}'. Valid: time, random.")
+    if order == "time" and ("ts" not in df or df["ts"].isna().any()):
+        raise ConfigError("split=loo needs timestamps, and this dataset has none. Use split=random or published, "
+                          "or dataset.split.order=random.")
     rng = numpy_rng(seed, "split", "loo")
     users = df["user"].to_numpy()
     # latest first; ties in time broken by the seeded random key
-    pos, n = _position_in_user(users, -(df["ts"].to_numpy().astype(np.float64)) + rng.random(len(df)) * 1e-3)
+    key = rng.random(len(df)) if order == "random" else \
+        -(df["ts"].to_numpy().astype(np.float64)) + rng.random(len(df)) * 1e-3
+    pos, n = _position_in_user(users, key)
     test = (pos == 0) & (n >= 3)
     valid = (pos == 1) & (n >= 3)
     return df[~test & ~valid], df[valid], df[test]

@@ -49,6 +49,15 @@ def topk_stable(scores: torch.Tensor, k: int) -> torch.Tensor:
     return out
 
 
+def cold_item_mask(degree: np.ndarray, cold_share: float = 0.8) -> np.ndarray:
+    """The `cold_share` of items with the lowest degree (ties by lower id): EEMU's cold items."""
+    n_cold = int(round(cold_share * len(degree)))
+    order = np.lexsort((np.arange(len(degree)), degree))
+    mask = np.zeros(len(degree), dtype=bool)
+    mask[order[:n_cold]] = True
+    return mask
+
+
 def active_mask(train_counts: np.ndarray, users: np.ndarray, top: float = 0.05) -> np.ndarray:
     """Active users: the top `top` fraction of `users` by training count (ties by lower id)."""
     n_active = max(1, math.ceil(top * len(users))) if len(users) else 0
@@ -73,6 +82,7 @@ class RankingEvaluator:
         ndcg_ideal: str = "capped",
         train_counts: np.ndarray | None = None,
         active_top: float = 0.05,
+        cold_share: float = 0.8,
     ):
         if ndcg_ideal not in ("capped", "all"):
             from ..errors import ConfigError
@@ -92,6 +102,13 @@ class RankingEvaluator:
         self.discount = 1.0 / torch.log2(torch.arange(max_len, device=device, dtype=torch.float64) + 2.0)
         self.ideal = torch.cumsum(self.discount, 0)
         self._batches = None
+        # item groups (EEMU): cold = the `cold_share` of items with the lowest degree in `exclude`
+        # (the retained training rows), ties by lower id; warm = the rest
+        cold = cold_item_mask(exclude.item_counts(n_items), cold_share)
+        self.item_groups = {"cold": torch.as_tensor(cold, device=device), "warm": torch.as_tensor(~cold, device=device)}
+        self.group_targets = {g: torch.as_tensor(np.bincount(target.users[m[target.items]], minlength=n_users),
+                                                 device=device)
+                              for g, m in (("cold", cold), ("warm", ~cold))}
 
     def batches(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """(users, flat indices of their excluded cells) per batch; built once, since early
@@ -105,9 +122,13 @@ class RankingEvaluator:
                 self._batches.append((users, row * self.n_items + col))
         return self._batches
 
-    def per_user(self, score_fn: ScoreFn) -> dict[str, np.ndarray]:
-        """Metric arrays aligned with `self.users`."""
+    def per_user(self, score_fn: ScoreFn, item_groups: bool = False) -> dict[str, np.ndarray]:
+        """Metric arrays aligned with `self.users`; with `item_groups` also `<metric>@K.cold` /
+        `.warm`: the same full ranking, hits and ideal counted on the group's target items only
+        (NaN for a user without target items in the group)."""
         out = {f"{m}@{k}": [] for m in METRICS for k in self.ks}
+        groups = list(self.item_groups) if item_groups else []
+        out.update({f"{m}@{k}.{g}": [] for g in groups for m in METRICS for k in self.ks})
         kmax = min(self.ks[-1], self.n_items)
         with torch.no_grad():
             for users, excluded in self.batches():
@@ -126,12 +147,30 @@ class RankingEvaluator:
                     out[f"precision@{k}"].append(n_hits[:, kk - 1] / k)
                     out[f"hr@{k}"].append((n_hits[:, kk - 1] > 0).to(torch.float64))
                     out[f"ndcg@{k}"].append(dcg[:, kk - 1] / idcg)
+                for g in groups:
+                    gh = hits * self.item_groups[g][top].to(torch.float64)
+                    gn = self.group_targets[g][users].to(torch.float64)
+                    gdcg, ghits = torch.cumsum(gh * self.discount[:kmax], 1), torch.cumsum(gh, 1)
+                    none = gn == 0
+                    for k in self.ks:
+                        kk = min(k, kmax)
+                        cap = torch.clamp(gn, max=k) if self.ndcg_ideal == "capped" else gn
+                        idcg = self.ideal[(cap.clamp(min=1) - 1).long()]
+                        nan = torch.full_like(gn, float("nan"))
+                        out[f"recall@{k}.{g}"].append(torch.where(none, nan, ghits[:, kk - 1] / gn.clamp(min=1)))
+                        out[f"precision@{k}.{g}"].append(torch.where(none, nan, ghits[:, kk - 1] / k))
+                        out[f"hr@{k}.{g}"].append(torch.where(none, nan, (ghits[:, kk - 1] > 0).to(torch.float64)))
+                        out[f"ndcg@{k}.{g}"].append(torch.where(none, nan, gdcg[:, kk - 1] / idcg))
         return {name: torch.cat(v).cpu().numpy() if v else np.zeros(0) for name, v in out.items()}
 
     def evaluate(self, score_fn: ScoreFn, groups: bool = True) -> dict[str, float]:
-        per_user = self.per_user(score_fn)
+        per_user = self.per_user(score_fn, item_groups=groups)
         result: dict[str, float] = {}
         for name, values in per_user.items():
+            if "." in name:  # an item group: its users only
+                values = values[~np.isnan(values)]
+                result[name] = float(values.mean()) if len(values) else float("nan")
+                continue
             result[name] = float(values.mean()) if len(values) else float("nan")
             if groups:
                 act, inact = values[self.active], values[~self.active]

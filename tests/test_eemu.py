@@ -1,0 +1,221 @@
+"""EEMU: user_split partition, first-order MAML, adaptation on retained rows only, exactness."""
+import numpy as np
+import pytest
+import torch
+
+from unlearn import meta
+from unlearn.data import TrainSet
+from unlearn.data.deletion import draw
+from unlearn.data.interactions import Interactions
+from unlearn.metrics.ranking import RankingEvaluator, cold_item_mask
+from unlearn.registry import METHODS, PARTITIONERS, SUBMODELS
+
+K = 3
+TINY_TOWER = {"name": "twotower", "emb_dim": 8, "user_layers": [16, 8], "item_layers": [16, 8], "epochs": 2,
+              "patience": 2}
+TINY_META = {"name": "eemu", "meta_epochs": 2, "lr": 1e-3, "inner_lr": 1e-3, "adapt_lr": 1e-3, "valid_users": 40,
+             "score_block": 16}
+
+
+def eemu_spec(**method):
+    return {"method": {**TINY_META, **method}, "submodel": TINY_TOWER,
+            "partitioner": {"name": "user_split", "n_shards": K}, "aggregator": {"name": "mean"}, "seed": 0}
+
+
+def full(d):
+    return TrainSet(d.n_users, d.n_items, d.train, d.valid)
+
+
+@pytest.fixture
+def fitted(synthetic):
+    m = METHODS.get("eemu")(eemu_spec())
+    m.fit(full(synthetic))
+    return m
+
+
+def test_user_split_puts_every_user_in_every_shard_with_disjoint_support_and_query(synthetic):
+    d = synthetic
+    part = PARTITIONERS.get("user_split")({"n_shards": K, "query_len": 1}).partition(d.train, d.n_users, d.n_items, 0)
+    query = part.info["query"]
+    counts = d.train.user_counts(d.n_users)
+    for u in np.flatnonzero(counts >= K):
+        rows = np.flatnonzero(d.train.users == u)
+        assert set(part.row_shard[rows].tolist()) == set(range(K))
+        sizes = np.bincount(part.row_shard[rows], minlength=K)
+        assert sizes.max() - sizes.min() <= 1  # nearly equal chunks
+        for k in range(K):
+            mine = rows[part.row_shard[rows] == k]
+            q, s = mine[query[mine]], mine[~query[mine]]
+            assert len(q) == 1 and not set(q) & set(s) and len(q) + len(s) == len(mine)
+
+
+def test_inner_step_reads_only_the_users_support_rows(synthetic):
+    d = synthetic
+    model = SUBMODELS.get("twotower")(d.n_users, d.n_items, TINY_TOWER)
+    model.build(None)
+    model.reset_parameters(torch.Generator().manual_seed(0))
+    params, buffers = meta.split_tensors(model)
+    params = {k: v.detach() for k, v in params.items()}
+    user, pos, neg = torch.tensor(5), torch.tensor([3, 7, 9]), torch.tensor([1, 2, 4])
+    g = torch.func.grad(lambda p: meta.user_loss(model, p, buffers, user, pos, neg, torch.ones(3)))(params)
+    assert set(g["ue_id"].abs().sum(1).nonzero().flatten().tolist()) <= {5}
+    assert set(g["ie_id"].abs().sum(1).nonzero().flatten().tolist()) <= {1, 2, 3, 4, 7, 9}
+    # in a batch, a user's meta-gradient does not depend on the other users of the batch
+    def one(batch_users, other_pos):
+        args = (torch.tensor(batch_users), torch.tensor([[3, 7], other_pos]), torch.tensor([[1, 2], [4, 4]]),
+                torch.ones(2, 2), torch.tensor([[9], [8]]), torch.tensor([[0], [0]]), torch.ones(2, 1))
+        return torch.func.vmap(lambda *a: meta.user_meta_grad(model, params, buffers, 1e-3, *a))(*args)
+    a, b = one([5, 6], [10, 11]), one([5, 8], [12, 13])
+    assert all(torch.equal(a[k][0], b[k][0]) for k in a)
+
+
+def test_batched_meta_gradient_is_the_mean_of_per_user_gradients(synthetic):
+    d = synthetic
+    model = SUBMODELS.get("twotower")(d.n_users, d.n_items, TINY_TOWER)
+    model.build(None)
+    model.reset_parameters(torch.Generator().manual_seed(1))
+    params, buffers = meta.split_tensors(model)
+    params = {k: v.detach().double() for k, v in params.items()}
+    users = torch.tensor([0, 4, 9])
+    sets = [([1, 2, 3], [5, 6, 7]), ([8], [9]), ([10, 11], [12, 13])]
+    width = 3
+    s_pos = torch.zeros(3, width, dtype=torch.long)
+    s_neg = torch.zeros(3, width, dtype=torch.long)
+    s_mask = torch.zeros(3, width, dtype=torch.float64)
+    for j, (p, n) in enumerate(sets):
+        s_pos[j, :len(p)], s_neg[j, :len(n)], s_mask[j, :len(p)] = torch.tensor(p), torch.tensor(n), 1.0
+    q_pos, q_neg, q_mask = torch.tensor([[20], [21], [22]]), torch.tensor([[30], [31], [32]]), torch.ones(3, 1, dtype=torch.float64)
+    batched = meta.batched_meta_grad(model, params, buffers, 1e-2, users, s_pos, s_neg, s_mask, q_pos, q_neg, q_mask)
+    one_by_one = [meta.user_meta_grad(model, params, buffers, 1e-2, users[j], torch.tensor(p), torch.tensor(n),
+                                      torch.ones(len(p), dtype=torch.float64), q_pos[j], q_neg[j], q_mask[j])
+                  for j, (p, n) in enumerate(sets)]
+    for k in params:
+        mean = torch.stack([g[k] for g in one_by_one]).mean(0)
+        assert torch.allclose(batched[k], mean, atol=1e-6, rtol=0), k
+
+
+def test_adaptation_never_reads_a_deleted_row(synthetic, fitted):
+    d, m = synthetic, fitted
+    req = draw(d.train, d.n_users, d.n_items, {"unit": "interaction", "ratio": 0.3}, 0)
+    user_req = draw(d.train, d.n_users, d.n_items, {"unit": "user", "count": 2}, 0)
+    rows = np.union1d(req.rows, user_req.rows)
+    m.data = m.data.without(rows)
+    m._invalidate()
+    ad = m.adapter()
+    users = np.arange(d.n_users)
+    forgotten = set(zip(d.train.users[rows].tolist(), d.train.items[rows].tolist()))
+    kept = set(zip(m.data.train.users.tolist(), m.data.train.items.tolist()))
+    deg = np.bincount(m.data.train.items, minlength=d.n_items)
+    assert np.allclose(ad.logit, (1.0 / np.maximum(deg, 1)) / 0.01)  # degrees from retained rows
+    for k in range(K):
+        pos, neg, has = ad.sets(users, m.adapt_key(k))
+        drawn = {(int(u), int(i)) for u, row in zip(users[has], pos[has]) for i in row}
+        assert drawn <= kept and not (drawn & forgotten - kept)
+        assert not has[user_req.deleted_users].any()  # a deleted user has nothing to adapt on
+        negs = {(int(u), int(i)) for u, row in zip(users[has], neg[has]) for i in row}
+        assert not negs & kept
+    again = ad.sets(users, m.adapt_key(0))[0]
+    assert np.array_equal(again, ad.sets(users, m.adapt_key(0))[0])  # seeded per (seed, shard, user)
+    assert not np.array_equal(again, ad.sets(users, m.adapt_key(1))[0])
+
+
+def test_model_selection_never_reads_test(synthetic, monkeypatch):
+    d = synthetic
+    seen = []
+    real = meta.EarlyStopping
+
+    def spy(data, cfg, runtime):
+        seen.append(data.valid)
+        return real(data, cfg, runtime)
+
+    monkeypatch.setattr(meta, "EarlyStopping", spy)
+    METHODS.get("eemu")(eemu_spec()).fit(full(d))
+    key = lambda it: set((it.users * d.n_items + it.items).tolist())  # noqa: E731
+    assert len(seen) == K
+    for v in seen:
+        assert len(v) and key(v) <= key(d.valid) and not key(v) & key(d.test)
+
+
+@pytest.mark.parametrize("unit", ["user", "interaction"])
+@pytest.mark.parametrize("update", ["batched", "sequential"])
+def test_unlearning_retrains_the_holding_shards_and_equals_the_exact_replica(synthetic, unit, update):
+    d = synthetic
+    m = METHODS.get("eemu")(eemu_spec(meta_update=update, meta_epochs=1))
+    m.fit(full(d))
+    before = [{k: v.clone() for k, v in sh.state_dict().items()} for sh in m.shards]
+    counts = d.train.user_counts(d.n_users)
+    if unit == "user":
+        u = int(np.flatnonzero(counts >= K)[0])
+        rows = np.flatnonzero(d.train.users == u)
+    else:
+        rows = np.array([7])
+    cost = m.unlearn(rows)
+    holding = sorted(set(m.partition.row_shard[rows].tolist()))
+    assert cost.shards_retrained == holding
+    assert holding == (list(range(K)) if unit == "user" else [int(m.partition.row_shard[7])])
+    for k, sh in enumerate(m.shards):
+        if k not in holding:
+            assert all(torch.equal(sh.state_dict()[n], before[k][n]) for n in before[k])
+    rep = m.exact_replica(full(d).without(rows))
+    users = torch.arange(d.n_users)
+    # exact_gap == 0, whatever users a caller asks for in whatever order
+    assert torch.equal(rep.score(torch.flip(users, [0])), torch.flip(m.score(users), [0]))
+    assert torch.equal(m.score(users[5:9]), rep.score(users[5:9]))
+
+
+def test_lifecycle_record_has_exact_gap_zero_and_item_groups(tmp_path):
+    from unlearn.lifecycle import run
+    from unlearn.runtime import CPU
+
+    cfg = {"dataset": {"name": "synthetic", "loader": "synthetic",
+                       "generator": {"n_users": 80, "n_items": 60, "mean_per_user": 12}},
+           "deletion": {"unit": "interaction", "selection": "random", "count": 2},
+           **eemu_spec(meta_epochs=1), "eval": {"ks": [10]}, "completeness": {"mia_bootstrap": 10}}
+    rec = run(cfg, CPU)
+    assert rec["untouched_shards"] > 0 and rec["exact_gap"] == 0.0
+    for stage in ("before", "after", "retrain"):
+        for g in ("cold", "warm"):
+            assert f"{stage}.hr@10.{g}" in rec
+    assert rec["eemu.score_s"] > 0
+
+
+def test_cold_warm_groups_match_brute_force():
+    rng = np.random.default_rng(0)
+    n_u, n_i = 30, 25
+    tr = Interactions(rng.integers(0, n_u, 200), rng.integers(0, n_i, 200), np.ones(200))
+    te = Interactions(rng.integers(0, n_u, 40), rng.integers(0, n_i, 40), np.ones(40))
+    scores = torch.as_tensor(rng.random((n_u, n_i)), dtype=torch.float32)
+    res = RankingEvaluator(n_u, n_i, tr, te, ks=(5,), batch_size=7).evaluate(lambda u: scores[u])
+    cold = cold_item_mask(np.bincount(tr.items, minlength=n_i))
+    assert cold.sum() == 20
+    for g, mask in (("cold", cold), ("warm", ~cold)):
+        hrs = []
+        for u in range(n_u):
+            targets = {int(i) for i in te.items[te.users == u] if mask[i]}
+            if not targets:
+                continue
+            s = scores[u].clone()
+            s[torch.as_tensor(tr.items[tr.users == u])] = -torch.inf
+            top = set(torch.argsort(s, descending=True, stable=True)[:5].tolist())
+            hrs.append(float(bool(top & targets)))
+        assert res[f"hr@5.{g}"] == pytest.approx(np.mean(hrs))
+
+
+def test_twotower_side_features_and_cached_state_round_trip(synthetic):
+    from unlearn.data.features import SideFeatures
+
+    d = synthetic
+    rng = np.random.default_rng(0)
+    feats = SideFeatures(user_cat={"age": rng.integers(1, 4, d.n_users)}, item_cat={"year": rng.integers(0, 5, d.n_items)},
+                         item_multi={"genre": (rng.random((d.n_items, 4)) < 0.4).astype(np.float32)},
+                         item_dense={"title": rng.standard_normal((d.n_items, 6)).astype(np.float32)})
+    data = TrainSet(d.n_users, d.n_items, d.train, d.valid, features=feats)
+    s = {"method": {"name": "retrain"}, "submodel": TINY_TOWER, "partitioner": {"name": "none"},
+         "aggregator": {"name": "none"}, "seed": 0}
+    m = METHODS.get("retrain")(s)
+    m.fit(data)
+    assert "ie_genre" in dict(m.shards[0].named_parameters())
+    loaded = METHODS.get("retrain")(s)
+    loaded.load_state_dict(m.state_dict(), data)
+    users = torch.arange(d.n_users)
+    assert torch.equal(m.score(users), loaded.score(users))
