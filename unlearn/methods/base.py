@@ -13,6 +13,10 @@ A method is a class registered by name (`@METHODS.register("name")`) with:
   `data.without(rows)`: the method's retained data, which `score` may read.
 - `score(users) -> (len(users) x n_items)` scores on `users.device`, without gradients.
 - `describe() -> dict`: method-specific record keys (defaults: `n_shards`, `partition_uses_forget`).
+- `user_vectors(users) -> {"": vectors} | None`: the final user representations that scores are
+  dot products with (the `forgotten_collapse` probe); None (the default) for a method without.
+- `partition_drift(data) -> dict`: `partition_drift` / `partition_drift.ari` of the partition in
+  use against one rebuilt on `data` (train minus F); {} (the default) without a partition.
 - `state_dict()` / `load_state_dict(state, data)`: tensors only, with every shape needed to
   rebuild the method (only needed by methods that serve as the cached retrain oracle).
 
@@ -21,7 +25,8 @@ Declared capabilities (class attributes; the lifecycle reads nothing else):
 - `builds_exact_replica`: exact by construction; the lifecycle fits `exact_replica(data minus F)`
   and records `exact_gap` (max score difference, 0 for an exact method).
 - `needs_reference`: the lifecycle fits the retrain oracle before unlearning and hands its score
-  function to `set_reference(score_fn)` (e.g. to trace convergence outside the timed region).
+  function and the oracle itself to `set_reference(score_fn, oracle)` (e.g. to trace convergence
+  outside the timed region).
 - `partitioner`: None, or the partitioner whose `validate` runs on the data before training.
 - `is_retrain_oracle()`: this very model is the retrain oracle once unlearned (so it is not
   trained twice).
@@ -103,8 +108,8 @@ class Method:
         or None for a method without user vectors (the `forgotten_collapse` probe)."""
         return None
 
-    def set_reference(self, score_fn) -> None:
-        """The retrain oracle's score function (called when `needs_reference`)."""
+    def set_reference(self, score_fn, oracle: "Method | None" = None) -> None:
+        """The retrain oracle's score function and the oracle (called when `needs_reference`)."""
 
     def exact_replica(self, data: TrainSet) -> "Method":
         """The same method fitted from scratch on `data` (train minus F) with this method's

@@ -11,10 +11,14 @@ unobserved (a cell that other retained rows still cover stays observed, with its
 from them, as retraining would see it), then sweep from the current factors until the relative
 objective change is below `method.tol` or `method.max_sweeps` sweeps are done.
 
-When the lifecycle hands in the retrain oracle's score function (`set_reference`, because
-`needs_reference` is set), the relative Frobenius distance of the score matrices
-||S(M) - S(oracle)||_F / ||S(oracle)||_F is recorded before the first sweep and after every sweep
-(`unlearn.retrain_gap_trace`), outside the timed region.
+When the lifecycle hands in the retrain oracle (`set_reference`, because `needs_reference` is
+set), the relative Frobenius distance of the score matrices ||S(M) - S(oracle)||_F / ||S(oracle)||_F
+(`unlearn.retrain_gap_trace`) and the top-K rank gap to the oracle (`unlearn.rank_gap_trace`, 1 -
+mean Jaccard of the top-`trace_k` lists over the retained users, the user's retained rows masked;
+`.deleted` over the users who lost rows) are recorded before the first sweep and after every sweep,
+outside the timed region, and so is the oracle's own objective on the final retained data
+(`unlearn.oracle_objective`): the common target of the warm (unlearning) and cold (retraining)
+objective traces in the convergence figure.
 """
 from __future__ import annotations
 
@@ -50,7 +54,7 @@ def relative_gap(model_fn, reference_fn, n_users: int, batch: int, device) -> fl
 class UnlearnALS(Method):
     needs_reference = True   # the lifecycle fits the retrain oracle first and calls set_reference
     allowed = {"partitioner": ["none"], "aggregator": ["none"], "submodel": ["als"]}
-    defaults = {"tol": 1.0e-4, "max_sweeps": 50, "track_gap": True, "cold_trace": False}
+    defaults = {"tol": 1.0e-4, "max_sweeps": 50, "track_gap": True, "cold_trace": False, "trace_k": 20}
 
     def __init__(self, spec, runtime=CPU, cache_dir=None):
         super().__init__(spec, runtime, cache_dir)
@@ -61,6 +65,7 @@ class UnlearnALS(Method):
             raise ConfigError(f"method.max_sweeps must be >= 1 (got {self.cfg['max_sweeps']}).")
         self.model: ImplicitALS | None = None
         self._reference = None
+        self._oracle = None
         self._rounds: list[dict] = []
 
     # -- building blocks ----------------------------------------------------------------
@@ -70,9 +75,35 @@ class UnlearnALS(Method):
     def model_seed(self) -> int:
         return derive_seed(self.seed, "shard", 0)  # what `retrain` (one shard, k = 0) uses
 
-    def set_reference(self, score_fn) -> None:
-        """The retrain oracle's score function, for the per-sweep retrain_gap trace."""
+    def set_reference(self, score_fn, oracle: Method | None = None) -> None:
+        """The retrain oracle's score function (per-sweep retrain_gap and rank-gap traces) and,
+        where given, the oracle itself (its objective on the retained data)."""
         self._reference = score_fn
+        self._oracle = oracle
+
+    def _rank_tracer(self, rows: np.ndarray):
+        """users' top-K gap to the oracle of a score function, on the data after `rows` left."""
+        from ..metrics.completeness import RankGap
+
+        rt = self.runtime
+        ranks = RankGap(self.data.train, self.data.rows.subset(rows), self.data.n_users, self.data.n_items,
+                        [int(self.cfg["trace_k"])], self.seed, self.data.n_users, rt.device, rt.eval_batch)
+        ref = ranks.tops(self._reference)
+        k = int(self.cfg["trace_k"])
+        return lambda fn: (lambda g: (g[f"@{k}"], g[f"@{k}.deleted"]))(ranks.gap(ranks.tops(fn), ref))
+
+    def oracle_objective(self) -> float | None:
+        """The retraining objective on the retained data at the oracle's factors (None without an
+        oracle that has factors)."""
+        try:
+            users, items = self._oracle.shards[0].embeddings()
+        except (AttributeError, IndexError, NotImplementedError, TypeError):
+            return None
+        m = self.new_model().to(self.runtime.device).requires_grad_(False)
+        t = self.data.train
+        m.observe(t.users, t.items, t.ratings)
+        m.set_factors(users, items)
+        return float(m.objective())
 
     def _gap(self) -> float:
         return relative_gap(self.model.score, self._reference, self.data.n_users, self.runtime.eval_batch,
@@ -135,6 +166,8 @@ class UnlearnALS(Method):
         self.runtime.sync()
         mark_s = time.perf_counter() - t0
         gaps = [self._gap()] if track else []
+        trace_rank = self._rank_tracer(rows) if track else None
+        ranks = [trace_rank(m.score)] if track else []
         timed = {"s": 0.0}
         clock = {"t": time.perf_counter()}
 
@@ -143,6 +176,7 @@ class UnlearnALS(Method):
             timed["s"] += time.perf_counter() - clock["t"]
             if track:
                 gaps.append(self._gap())
+                ranks.append(trace_rank(m.score))
             clock["t"] = time.perf_counter()
 
         trace = m.run_sweeps(int(self.cfg["max_sweeps"]), float(self.cfg["tol"]), start=before, callback=after_sweep)
@@ -151,18 +185,18 @@ class UnlearnALS(Method):
         sweeps_s = timed["s"]
         values = [before] + trace
         converged = len(values) >= 2 and abs(values[-2] - values[-1]) <= float(self.cfg["tol"]) * abs(values[-2])
-        cold = self.cold_start_trace() if (track and self.cfg["cold_trace"]) else {}
+        cold = self.cold_start_trace(trace_rank) if (track and self.cfg["cold_trace"]) else {}
         self._rounds.append({
             **cold,
             "rows": len(rows), "cells_removed": removed, "cells_updated": updated, "sweeps": len(trace),
             "objective_before": before, "objective_after": trace[-1] if trace else before,
-            "objective_trace": [before] + trace, "retrain_gap_trace": gaps, "mark_s": mark_s,
+            "objective_trace": [before] + trace, "retrain_gap_trace": gaps, "rank_gap_trace": ranks, "mark_s": mark_s,
             "sweeps_s": sweeps_s, "converged": bool(converged),
         })
         return UnlearnCost(seconds=mark_s + sweeps_s, extra={
             "mark_s": mark_s, "sweeps_s": sweeps_s, "sweeps": len(trace), "cells_removed": removed})
 
-    def cold_start_trace(self) -> dict:
+    def cold_start_trace(self, trace_rank=None) -> dict:
         """For the convergence figure (outside every timed region): ALS from a random start on
         the retained rows, as the retrain oracle runs it, with its objective and retrain_gap after
         every sweep."""
@@ -174,15 +208,19 @@ class UnlearnALS(Method):
         t = self.data.train
         cold.observe(t.users, t.items, t.ratings)
         gaps = [relative_gap(cold.score, self._reference, self.data.n_users, self.runtime.eval_batch, self.runtime.device)]
+        ranks = [trace_rank(cold.score)] if trace_rank else []
         start = cold.objective()
 
         def after_sweep(_sweep, _obj):
             gaps.append(relative_gap(cold.score, self._reference, self.data.n_users, self.runtime.eval_batch,
                                      self.runtime.device))
+            if trace_rank:
+                ranks.append(trace_rank(cold.score))
 
         trace = cold.run_sweeps(int(self.spec["submodel"].get("iterations", cold.cfg["iterations"])),
                                 float(cold.cfg["tol"]), start=start, callback=after_sweep)
-        return {"cold_objective_trace": [start] + trace, "cold_retrain_gap_trace": gaps}
+        return {"cold_objective_trace": [start] + trace, "cold_retrain_gap_trace": gaps,
+                "cold_rank_gap_trace": [r for r, _ in ranks]}
 
     def score(self, users):
         return self.model.score(users)
@@ -206,9 +244,15 @@ class UnlearnALS(Method):
         })
         if any(r["retrain_gap_trace"] for r in rounds):
             out["unlearn.retrain_gap_trace"] = [v for r in rounds for v in r["retrain_gap_trace"]]
+            out["unlearn.rank_gap_trace"] = [v for r in rounds for v, _ in r["rank_gap_trace"]]
+            out["unlearn.rank_gap_trace.deleted"] = [v for r in rounds for _, v in r["rank_gap_trace"]]
+        target = self.oracle_objective() if self._oracle is not None else None
+        if target is not None:  # the oracle's objective on the final retained data
+            out["unlearn.oracle_objective"] = target
         if "cold_objective_trace" in rounds[-1]:  # cold start on the final retained data
             out["retrain.objective_trace"] = rounds[-1]["cold_objective_trace"]
             out["retrain.retrain_gap_trace"] = rounds[-1]["cold_retrain_gap_trace"]
+            out["retrain.rank_gap_trace"] = rounds[-1]["cold_rank_gap_trace"]
         return out
 
     # -- caching --------------------------------------------------------------------------
