@@ -30,6 +30,17 @@ from ..training import TrainingTriples
 from .base import EpochTrainedModel
 
 
+def _take(table: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """Rows `idx` (any shape) of `table`: index_select, which vmap batches (also for a batched
+    0-d index looked up in a feature buffer first)."""
+    return table.index_select(0, idx.reshape(-1)).reshape(*idx.shape, table.shape[-1])
+
+
+def _idx(values: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """values[idx] for a 1-d buffer, vmap-safe."""
+    return values.index_select(0, idx.reshape(-1)).reshape(idx.shape)
+
+
 def _mlp(p: dict, prefix: str, x: torch.Tensor, n_layers: int) -> torch.Tensor:
     for j in range(n_layers):
         x = x @ p[f"{prefix}{j}_w"] + p[f"{prefix}{j}_b"]
@@ -122,14 +133,14 @@ class TwoTower(EpochTrainedModel):
         return {**dict(self.named_parameters()), **dict(self.named_buffers())}
 
     def user_vec(self, p: dict, users: torch.Tensor) -> torch.Tensor:
-        parts = [p["ue_id"][users]]
+        parts = [_take(p["ue_id"], users)]
         for key in self._user_keys[1:]:
-            parts.append(p[key][p["ux_" + key[3:]][users]])
+            parts.append(_take(p[key], _idx(p["ux_" + key[3:]], users)))
         return _mlp(p, "ul", torch.cat(parts, -1), len(self.cfg["user_layers"]))
 
     def item_vec(self, p: dict, items: torch.Tensor | None = None) -> torch.Tensor:
         """Item tower outputs of `items` (None: every item)."""
-        sel = (lambda t: t) if items is None else (lambda t: t[items])
+        sel = (lambda t: t) if items is None else (lambda t: _take(t, items) if t.dim() == 2 else _idx(t, items))
         parts = [sel(p["ie_id"])]
         for key in self._item_keys[1:]:
             name = key[3:]
@@ -138,7 +149,7 @@ class TwoTower(EpochTrainedModel):
             elif "im_" + name in p:
                 parts.append(sel(p["im_" + name]) @ p[key])
             else:
-                parts.append(p[key][sel(p["ix_" + name])])
+                parts.append(_take(p[key], sel(p["ix_" + name])))
         return _mlp(p, "il", torch.cat(parts, -1), len(self.cfg["item_layers"]))
 
     def user_keys(self) -> list[str]:
