@@ -92,3 +92,25 @@ def test_keep_is_the_default_and_unknown_refresh_is_refused():
     assert METHODS.get("receraser")(s).refresh == "keep"
     with pytest.raises(ConfigError, match="partition_refresh"):
         METHODS.get("receraser")(spec(refresh="sometimes"))
+
+
+def test_receraser_deleted_users_collapse_under_the_transfer_and_not_when_untransferred(data):
+    """A deleted user's vector is its never-trained shard vectors; the released scoring passes them
+    through the transfers (shared biases), `absent_users=untransferred` scores their plain mean."""
+    from unlearn.metrics.completeness import mean_pairwise_cosine
+
+    out = {}
+    for absent in ("transferred", "untransferred"):
+        s = {**spec(), "aggregator": {"name": "attention", "epochs": 3, "patience": 2, "absent_users": absent}}
+        m = fitted(data, s)
+        users = list(range(0, 160, 10))
+        rows = user_rows(data, users)
+        m.unlearn(rows)
+        vec = m.user_vectors(torch.as_tensor(users))
+        out[absent] = mean_pairwise_cosine(vec[""])
+        # every deleted user is absent: under `untransferred` the scoring vector is the plain mean
+        assert torch.equal(vec[""], vec[".untransferred"]) == (absent == "untransferred")
+        minus = TrainSet(data.n_users, data.n_items, data.train, data.valid).without(rows)
+        replica = m.exact_replica(minus)  # the option is part of the method: still exact
+        assert score_gaps(m.score, replica.score, data.n_users, 64, torch.device("cpu"))["max_abs"] == 0.0
+    assert out["transferred"] > 0.9 and out["untransferred"] < 0.5

@@ -39,7 +39,8 @@ from ..training import (EarlyStopping, NegativeSampler, TrainingTriples, UserRow
                         wmf_whole_data_loss)
 from .base import Aggregator
 
-TRAINABLE_LOSSES = ("bpr", "wmf")  # the loss families this aggregator can train with
+TRAINABLE_LOSSES = ("bpr", "wmf")
+ABSENT_USERS = ("transferred", "untransferred")  # how a user without retained rows is represented  # the loss families this aggregator can train with
 
 
 def shard_state(shards: list) -> list:
@@ -130,6 +131,7 @@ class Attention(Aggregator):
         "patience": 10,
         "eval_every": 1,
         "early_stop_metric": "recall@10",
+        "absent_users": "transferred",  # transferred (released) | untransferred (see `representation`)
     }
 
     def __init__(self, cfg=None, n_users=0, n_items=0, runtime=None):
@@ -137,11 +139,12 @@ class Attention(Aggregator):
 
         super().__init__(cfg, n_users, n_items, runtime or CPU)
         for key, valid in (("transfer", ("shared", "separate")), ("transfer_init", ("identity", "glorot")),
-                           ("loss", ("auto", *TRAINABLE_LOSSES))):
+                           ("loss", ("auto", *TRAINABLE_LOSSES)), ("absent_users", ABSENT_USERS)):
             if self.cfg[key] not in valid:
                 raise ConfigError(f"Unknown aggregator.{key} '{self.cfg[key]}'. Valid: {', '.join(valid)}.")
         self.net: AttentionNet | None = None
         self._items_cache = None
+        self._absent = None  # users without a retained train row (set by fit)
 
     # -- setup -------------------------------------------------------------------------
     def bind(self, shards, partition):
@@ -178,15 +181,26 @@ class Attention(Aggregator):
 
     # -- scoring -----------------------------------------------------------------------
     def user_vectors(self, users: torch.Tensor) -> torch.Tensor:
-        return self.net.combine(self._users[:, users], item=False)
+        raw = self._users[:, users]
+        out = self.net.combine(raw, item=False)
+        if self.cfg["absent_users"] == "untransferred" and self._absent is not None:
+            absent = self._absent.to(users.device)[users]
+            out = torch.where(absent[:, None], raw.mean(0), out)
+        return out
 
     def representation(self, shards, users):
-        """"": the vector that scores (the released code's: attention over the transferred shard
-        vectors, so a user absent from a shard still gets that shard's transfer bias b_k);
-        ".untransferred": the plain mean of the shard vectors, which no transfer bias moves."""
+        """"": the vector that scores; ".untransferred": the plain mean of the shard vectors.
+
+        A user with no retained row (a deleted user) keeps its initial vector in every shard that
+        was retrained without it. With `absent_users: transferred` (the released code) it is
+        scored like everyone, by attention over the transferred vectors W_k e + b_k, and the
+        transfer biases b_k, shared by all such users, dominate: they collapse onto one direction
+        (one ranking, close to popularity). `absent_users: untransferred` scores them with the plain
+        mean of their shard vectors, which no transfer moves, as independent of each other as the
+        retrain oracle's never-trained vectors. Users with rows are scored alike either way."""
         with torch.no_grad():
-            raw = self._users[:, users.to(self._users.device)]
-            return {"": self.net.combine(raw, item=False), ".untransferred": raw.mean(0)}
+            u = users.to(self._users.device)
+            return {"": self.user_vectors(u), ".untransferred": self._users[:, u].mean(0)}
 
     def item_vectors(self, items: torch.Tensor | None = None) -> torch.Tensor:
         e = self._items if items is None else self._items[:, items]
@@ -214,6 +228,7 @@ class Attention(Aggregator):
         before = shard_state(shards)
         self.bind(shards, partition)
         dev = self.runtime.device
+        self._absent = torch.as_tensor(data.train.user_counts(data.n_users) == 0, device=dev)
         gen = torch.Generator(device="cpu")
         gen.manual_seed(int(seed))
         self.net.reset_parameters(gen, self.cfg["transfer_init"])
