@@ -123,10 +123,14 @@ def with_variants(df: pd.DataFrame, rows: list[str]) -> list[str]:
     return rows
 
 
-def _fmt(mean: float, std: float, pm: str) -> str:
+COUNTS = ("untouched_shards", "mia_pairs", "n_shards_retrained")  # printed without decimals when whole
+
+
+def _fmt(mean: float, std: float, pm: str, count: bool = False) -> str:
     if pd.isna(mean):
         return "-"
-    digits = 4 if abs(mean) < 100 else 1
+    digits = 0 if count and float(mean).is_integer() and (pd.isna(std) or float(std).is_integer()) else (
+        4 if abs(mean) < 100 else 1)
     text = f"{mean:.{digits}f}"
     if pd.notna(std):
         text += f" {pm} {std:.{digits}f}"
@@ -154,7 +158,7 @@ def _cells(agg: pd.DataFrame, columns: list[str], pm: str, bold) -> pd.DataFrame
     cols = [c for c in columns if c in agg]
     out = pd.DataFrame(index=agg.index)
     for c in cols:
-        texts = [_fmt(m, s, pm) for m, s in zip(agg[c], agg[f"{c}.std"])]
+        texts = [_fmt(m, s, pm, c in COUNTS) for m, s in zip(agg[c], agg[f"{c}.std"])]
         d = direction(c)
         if d and agg[c].notna().sum() > 1:
             best = agg[c].max() if d == "max" else agg[c].min()

@@ -139,6 +139,7 @@ def test_completeness_table_never_shows_a_bare_zero_exact_gap_and_prints_interva
            for m in ("sisa", "receraser") if line.startswith(f"| {m} ")}
     gap = cols.index("exact_gap")
     assert row["sisa"][gap] == "-" and row["receraser"][gap].strip("*") == "0.0000"
+    assert row["sisa"][cols.index("untouched_shards")] == "0"  # a count, printed as one
     assert "untouched_shards = 0" in md  # the footnote
     mia = cols.index("mia_auc.after")
     assert row["sisa"][mia] == "0.6100 [0.52, 0.70] †" and row["receraser"][mia] == "0.5500 [0.53, 0.57]"
