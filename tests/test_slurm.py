@@ -48,8 +48,9 @@ def slurm():
 
 
 def _comparable(record: dict) -> dict:
+    """Without wall times (`*_s`, and per-request latencies `unlearn_s.per_request` / `.p50` / `.p95`)."""
     return {k: v for k, v in record.items()
-            if k not in MACHINE_KEYS and not k.endswith("_s") and not k.startswith("error")}
+            if k not in MACHINE_KEYS and not k.endswith("_s") and "_s." not in k and not k.startswith("error")}
 
 
 def _sweep_jobs(env: dict, marker: str) -> dict[str, str]:
