@@ -52,3 +52,35 @@ def load_avg() -> list[float] | None:
         return [round(x, 2) for x in os.getloadavg()]
     except OSError:
         return None
+
+
+def machine(threads: int) -> dict:
+    """Where a benchmark ran: CPU, cores, threads given to it, load, versions, commit, time."""
+    import platform
+    import subprocess
+    from datetime import datetime, timezone
+
+    import numpy as np
+
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                                timeout=10).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {"cpu": platform.processor() or platform.machine(), "n_cpus": os.cpu_count(), "threads": int(threads),
+            "gpu": gpu, "load": load_avg(), "torch": torch.__version__, "numpy": np.__version__,
+            "git_commit": commit, "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+
+
+def append_record(out: Path, name: str, record: dict, threads: int) -> Path:
+    """Append `record` (figures and ratios), with the machine it ran on, to <out>/<name>.jsonl:
+    the history `python -m benchmarks.perf.summary` reads the latest entry of."""
+    import json
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{name}.jsonl"
+    with open(path, "a") as fh:
+        fh.write(json.dumps({"benchmark": name, **record, "machine": machine(threads)}) + "\n")
+    return path

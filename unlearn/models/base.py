@@ -76,8 +76,10 @@ class EpochTrainedModel(SubModel):
     def trainable_parameters(self):
         return [p for p in self.parameters() if p.requires_grad]
 
-    def fit(self, data: TrainSet, seed: int) -> dict:
-        start = time.perf_counter()
+    def begin_fit(self, data: TrainSet, seed: int) -> torch.optim.Optimizer:
+        """Set up a fit on `data` from `seed` (parameters drawn, rows prepared) and return its
+        optimiser; `train_epoch(opt)` then runs one epoch. `fit` is these two plus early stopping;
+        benchmarks call them to time epochs."""
         if self.runtime.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
         gen = torch.Generator(device="cpu")
@@ -86,18 +88,26 @@ class EpochTrainedModel(SubModel):
         self.reset_parameters(gen)
         self.to(self.device)
         self.prepare(data)
+        return make_optimizer(self.trainable_parameters(), self.cfg)
+
+    def train_epoch(self, opt: torch.optim.Optimizer) -> None:
+        """One pass over the prepared rows' batches."""
+        self.train()
+        for batch in self.batches(self._gen):
+            opt.zero_grad(set_to_none=True)
+            self.loss(batch).backward()
+            opt.step()
+        self.eval()
+
+    def fit(self, data: TrainSet, seed: int) -> dict:
+        start = time.perf_counter()
+        opt = self.begin_fit(data, seed)
         cfg = self.cfg
-        opt = make_optimizer(self.trainable_parameters(), cfg)
         stopper = EarlyStopping(data, cfg, self.runtime)
         bar = tqdm(range(1, int(cfg["epochs"]) + 1), desc=self.registered_name, leave=False,
                    disable=None if self.runtime.progress else True)
         for epoch in bar:
-            self.train()
-            for batch in self.batches(gen):
-                opt.zero_grad(set_to_none=True)
-                self.loss(batch).backward()
-                opt.step()
-            self.eval()
+            self.train_epoch(opt)
             stop = stopper.step(epoch, self.score, self)
             if stopper.best_epoch == epoch:
                 bar.set_postfix({stopper.metric: f"{stopper.best:.4f}"})

@@ -1,0 +1,145 @@
+"""One BPR epoch of this suite's `bpr` sub-model against the `implicit` library's CPU BPR, side by
+side in one process, on the same data and thread count.
+
+    python -m benchmarks.perf.bpr_vs_implicit [--dataset ml1m_cure4rec] [--epochs 30] [--threads 2]
+        [--dim 64] [--batch-size 1024] [--lr 0.005] [--implicit-lr 0.05] [--eval-every 5]
+
+Both train matrix factorisation with the BPR loss and one sampled negative per positive; ours on
+mini-batches with the configured optimiser (conf/submodel/bpr.yaml), implicit with Hogwild SGD
+(its own learning rate). Epochs are interleaved (one of ours, then one of implicit's, on and on)
+so that load from other processes hits both alike; the time per epoch is the median. Both are
+evaluated on the test split by the same full-ranking evaluator every `eval_every` epochs, which
+gives the second figure: the seconds of training ours needs to reach the NDCG@20 implicit reached
+after all its epochs (null if it never does within `epochs`).
+
+Set-up is reported apart (ours: the training triples and the negative sampler's sorted keys;
+implicit: the CSR matrix). Appends one record to <out>/bpr_vs_implicit.jsonl and writes .md.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from .common import ROOT, append_record, limit_threads, load_named_dataset
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--dataset", default="ml1m_cure4rec")
+    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--dim", type=int, default=64)
+    ap.add_argument("--batch-size", type=int, default=1024)
+    ap.add_argument("--lr", type=float, default=None, help="ours (default: conf/submodel/bpr.yaml)")
+    ap.add_argument("--optimizer", default=None, help="ours (default: conf/submodel/bpr.yaml)")
+    ap.add_argument("--implicit-lr", type=float, default=0.05)
+    ap.add_argument("--implicit-reg", type=float, default=0.01)
+    ap.add_argument("--eval-every", type=int, default=5)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default=str(ROOT / "results" / "perf"))
+    ap.add_argument("--cache-dir", default=None)
+    args = ap.parse_args(argv)
+
+    import implicit
+    import yaml
+    from threadpoolctl import threadpool_limits
+
+    import unlearn  # noqa: F401  (fills the registries)
+    from unlearn.data.interactions import TrainSet
+    from unlearn.metrics.ranking import RankingEvaluator
+    from unlearn.registry import SUBMODELS
+
+    limit_threads(args.threads)
+    data = load_named_dataset(args.dataset, args.cache_dir)
+    evaluator = RankingEvaluator(data.n_users, data.n_items, data.train, data.test, ks=(20,))
+    cfg = {k: v for k, v in yaml.safe_load((ROOT / "conf" / "submodel" / "bpr.yaml").read_text()).items()}
+    cfg.update(dim=args.dim, batch_size=args.batch_size, patience=0)
+    if args.lr is not None:
+        cfg["lr"] = args.lr
+    if args.optimizer is not None:
+        cfg["optimizer"] = args.optimizer
+
+    ours = SUBMODELS.get("bpr")(data.n_users, data.n_items, cfg)
+    t0 = time.perf_counter()
+    opt = ours.begin_fit(TrainSet(data.n_users, data.n_items, data.train, data.valid), args.seed)
+    setup_ours = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    user_items = sp.csr_matrix((np.ones(len(data.train), dtype=np.float32), (data.train.users, data.train.items)),
+                               shape=(data.n_users, data.n_items))
+    setup_implicit = time.perf_counter() - t0
+    theirs = implicit.cpu.bpr.BayesianPersonalizedRanking(
+        factors=args.dim, learning_rate=args.implicit_lr, regularization=args.implicit_reg, iterations=1,
+        num_threads=args.threads, random_state=args.seed, verify_negative_samples=True)
+
+    def implicit_scores(users):  # implicit appends a bias column to each factor matrix
+        u = torch.as_tensor(np.asarray(theirs.user_factors))
+        i = torch.as_tensor(np.asarray(theirs.item_factors))
+        return u[users] @ i.T
+
+    times = {"ours": [], "implicit": []}
+    curve = {"ours": [], "implicit": []}  # (epoch, training seconds so far, test NDCG@20)
+    with threadpool_limits(limits=args.threads):
+        for epoch in range(1, args.epochs + 1):
+            t0 = time.perf_counter()
+            ours.train_epoch(opt)
+            times["ours"].append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            theirs.fit(user_items, show_progress=False)  # continues from its factors: one more epoch
+            times["implicit"].append(time.perf_counter() - t0)
+            if epoch % args.eval_every == 0 or epoch == args.epochs:
+                for name, fn in (("ours", ours.score), ("implicit", implicit_scores)):
+                    ndcg = evaluator.evaluate(fn, groups=False)["ndcg@20"]
+                    curve[name].append((epoch, float(sum(times[name])), float(ndcg)))
+                print(f"epoch {epoch}: ours {times['ours'][-1]:.3f} s ndcg@20 {curve['ours'][-1][2]:.4f} | "
+                      f"implicit {times['implicit'][-1]:.3f} s ndcg@20 {curve['implicit'][-1][2]:.4f}", flush=True)
+    # implicit's first call also allocates and initialises its factors: per epoch, skip epoch 1
+    per_epoch = {n: statistics.median(t[1:] if len(t) > 1 else t) for n, t in times.items()}
+    target = curve["implicit"][-1][2]
+    reach = next(((e, s) for e, s, v in curve["ours"] if v >= target), None)
+    res = {
+        "dataset": args.dataset, "n_users": data.n_users, "n_items": data.n_items, "n_train": len(data.train),
+        "dim": args.dim, "batch_size": args.batch_size, "optimizer": cfg["optimizer"], "lr": cfg["lr"],
+        "implicit_lr": args.implicit_lr, "implicit_reg": args.implicit_reg, "epochs": args.epochs,
+        "versions": {"implicit": implicit.__version__},
+        "epoch_s_ours": per_epoch["ours"], "epoch_s_implicit": per_epoch["implicit"],
+        "ratio": per_epoch["ours"] / per_epoch["implicit"],
+        "setup_s_ours": setup_ours, "setup_s_implicit": setup_implicit,
+        "ndcg@20_ours": curve["ours"][-1][2], "ndcg@20_implicit": target,
+        "reach_implicit_ndcg": None if reach is None else {"epoch": reach[0], "seconds": reach[1]},
+        "implicit_total_s": float(sum(times["implicit"])),
+        "curve": curve,
+        "command": " ".join(["python -m benchmarks.perf.bpr_vs_implicit", *(argv if argv is not None else sys.argv[1:])]),
+    }
+    out = Path(args.out)
+    append_record(out, "bpr_vs_implicit", res, args.threads)
+    (out / "bpr_vs_implicit.md").write_text(markdown(res))
+    print(markdown(res))
+    return res
+
+
+def markdown(r: dict) -> str:
+    reach = r["reach_implicit_ndcg"]
+    reach_txt = (f"epoch {reach['epoch']}, {reach['seconds']:.1f} s of training (implicit: {r['implicit_total_s']:.1f} s "
+                 f"for its {r['epochs']} epochs)" if reach else f"not within {r['epochs']} epochs")
+    return "\n".join([
+        f"# One BPR epoch: recunlearn `bpr` vs implicit {r['versions']['implicit']} ({r['dataset']}, "
+        f"{r['n_train']} rows, dim {r['dim']})", "",
+        "| | s / epoch (median) | set-up s | NDCG@20 after all epochs |", "|---|---:|---:|---:|",
+        f"| recunlearn ({r['optimizer']} lr {r['lr']}, batch {r['batch_size']}) | {r['epoch_s_ours']:.3f} | "
+        f"{r['setup_s_ours']:.3f} | {r['ndcg@20_ours']:.4f} |",
+        f"| implicit (SGD lr {r['implicit_lr']}, reg {r['implicit_reg']}) | {r['epoch_s_implicit']:.3f} | "
+        f"{r['setup_s_implicit']:.3f} | {r['ndcg@20_implicit']:.4f} |", "",
+        f"Ratio ours / implicit per epoch: {r['ratio']:.2f}x (target <= 1.5x). Ours reaches implicit's final "
+        f"NDCG@20: {reach_txt}.", "", f"Command: `{r['command']}`", ""])
+
+
+if __name__ == "__main__":
+    main()
