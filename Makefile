@@ -27,8 +27,11 @@ test-slow: $(STAMP)
 
 # the default sweep (experiment=smoke) on ML-100K, then its tables and figures
 bench: $(STAMP)
-	UNLEARN_RESULTS_DIR=$(RESULTS) $(PY) -m benchmarks.run -m experiment=smoke runtime.progress=false
-	$(PY) -m benchmarks.report results_dir=$(RESULTS)
+	@start=$$(date +%s); \
+	UNLEARN_RESULTS_DIR=$(RESULTS) $(PY) -m benchmarks.run -m experiment=smoke runtime.progress=false && \
+	$(PY) -m benchmarks.report results_dir=$(RESULTS) && \
+	$(PY) -m benchmarks.perf.summary --out $(RESULTS)/perf --record-bench $$(( $$(date +%s) - start )) > /dev/null && \
+	echo "make bench: $$(( $$(date +%s) - start )) s (appended to $(RESULTS)/perf/bench.jsonl)"
 
 tables: $(STAMP)
 	$(PY) -m benchmarks.report results_dir=$(RESULTS)
@@ -37,12 +40,18 @@ tables: $(STAMP)
 table: $(STAMP)
 	$(PY) -m benchmarks.table $(NAME) results_dir=$(RESULTS)
 
-# side-by-side performance benchmarks (results/perf/, results/tables/ultrare_clustering.*)
+# side-by-side performance benchmarks: each appends a record to results/perf/<name>.jsonl; the
+# summary puts the latest figures against the targets (results/perf/summary.md). `methods` runs
+# every method once on ML-1M (most of the time: RecEraser's and retrain's fits).
 perf: $(STAMP)
 	$(PY) -m benchmarks.perf.evaluation
+	$(PY) -m benchmarks.perf.bpr_vs_implicit
 	$(PY) -m benchmarks.perf.als_vs_implicit
 	$(PY) -m benchmarks.perf.clustering
 	$(PY) -m benchmarks.perf.partitioning
+	$(PY) -m benchmarks.perf.aggregator
+	$(PY) -m benchmarks.perf.methods
+	$(PY) -m benchmarks.perf.summary
 
 clean:
 	rm -rf $(RESULTS)/runs $(RESULTS)/tables $(RESULTS)/figures $(RESULTS)/logs $(RESULTS)/cache .pytest_cache

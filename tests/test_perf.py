@@ -22,3 +22,28 @@ def test_clustering_benchmark_times_the_clustering_alone(tmp_path):
     assert len(df) == 4 and (df["seconds"] > 0).all()
     emd = df[df["partitioner"] == "ot (emd)"].iloc[0]
     assert emd["largest"] - emd["smallest"] <= 1
+
+
+def test_evaluation_benchmark_agrees_with_its_peers_and_records_memory(tmp_path):
+    from benchmarks.perf.evaluation import main
+
+    rec = main(["--datasets", "synthetic", "--peers-on", "synthetic", "--repeat", "1", "--threads", "1",
+                "--out", str(tmp_path)])
+    (row,) = rec["rows"]
+    assert len(set(round(v, 6) for v in row["recall@20"].values())) == 1  # ours, RecBole-style, NumPy loop
+    assert row["peak_rss_mb"] is None or row["peak_rss_mb"] >= row["peak_added_mb"] >= 0
+    line = json.loads((tmp_path / "evaluation.jsonl").read_text().splitlines()[-1])
+    assert line["benchmark"] == "evaluation" and line["machine"]["threads"] == 1 and line["rows"][0]["dataset"] == "synthetic"
+
+
+def test_bpr_benchmark_times_both_and_the_summary_reads_the_latest_record(tmp_path):
+    from benchmarks.perf.bpr_vs_implicit import main
+    from benchmarks.perf.summary import main as summary
+
+    rec = main(["--dataset", "synthetic", "--epochs", "2", "--eval-every", "1", "--threads", "1", "--out", str(tmp_path)])
+    assert rec["epoch_s_ours"] > 0 and rec["epoch_s_implicit"] > 0 and len(rec["curve"]["ours"]) == 2
+    text = summary(["--out", str(tmp_path), "--record-bench", "123"])
+    assert "a BPR epoch <= 1.5x implicit's" in text and f"{rec['ratio']:.2f}" in text
+    assert "`make bench` under 10 minutes | 2.0 min" in text
+    assert "not measured (`python -m benchmarks.perf.methods`)" in text
+    assert (tmp_path / "summary.md").read_text() == text

@@ -6,23 +6,20 @@ step) against the released batch schedule, on the same frozen shards, side by si
 For every seed: fit RecEraser's shards once (ubp, K shards, the sub-model preset of
 conf/submodel/<submodel>.yaml), then fit the aggregator from the same seed with each schedule and
 report its seconds, epochs, best validation metric and test Recall@20 / NDCG@20 (full ranking,
-train masked), with one shard's mean fit seconds for scale. Appends one record per run to
+train masked), with one shard's mean fit seconds for scale. Appends one record (every run's row) to
 <out>/aggregator.jsonl and writes <out>/aggregator.md (mean and std over seeds).
 """
 from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
-import torch
 import yaml
 
-from .common import ROOT, limit_threads, load_avg, load_named_dataset
+from .common import ROOT, append_record, limit_threads, load_named_dataset
 
 
 def fit_shards(data, submodel: dict, k: int, seed: int, cache: str):
@@ -79,16 +76,13 @@ def main(argv=None) -> None:
                          "recall@20": test["recall@20"], "ndcg@20": test["ndcg@20"],
                          "settings": {k: agg.cfg[k] for k in ("schedule", "entity_batch", "lr", "epochs", "eval_every", "patience")}})
             print(json.dumps(rows[-1]), flush=True)
-    machine = {"cpu": platform.processor() or platform.machine(), "threads": args.threads, "load": load_avg(),
-               "torch": torch.__version__, "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    with open(out / "aggregator.jsonl", "a") as fh:
-        for r in rows:
-            fh.write(json.dumps({**r, **machine}) + "\n")
+    append_record(out, "aggregator", {"dataset": args.dataset, "submodel": args.submodel, "k": args.k, "rows": rows},
+                  args.threads)
     df = pd.DataFrame(rows)
     table = df.groupby("schedule")[["aggregator_s", "epochs", "recall@20", "ndcg@20", "shard_fit_s"]].agg(["mean", "std"])
     (out / "aggregator.md").write_text(
         f"# Attention aggregator schedules: {args.dataset}, {args.submodel}, K = {args.k}, seeds {args.seeds}\n\n"
-        f"{machine}\n\n{table.to_markdown(floatfmt='.4f')}\n")
+        f"{table.to_markdown(floatfmt='.4f')}\n")
     print(table.to_string())
 
 

@@ -37,7 +37,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from .common import ROOT, load_avg, load_named_dataset
+from .common import ROOT, append_record, load_avg, load_named_dataset
 
 
 def run_pair(data, solver: str, args, evaluator) -> dict:
@@ -207,6 +207,7 @@ def main(argv=None) -> dict:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "als_vs_implicit.json").write_text(json.dumps(res, indent=1))
+    append_record(out, "als_vs_implicit", res, args.threads)
     (out / "als_vs_implicit.md").write_text(markdown(res))
     print(f"wrote {out / 'als_vs_implicit.json'} and .md")
     return res

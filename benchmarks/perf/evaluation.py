@@ -1,28 +1,31 @@
-"""Full-ranking evaluation speed on ML-1M, side by side with two peers, in one process.
+"""Full-ranking evaluation speed and memory, per dataset, side by side with two peers.
 
 Peers: (a) RecBole-style full sort: `torch.topk` over masked scores with hits gathered from a
 dense test matrix (no deterministic tie-breaking); (b) a plain NumPy per-user argsort, the way
-most published unlearning code evaluates. All three score the same MF factors; the metric values
-must agree (ties aside) and the times are written to results/perf/evaluation.{json,md}.
+most published unlearning code evaluates. All score the same MF factors; the metric values must
+agree (ties aside). Each dataset is measured in a fresh process, so that its peak memory is its
+own: the peak resident set (VmHWM) is reset after loading the data and read after evaluating
+(Linux), i.e. what the evaluation itself adds on top of the loaded dataset and factors.
 
-    python -m benchmarks.perf.evaluation [dataset=ml1m_cure4rec] [dim=64] [repeat=3]
+    python -m benchmarks.perf.evaluation [--datasets ml1m_cure4rec gowalla yelp2018]
+        [--peers-on ml1m_cure4rec] [--dim 64] [--repeat 3] [--threads 2]
+
+Appends one record to <out>/evaluation.jsonl and writes <out>/evaluation.md.
 """
 from __future__ import annotations
 
-import json
+import argparse
+import multiprocessing as mp
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
-from omegaconf import OmegaConf
 
-from unlearn.data import load_dataset
-from unlearn.metrics.ranking import RankingEvaluator
+from .common import ROOT, append_record, limit_threads, load_named_dataset
 
-ROOT = Path(__file__).resolve().parents[2]
+K = 20
 
 
 def recbole_style(user_f, item_f, train, test, n_users, n_items, k, batch=1024):
@@ -77,37 +80,107 @@ def timed(fn, repeat):
     return best, out
 
 
-def main(argv=None) -> dict:
-    args = OmegaConf.from_dotlist(list(sys.argv[1:] if argv is None else argv))
-    name, dim, repeat, k = args.get("dataset", "ml1m_cure4rec"), int(args.get("dim", 64)), int(args.get("repeat", 3)), 20
-    ds = load_dataset(yaml.safe_load((ROOT / "conf" / "dataset" / f"{name}.yaml").read_text()))
+def _peak_mb() -> float | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def _reset_peak() -> bool:
+    try:
+        Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS (Linux >= 4.0)
+        return True
+    except OSError:
+        return False
+
+
+def factors(ds, dim: int):
+    """Random MF factors with some signal (one step towards the train co-occurrence), so the
+    metrics are not all ~0."""
     g = torch.Generator().manual_seed(0)
     user_f = torch.randn(ds.n_users, dim, generator=g) * 0.1
     item_f = torch.randn(ds.n_items, dim, generator=g) * 0.1
-    # give the factors signal, so metrics are not all ~0: one step towards the train co-occurrence
     item_f += 0.5 * torch.zeros(ds.n_items, dim).index_add_(0, torch.as_tensor(ds.train.items), user_f[ds.train.users]) / \
         torch.as_tensor(np.maximum(ds.train.item_counts(ds.n_items), 1))[:, None]
-    ours_ev = RankingEvaluator(ds.n_users, ds.n_items, ds.train, ds.test, ks=(k,))
-    t_ours, m_ours = timed(lambda: ours_ev.evaluate(lambda u: user_f[u] @ item_f.T, groups=False), repeat)
-    t_rb, m_rb = timed(lambda: recbole_style(user_f, item_f, ds.train, ds.test, ds.n_users, ds.n_items, k), repeat)
-    t_np, m_np = timed(lambda: numpy_loop(user_f, item_f, ds.train, ds.test, ds.n_users, ds.n_items, k), 1)
-    result = {
-        "dataset": name, "n_users": ds.n_users, "n_items": ds.n_items, "k": k, "threads": torch.get_num_threads(),
-        "recunlearn_s": t_ours, "recbole_style_s": t_rb, "numpy_loop_s": t_np,
-        "ratio_vs_recbole_style": t_ours / t_rb, "ratio_vs_numpy_loop": t_ours / t_np,
-        "recall@20": {"recunlearn": m_ours[f"recall@{k}"], "recbole_style": m_rb[0], "numpy_loop": m_np[0]},
-        "ndcg@20": {"recunlearn": m_ours[f"ndcg@{k}"], "recbole_style": m_rb[1], "numpy_loop": m_np[1]},
-    }
-    out = ROOT / "results" / "perf"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "evaluation.json").write_text(json.dumps(result, indent=1))
-    (out / "evaluation.md").write_text(
-        f"# Full-ranking evaluation, {name} ({ds.n_users} users x {ds.n_items} items, K={k}, {result['threads']} threads)\n\n"
-        "| evaluator | seconds (best of repeats) | Recall@20 | NDCG@20 |\n|---|---:|---:|---:|\n"
-        + "".join(f"| {n} | {result[n + '_s']:.3f} | {result['recall@20'][n]:.5f} | {result['ndcg@20'][n]:.5f} |\n"
-                  for n in ("recunlearn", "recbole_style", "numpy_loop")))
-    print(json.dumps(result, indent=1))
-    return result
+    return user_f, item_f
+
+
+def measure(name: str, dim: int, repeat: int, peers: bool, threads: int, cache_dir, queue) -> None:
+    """One dataset, in its own process; puts its result dict on `queue`."""
+    from unlearn.metrics.ranking import RankingEvaluator
+
+    limit_threads(threads)
+    ds = load_named_dataset(name, cache_dir)
+    user_f, item_f = factors(ds, dim)
+    base_mb = _peak_mb()
+    reset = _reset_peak()
+    evaluator = RankingEvaluator(ds.n_users, ds.n_items, ds.train, ds.test, ks=(K,))
+    t_ours, m_ours = timed(lambda: evaluator.evaluate(lambda u: user_f[u] @ item_f.T, groups=False), repeat)
+    peak = _peak_mb()
+    res = {"dataset": name, "n_users": ds.n_users, "n_items": ds.n_items, "n_train": len(ds.train),
+           "n_test": len(ds.test), "recunlearn_s": t_ours, "recall@20": {"recunlearn": m_ours[f"recall@{K}"]},
+           "ndcg@20": {"recunlearn": m_ours[f"ndcg@{K}"]},
+           "rss_loaded_mb": base_mb, "peak_rss_mb": peak if reset else None,
+           "peak_added_mb": (peak - base_mb) if (reset and peak is not None and base_mb is not None) else None}
+    if peers:
+        t_rb, m_rb = timed(lambda: recbole_style(user_f, item_f, ds.train, ds.test, ds.n_users, ds.n_items, K), repeat)
+        t_np, m_np = timed(lambda: numpy_loop(user_f, item_f, ds.train, ds.test, ds.n_users, ds.n_items, K), 1)
+        res.update({"recbole_style_s": t_rb, "numpy_loop_s": t_np,
+                    "ratio_vs_recbole_style": t_ours / t_rb, "ratio_vs_numpy_loop": t_ours / t_np})
+        res["recall@20"].update(recbole_style=m_rb[0], numpy_loop=m_np[0])
+        res["ndcg@20"].update(recbole_style=m_rb[1], numpy_loop=m_np[1])
+    queue.put(res)
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--datasets", nargs="+", default=["ml1m_cure4rec", "gowalla", "yelp2018"])
+    ap.add_argument("--peers-on", nargs="*", default=["ml1m_cure4rec"], help="datasets where the peers run too")
+    ap.add_argument("--dim", type=int, default=64)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", default=str(ROOT / "results" / "perf"))
+    ap.add_argument("--cache-dir", default=None)
+    args = ap.parse_args(argv)
+    ctx = mp.get_context("spawn")
+    rows = []
+    for name in args.datasets:
+        queue = ctx.Queue()
+        proc = ctx.Process(target=measure, args=(name, args.dim, args.repeat, name in args.peers_on, args.threads,
+                                                 args.cache_dir, queue))
+        proc.start()
+        res = queue.get()
+        proc.join()
+        rows.append(res)
+        print(res, flush=True)
+    record = {"k": K, "dim": args.dim, "repeat": args.repeat, "rows": rows,
+              "command": " ".join(["python -m benchmarks.perf.evaluation", *(argv if argv is not None else sys.argv[1:])])}
+    out = Path(args.out)
+    append_record(out, "evaluation", record, args.threads)
+    (out / "evaluation.md").write_text(markdown(record, args.threads))
+    print(markdown(record, args.threads))
+    return record
+
+
+def markdown(record: dict, threads: int) -> str:
+    def f(v, fmt):
+        return "–" if v is None else format(v, fmt)
+
+    lines = [f"# Full-ranking evaluation (K = {record['k']}, {threads} threads, best of {record['repeat']})", "",
+             "| dataset | users x items | recunlearn s | peak added MB | RecBole-style s | NumPy loop s | "
+             "Recall@20 (ours / RecBole / NumPy) |", "|---|---|---:|---:|---:|---:|---|"]
+    for r in record["rows"]:
+        recalls = " / ".join(f"{v:.5f}" for v in r["recall@20"].values())
+        lines.append(f"| {r['dataset']} | {r['n_users']} x {r['n_items']} | {r['recunlearn_s']:.3f} | "
+                     f"{f(r['peak_added_mb'], '.0f')} | {f(r.get('recbole_style_s'), '.3f')} | "
+                     f"{f(r.get('numpy_loop_s'), '.3f')} | {recalls} |")
+    lines += ["", "Targets: ML-1M <= 0.25 s; Gowalla and Yelp2018 <= 5 s each within 4 GiB.",
+              f"Command: `{record['command']}`", ""]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
