@@ -91,7 +91,8 @@ def convergence(df: pd.DataFrame, stem: Path) -> list[Path]:
     factors, where traced), both against the same target, the retrain oracle: the objective's
     excess over the oracle's objective on the final retained data (relative, signed: below 0 is a
     lower objective than the oracle's), the score distance to the oracle and the top-K rank gap.
-    Objective traces are the last request's (the oracle's objective is that request's target)."""
+    Warm traces are the last request's (the oracle is that request's target; a cold start runs on
+    the same final data)."""
     panels = [(name, f"unlearn.{name}_trace", f"retrain.{name}_trace") for name in ("objective", "retrain_gap", "rank_gap")
               if f"unlearn.{name}_trace" in df]
     if not panels:
@@ -101,10 +102,12 @@ def convergence(df: pd.DataFrame, stem: Path) -> list[Path]:
         against_oracle = True
         for _, row in df.dropna(subset=[warm]).iterrows():
             label = f"{row['dataset']} seed {row['seed']}"
+            if pd.notna(row.get("n_forget_users")):
+                label += f", {int(row['n_forget_users'])} users in {int(row.get('deletion.rounds', 1))} request(s)"
             traces = {col: np.asarray(json.loads(row[col]), dtype=float) for col in (warm, cold)
                       if col in row and isinstance(row[col], str)}
+            traces = {col: _last_round(row, t) if col == warm else t for col, t in traces.items()}
             if name == "objective":
-                traces = {col: _last_round(row, t) if col == warm else t for col, t in traces.items()}
                 target = pd.to_numeric(row.get("unlearn.oracle_objective"), errors="coerce")
                 if pd.isna(target):  # an older record: the best value either run reached
                     target, against_oracle = min(t.min() for t in traces.values()), False
@@ -120,7 +123,7 @@ def convergence(df: pd.DataFrame, stem: Path) -> list[Path]:
         else:
             ax.set_yscale("symlog", linthresh=1e-4) if name == "rank_gap" else ax.set_yscale("log")
             ax.set_ylabel("1 - top-K Jaccard with the oracle (retained users)" if name == "rank_gap"
-                          else "retrain gap (relative score distance to the oracle)")
+                          else "||S - S(oracle)||_F / ||S(oracle)||_F (raw scores)")
         ax.set_xlabel("sweep (0 = starting factors)")
         ax.legend(fontsize=6)
     fig.suptitle("Unlearn-ALS convergence to the retrain oracle: warm vs cold start")
