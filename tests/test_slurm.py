@@ -189,8 +189,10 @@ def test_two_sweeps_at_once_share_one_results_dir_and_one_oracle(slurm, tmp_path
     logs = _job_logs(tmp_path)
     for r in recs:
         assert logs.count(f"run {r['run_id']}: dataset=") == 1, r["run_id"]
+    # two oracles in the cache, each trained once: the retrain oracle (seed 0) and the seed-floor
+    # twin that differs only in its seed (completeness.seed_floor), one .pt and one .json each
     oracles = sorted(p.name for p in (tmp_path / "cache" / "oracle").iterdir() if not p.name.endswith(".lock"))
-    assert len(oracles) == 2 and {Path(n).suffix for n in oracles} == {".pt", ".json"}, oracles
+    assert len(oracles) == 4 and sorted(Path(n).suffix for n in oracles) == [".json", ".json", ".pt", ".pt"], oracles
     assert sum(not r["retrain_cached"] for r in recs) == 1
 
 
