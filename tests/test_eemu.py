@@ -219,3 +219,20 @@ def test_twotower_side_features_and_cached_state_round_trip(synthetic):
     loaded.load_state_dict(m.state_dict(), data)
     users = torch.arange(d.n_users)
     assert torch.equal(m.score(users), loaded.score(users))
+
+
+@pytest.mark.parametrize("adapt", ["user_tower", "all"])
+def test_eemu_with_side_features_meta_trains_and_adapts(synthetic, adapt):
+    """Side-feature lookups (a user's category, an item's genres and title) under vmap."""
+    from unlearn.data.features import SideFeatures
+
+    d = synthetic
+    rng = np.random.default_rng(0)
+    feats = SideFeatures(user_cat={"age": rng.integers(1, 4, d.n_users)}, item_cat={"year": rng.integers(0, 5, d.n_items)},
+                         item_multi={"genre": (rng.random((d.n_items, 4)) < 0.4).astype(np.float32)},
+                         item_dense={"title": rng.standard_normal((d.n_items, 6)).astype(np.float32)})
+    m = METHODS.get("eemu")(eemu_spec(meta_epochs=1, adapt=adapt, valid_users=10))
+    m.fit(TrainSet(d.n_users, d.n_items, d.train, d.valid, features=feats))
+    assert "ux_age" in dict(m.shards[0].named_buffers())
+    s = m.score(torch.arange(20))
+    assert s.shape == (20, d.n_items) and torch.isfinite(s).all()
