@@ -106,7 +106,7 @@ def varying(df: pd.DataFrame, keys: list[str]) -> tuple[list[str], dict]:
     """Group keys that vary across records (with the settings that tell variants apart, see
     `with_variants`), and the fixed values of the others."""
     present = [k for k in keys if k in df]
-    vary = [k for k in present if df[k].astype(str).nunique() > 1]
+    vary = [k for k in present if df[k].map(_key).nunique() > 1]
     fixed = {k: df[k].iloc[0] for k in present if k not in vary and pd.notna(df[k].iloc[0])}
     return with_variants(df, vary or present[:1]), fixed
 
@@ -118,7 +118,8 @@ def with_variants(df: pd.DataFrame, rows: list[str]) -> list[str]:
     if not rows:
         return rows
     for col in sorted(c for c in df.columns if c.startswith("cfg.") and c not in rows):
-        if df[[*rows, col]].astype(str).groupby(rows)[col].nunique().max() > 1:
+        # a setting a method does not have is missing (NaN): a group key and a value of its own
+        if df[[*rows, col]].map(_key).groupby(rows)[col].nunique().max() > 1:
             rows.append(col)  # later settings are compared within the finer groups
     return rows
 

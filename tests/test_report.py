@@ -143,3 +143,19 @@ def test_completeness_table_never_shows_a_bare_zero_exact_gap_and_prints_interva
     assert "untouched_shards = 0" in md  # the footnote
     mia = cols.index("mia_auc.after")
     assert row["sisa"][mia] == "0.6100 [0.52, 0.70] †" and row["receraser"][mia] == "0.5500 [0.53, 0.57]"
+
+
+def test_a_setting_only_some_methods_have_still_keeps_their_variants_apart(tmp_path):
+    """Two variants of one method that differ in a setting other methods lack (NaN for them) are
+    two rows, not one average."""
+    recs = [{**fake_record(0, "ultrare", 0, 0.3, 1.0), "cfg.method.partition_refresh": "keep"},
+            {**fake_record(1, "ultrare", 0, 0.1, 1.0), "cfg.method.partition_refresh": "rebuild"},
+            {**fake_record(2, "sisa", 0, 0.2, 1.0), "cfg.aggregator.reg": 0.1},
+            {**fake_record(3, "sisa", 0, 0.2, 1.0), "cfg.aggregator.reg": 0.2}]
+    for r in recs:
+        d = tmp_path / "runs" / r["run_id"]
+        d.mkdir(parents=True)
+        (d / "result.json").write_text(json.dumps(r))
+    report(str(tmp_path))
+    csv = (tmp_path / "tables" / "utility.csv").read_text().splitlines()
+    assert "cfg.method.partition_refresh" in csv[0] and len(csv) == 5
