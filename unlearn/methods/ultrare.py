@@ -29,7 +29,7 @@ class UltraRE(ShardedMethod):
     defaults = {"partition_refresh": "keep"}
     allowed = {
         "partitioner": ["ot", "kmeans", "ubp", "random"],
-        "aggregator": ["linear", "mean", "own"],
+        "aggregator": ["linear", "own_cross", "mean", "own"],
         "submodel": ["bpr", "bce", "mse", "wmf"],
     }
 
