@@ -5,7 +5,7 @@ Objective over ALL user x item cells:
     L(X, Y) = sum_ui c_ui (p_ui - x_u . y_i)^2 + reg (||X||^2 + ||Y||^2)
 
 with p = 1 and c = 1 + alpha * r on observed cells (r the rating, 1 when binarized, or its BM25
-weight) and p = 0, c = 1 everywhere else. With the other side fixed, every user's factor is the
+weight; `plus_one: false` drops the 1) and p = 0, c = 1 everywhere else. With the other side fixed, every user's factor is the
 closed-form solution of
 
     A_u x_u = b_u,   A_u = Y^T Y + Y_u^T (C_u - I) Y_u + reg I,   b_u = Y_u^T C_u p_u,
@@ -135,6 +135,7 @@ class ImplicitALS(SubModel):
         "confidence": "linear",   # linear: c = 1 + alpha r | bm25: c = 1 + alpha bm25(r)
         "bm25_k1": 100.0,         # as implicit's lastfm example (bm25_weight(K1=100, B=0.8))
         "bm25_b": 0.8,
+        "plus_one": True,         # c = 1 + alpha f(r); false: c = alpha f(r) (the ALS paper's code: 5 * bm25, no +1)
         "binarize": True,         # r = 1 for every observed cell (implicit feedback)
         "solver": "cholesky",     # cholesky (exact solves) | cg (cg_steps warm-started CG steps)
         "cg_steps": 3,
@@ -222,7 +223,9 @@ class ImplicitALS(SubModel):
 
     def confidence_weights(self, u: torch.Tensor, i: torch.Tensor, raw: torch.Tensor) -> torch.Tensor:
         """w = c - 1 for every observed cell, computed from the current cells only (so it is what
-        a model trained on exactly these cells would use)."""
+        a model trained on exactly these cells would use). c = 1 + alpha f(r), or alpha f(r) with
+        `plus_one: false` (the Unlearn-ALS paper code feeds `implicit` the matrix 5 * bm25(B = 0.9)
+        itself, and `implicit` reads that matrix as the confidence c)."""
         c = self.cfg
         r = torch.ones_like(raw) if c["binarize"] else raw
         if c["confidence"] == "bm25":
@@ -235,7 +238,9 @@ class ImplicitALS(SubModel):
             avg = row_sums.mean().clamp_min(1e-12)
             length_norm = (1.0 - b) + b * row_sums / avg
             r = (r * (k1 + 1.0) / (k1 * length_norm[i] + r) * idf[u]).clamp_min(0.0)
-        return float(c["alpha"]) * r
+        if c["plus_one"]:
+            return float(c["alpha"]) * r
+        return float(c["alpha"]) * r - 1.0  # c = alpha f(r) (>= 0, so every solve stays positive definite)
 
     def _set_cells(self, keys: torch.Tensor, raw: torch.Tensor) -> None:
         self._cells = (keys, raw)
