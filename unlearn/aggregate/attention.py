@@ -16,11 +16,15 @@ shard parameter. Early stopping on validation recall@10 (never test), own RNG st
 
 Optimiser, learning rate, Adagrad's initial accumulator, batch size, dropout on the aggregated user
 vector and c0 default to the sub-model's values (`null` here), as the released code shares them between the local models and
-the aggregator. Regularisation: `reg` * L2 of the transfer parameters (1e-5 in the released code;
-its BPR decay term is overwritten there and therefore not applied).
+the aggregator. Regularisation: `reg` * L2 of the transfer parameters. `reg: auto` (default)
+follows the released file that matches the sub-model: 1e-5 for the BPR family (RecEraser_BPR.py /
+RecEraser_LightGCN.py; their BPR decay term is overwritten and therefore not applied) and 0 for
+`wmf` (RecEraser_WMF.py applies no L2 to the transfer).
 
-`transfer_init`: `glorot` (default; the released code's glorot-normal W_k and b_k) or `identity`
-(W_k = I, b_k = 0: training starts from the plain average of the shard embeddings). On ML-100K
+`transfer_init`: `auto` (default) follows the same file: `glorot` (glorot-normal W_k and b_k) for the
+BPR family, `normal` (N(0, 0.01^2), RecEraser_WMF.py's random_normal_initializer(stddev=0.01)) for
+`wmf`; or `identity` (W_k = I, b_k = 0: training starts from the plain average of the shard
+embeddings). The numbers below predate `auto` (glorot and 1e-5 for both families). On ML-100K
 (UBP, K = 10, test recall@20 after early stopping on valid) glorot gave 0.271 vs 0.255 with BPR
 shards and 0.274 vs 0.282 with WMF shards; the mean aggregator 0.244 and 0.251.
 """
@@ -81,6 +85,9 @@ class AttentionNet(torch.nn.Module):
                 if init == "identity":
                     w.copy_(torch.eye(d).expand(k, d, d))
                     b.zero_()
+                elif init == "normal":  # RecEraser_WMF.py: tf.random_normal_initializer(stddev=0.01)
+                    w.copy_(torch.randn(w.shape, generator=gen) * 0.01)
+                    b.copy_(torch.randn(b.shape, generator=gen) * 0.01)
                 else:  # glorot normal, as tf.initializers.glorot_normal on (K, d, d) and (K, d)
                     w.copy_(torch.randn(w.shape, generator=gen) * math.sqrt(2.0 / (k * d + k * d)))
                     b.copy_(torch.randn(b.shape, generator=gen) * math.sqrt(2.0 / (k + d)))
@@ -116,9 +123,9 @@ class Attention(Aggregator):
     defaults = {
         "hidden": 32,
         "transfer": "shared",         # shared (released) | separate
-        "transfer_init": "glorot",    # glorot (released) | identity
+        "transfer_init": "auto",      # auto (the released file of the loss family: glorot for bpr, normal for wmf) | glorot | normal | identity
         "loss": "auto",               # auto (the sub-model's family) | bpr | wmf
-        "reg": 1.0e-5,
+        "reg": "auto",                # auto (released: 1e-5 for bpr, 0 for wmf) | a number
         "optimizer": None,            # null: the sub-model's
         "lr": None,
         "adagrad_init": None,
@@ -138,7 +145,7 @@ class Attention(Aggregator):
         from ..runtime import CPU
 
         super().__init__(cfg, n_users, n_items, runtime or CPU)
-        for key, valid in (("transfer", ("shared", "separate")), ("transfer_init", ("identity", "glorot")),
+        for key, valid in (("transfer", ("shared", "separate")), ("transfer_init", ("auto", "glorot", "normal", "identity")),
                            ("loss", ("auto", *TRAINABLE_LOSSES)), ("absent_users", ABSENT_USERS)):
             if self.cfg[key] not in valid:
                 raise ConfigError(f"Unknown aggregator.{key} '{self.cfg[key]}'. Valid: {', '.join(valid)}.")
@@ -231,14 +238,17 @@ class Attention(Aggregator):
         self._absent = torch.as_tensor(data.train.user_counts(data.n_users) == 0, device=dev)
         gen = torch.Generator(device="cpu")
         gen.manual_seed(int(seed))
-        self.net.reset_parameters(gen, self.cfg["transfer_init"])
         family = self._loss_family()
+        init = self.cfg["transfer_init"]
+        self.net.reset_parameters(gen, ("normal" if family == "wmf" else "glorot") if init == "auto" else init)
+        reg = self.cfg["reg"]
+        reg = (0.0 if family == "wmf" else 1.0e-5) if reg == "auto" else float(reg)
         opt = make_optimizer(self.net.parameters(), {
             "optimizer": self._setting("optimizer", "adam"),
             "lr": self._setting("lr", 1e-3),
             "adagrad_init": self._setting("adagrad_init", 0.1),
         })
-        hp = {"p_drop": float(self._setting("dropout", 0.0)), "reg": float(self.cfg["reg"]),
+        hp = {"p_drop": float(self._setting("dropout", 0.0)), "reg": reg,
               "c0": float(self._setting("c0", 0.2))}
         rows = UserRows(data.train.users, data.train.items, data.n_users, data.n_items, dev)
         if self.cfg["schedule"] == "entity":
