@@ -8,7 +8,7 @@ export UNLEARN_DATA_DIR ?= $(abspath ../shared/datasets)
 RESULTS ?= results
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-slow bench tables table perf clean
+.PHONY: install test test-slow bench tables table paper-tables perf clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,11 @@ tables: $(STAMP)
 # one paper table: make table NAME=receraser_utility
 table: $(STAMP)
 	$(PY) -m benchmarks.table $(NAME) results_dir=$(RESULTS)
+
+# reference results: the paper tables a 2-core CPU finishes in a few hours, into docs/results/
+# (Markdown and CSV with commit, machine, seeds, wall time); lists what it leaves for a GPU
+paper-tables: $(STAMP)
+	$(PY) -m benchmarks.paper_tables --results $(RESULTS)/paper
 
 # side-by-side performance benchmarks: each appends a record to results/perf/<name>.jsonl; the
 # summary puts the latest figures against the targets (results/perf/summary.md). `methods` runs

@@ -81,6 +81,9 @@ def render_spec(name: str, spec: dict, df: pd.DataFrame, out: Path) -> list[Path
         agg = pd.concat([agg, pub[[c for c in agg.columns if c in pub]]])
         caption = f"Published values from {published.get('source', 'the paper')}."
     paths = write_table(agg, columns, out / "tables" / name, spec.get("title", name), caption)
+    if spec.get("protocol"):  # the one-line protocol caption, printed under the table (docs/protocols.md)
+        with open(paths[0], "a") as fh:
+            fh.write(f"\nprotocol: {spec['protocol']}\n")
     figs = spec.get("figure") or []
     for i, fig in enumerate(figs if isinstance(figs, list) else [figs]):  # one figure or a list
         hue = fig.get("hue", rows[:1])

@@ -1,0 +1,148 @@
+"""Reference results: regenerate the paper tables a 2-core CPU can finish in a few hours into
+docs/results/, and list what is left for a GPU.
+
+    python -m benchmarks.paper_tables [--out docs/results] [--results results/paper] [--only NAME ...] [--list]
+
+For each planned table this runs `python -m benchmarks.table NAME <overrides>` (finished runs are
+skipped, so an interrupted call resumes), then writes `<out>/NAME.md` and `<out>/NAME.csv`: the
+rendered table with the commit, the machine, the seeds, the overrides and the wall time of the run
+that made it. `<out>/README.md` indexes what is there and what the plan left for a GPU (with the
+command to run it). No published values are transcribed: these tables are the reference a
+reproduction is checked against. Utility and ratios are the comparable columns; seconds are this
+machine's.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# (table, overrides, why this size) that a 2-core CPU finishes in a few hours, cheapest first.
+# A narrowed dataset keeps the paper's protocol on a smaller split; the title says so.
+CPU_PLAN: list[tuple[str, list[str], str]] = [
+    ("unlearn_als_paper", ["dataset=ml100k_als_paper", "seed=0,1,2"], "ML-100K, the paper's protocol, 3 seeds"),
+    ("ultrare_main_mse", ["dataset=ml100k", "seed=0,1,2"], "ML-100K ratings, 3 seeds"),
+    ("ultrare_main", ["dataset=ml100k_cure4rec", "seed=0,1,2"], "CURE4Rec ML-100K (bpr), 3 seeds"),
+    ("ultrare_selection", ["dataset=ml100k_cure4rec", "seed=0,1,2"], "CURE4Rec ML-100K, 3 seeds"),
+]
+
+# what the plan leaves for a GPU (full paper datasets; hours per sub-model on 2 CPU cores)
+GPU_PLAN: list[tuple[str, list[str], str]] = [
+    ("receraser_utility", ["runtime=gpu"], "ML-1M and Yelp2018, three sub-models, 3 seeds"),
+    ("receraser_time", ["runtime=gpu"], "ML-1M, three sub-models"),
+    ("receraser_partition", ["runtime=gpu"], "ML-1M, 4 partitions x 3 K"),
+    ("ultrare_main", ["runtime=gpu"], "CURE4Rec ML-1M and ADM beside ML-100K"),
+    ("ultrare_main_mse", ["runtime=gpu"], "ML-latest-small and ML-1M beside ML-100K"),
+    ("ultrare_selection", ["runtime=gpu"], "CURE4Rec ML-1M and ADM"),
+    ("unlearn_als_paper", ["runtime=gpu"], "ML-1M beside ML-100K"),
+    ("eemu_main", ["runtime=gpu"], "two-tower meta-training on ML-100K and ML-1M"),
+    ("latency_stream", ["runtime=gpu"], "20 single-user requests on ML-1M, every method"),
+]
+
+
+def git(*args: str) -> str:
+    try:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} logical cores, {platform.system()} {platform.release()}"
+
+
+def seeds_of(overrides: list[str]) -> str:
+    for o in overrides:
+        if o.startswith("seed="):
+            return o.split("=", 1)[1]
+    return "the experiment's (0,1,2)"
+
+
+def header(name: str, overrides: list[str], wall_s: float, why: str) -> str:
+    dirty = " (with uncommitted changes)" if git("status", "--porcelain", "--untracked-files=no") else ""
+    return "\n".join([
+        f"<!-- written by `make paper-tables` (benchmarks/paper_tables.py); do not edit by hand -->",
+        f"- command: `python -m benchmarks.table {name} {' '.join(overrides)}`",
+        f"- scope: {why}",
+        f"- commit: {git('rev-parse', '--short=12', 'HEAD')}{dirty}",
+        f"- machine: {machine()} (seconds in the table are this machine's)",
+        f"- seeds: {seeds_of(overrides)}",
+        f"- wall time: {wall_s:.0f} s (runs already recorded under the results directory are not rerun)",
+        f"- written: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
+        "", ""])
+
+
+def run_one(name: str, overrides: list[str], why: str, results: Path, out: Path) -> bool:
+    cmd = [sys.executable, "-m", "benchmarks.table", name, f"results_dir={results}", *overrides]
+    print("+", " ".join(cmd), file=sys.stderr, flush=True)
+    start = time.perf_counter()
+    rc = subprocess.run(cmd, cwd=ROOT).returncode
+    wall = time.perf_counter() - start
+    md, csv = results / "tables" / f"{name}.md", results / "tables" / f"{name}.csv"
+    if rc != 0 or not md.is_file():
+        print(f"error: {name} failed (exit {rc}); nothing written for it", file=sys.stderr)
+        return False
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.md").write_text(header(name, overrides, wall, why) + md.read_text())
+    meta = f"# {name}: commit {git('rev-parse', '--short=12', 'HEAD')}; machine {machine()}; seeds {seeds_of(overrides)}; wall {wall:.0f} s\n"
+    (out / f"{name}.csv").write_text(meta + csv.read_text())
+    return True
+
+
+def index(out: Path) -> None:
+    done = [(n, o, w) for n, o, w in CPU_PLAN if (out / f"{n}.md").is_file()]
+    lines = ["# Reference results", "",
+             "Paper tables as regenerated by this suite (`make paper-tables`); each file names the commit, "
+             "machine, seeds and wall time of its run. Utility and ratios are the comparable columns; seconds "
+             "are the named machine's. No published values are transcribed.", "",
+             "## Regenerated here (CPU)", ""]
+    lines += [f"- [{n}]({n}.md) ([csv]({n}.csv)): {w}" for n, o, w in done] or ["- (none yet)"]
+    missing = [(n, w) for n, o, w in CPU_PLAN if (out / f"{n}.md").is_file() is False]
+    if missing:
+        lines += ["", "Planned for the CPU but not written yet:", ""] + [f"- {n}: {w}" for n, w in missing]
+    lines += ["", "## Left for a GPU", "", "Run on a machine with a GPU (or a SLURM cluster, see README):", ""]
+    lines += [f"- {n} ({w}): `python -m benchmarks.table {n} {' '.join(o)}`" for n, o, w in GPU_PLAN]
+    (out / "README.md").write_text("\n".join(lines) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", default=str(ROOT / "docs" / "results"))
+    ap.add_argument("--results", default=str(ROOT / "results" / "paper"))
+    ap.add_argument("--only", nargs="*", help="tables of the CPU plan to run (default: all)")
+    ap.add_argument("--list", action="store_true", help="print the plan and exit")
+    args = ap.parse_args(argv)
+    if args.list:
+        for n, o, w in CPU_PLAN:
+            print(f"cpu  {n} {' '.join(o)}  # {w}")
+        for n, o, w in GPU_PLAN:
+            print(f"gpu  {n} {' '.join(o)}  # {w}")
+        return 0
+    out, results = Path(args.out), Path(args.results)
+    ok = True
+    for name, overrides, why in CPU_PLAN:
+        if args.only and name not in args.only:
+            continue
+        ok &= run_one(name, overrides, why, results, out)
+    index(out)
+    print(f"left for a GPU: {', '.join(n for n, _, _ in GPU_PLAN)} (see {out / 'README.md'})")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
