@@ -97,8 +97,10 @@ def main(argv=None) -> pd.DataFrame:
     out = results / "tables"
     out.mkdir(parents=True, exist_ok=True)
     df.to_csv(out / "ultrare_clustering.csv", index=False)
+    source = ", ".join(f"{k}={v}" for k, v in embedding.items())  # the one source every partitioner here reads
     header = (f"# User clustering on {args.dataset} ({len(present)} users, {embedding['name']} embeddings, "
               f"dim {users.shape[1]}; seed {args.seed})\n\n"
+              f"Embedding source (shared by every clustering partitioner below): {source}.\n\n"
               "inertia: sum of squared distances of users to their group mean; seconds: clustering wall "
               f"time on CPU ({args.threads} thread(s) for torch and BLAS, minimum of {args.repeats} runs; "
               "embeddings from cache); "

@@ -43,7 +43,7 @@ from ..registry import PARTITIONERS
 from ..seeding import numpy_rng
 from ..data.units import unit_ids
 from .base import Partition, Partitioner, rows_from_units
-from .pretrain import pretrained_embeddings
+from .pretrain import CLUSTERING_EMBEDDING, pretrained_embeddings
 
 CENTROID_UPDATES = ("mean", "released")
 
@@ -130,7 +130,7 @@ class BalancedPartition(Partitioner):
         "iterations": 50,
         "capacity_factor": 1.2,
         "centroid_update": "mean",
-        "embedding": {"name": "wmf", "epochs": 20, "dim": 64},
+        "embedding": CLUSTERING_EMBEDDING,  # the one converged source of every clustering partitioner
     }
 
     def __init__(self, cfg=None, **kw):

@@ -19,11 +19,11 @@ from ..errors import ConfigError
 from ..registry import PARTITIONERS
 from ..seeding import torch_generator
 from .base import Partition, Partitioner, rows_from_units
-from .pretrain import pretrained_embeddings
+from .pretrain import CLUSTERING_EMBEDDING, pretrained_embeddings
 
-# sub-model the user embeddings come from; any registered sub-model with `embeddings()` works
-# (e.g. {name: wmf, ...} for RecEraser's choice)
-DEFAULT_EMBEDDING = {"name": "bpr", "epochs": 30, "dim": 64, "lr": 0.005}
+# sub-model the user embeddings come from: the one converged source every clustering partitioner
+# shares (pretrain.CLUSTERING_EMBEDDING); any registered sub-model with `embeddings()` works
+DEFAULT_EMBEDDING = CLUSTERING_EMBEDDING
 
 
 def sq_distances(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
