@@ -29,28 +29,16 @@ from .runtime import Runtime
 LOSS_FAMILIES = ("bpr", "wmf", "bce", "mse", "als", "margin")
 
 
-OPTIMIZERS = ("adam", "adagrad", "sgd", "sparse_adam")
-# optimisers that take sparse gradients: a sub-model whose loss reads only a batch's rows then
-# updates only those rows, with the same arithmetic as the dense update for adagrad and sgd (a
-# row without gradient does not move); `sparse_adam` is lazy Adam (torch.optim.SparseAdam: moments
-# and step of a row advance only when the row has a gradient), which dense Adam is not
-SPARSE_OPTIMIZERS = ("adagrad", "sgd", "sparse_adam")
-
-
 def make_optimizer(params, cfg: dict) -> torch.optim.Optimizer:
     name = cfg.get("optimizer", "adam")
     lr = float(cfg["lr"])
-    if name in SPARSE_OPTIMIZERS:  # say so explicitly (torch warns when the check is only implicitly off)
-        torch.sparse.check_sparse_tensor_invariants.disable()
     if name == "adam":
         return torch.optim.Adam(params, lr=lr)
     if name == "adagrad":
         return torch.optim.Adagrad(params, lr=lr, initial_accumulator_value=float(cfg["adagrad_init"]))
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr)
-    if name == "sparse_adam":
-        return torch.optim.SparseAdam(list(params), lr=lr)
-    raise ConfigError(f"Unknown optimizer '{name}'. Valid: {', '.join(OPTIMIZERS)}.")
+    raise ConfigError(f"Unknown optimizer '{name}'. Valid: adam, adagrad, sgd.")
 
 
 class EarlyStopping:

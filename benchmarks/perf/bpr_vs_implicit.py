@@ -38,9 +38,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--dim", type=int, default=64)
     ap.add_argument("--batch-size", type=int, default=1024)
     ap.add_argument("--lr", type=float, default=None, help="ours (default: conf/submodel/bpr.yaml)")
-    ap.add_argument("--optimizers", nargs="+", default=["adam", "sparse_adam"],
-                    help="ours, each trained side by side (adam: the bpr.yaml default, dense updates; sparse_adam: "
-                         "lazy Adam on the batch rows; adagrad / sgd: sparse updates, the dense arithmetic)")
+    ap.add_argument("--optimizers", nargs="+", default=["adam"],
+                    help="ours, each trained side by side (adam: the bpr.yaml default; adagrad; sgd)")
     ap.add_argument("--implicit-lr", type=float, default=0.05)
     ap.add_argument("--implicit-reg", type=float, default=0.01)
     ap.add_argument("--eval-every", type=int, default=5)

@@ -11,13 +11,11 @@ import time
 from typing import Iterator
 
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..data.interactions import TrainSet
 from ..runtime import CPU, Runtime
-from ..errors import ConfigError
-from ..training import SPARSE_OPTIMIZERS, EarlyStopping, TrainingTriples, make_optimizer
+from ..training import EarlyStopping, TrainingTriples, make_optimizer
 
 
 class SubModel(torch.nn.Module):
@@ -132,15 +130,9 @@ class MatrixFactorization(EpochTrainedModel):
     shard's rows, shuffled each epoch: what pairwise and pointwise losses train on."""
 
     defaults = {**EpochTrainedModel.defaults, "dim": 64, "init_std": 0.01, "dropout": 0.0}
-    # the loss reads only the batch's rows of both tables (bpr, bce, mse): with an optimiser that
-    # takes sparse gradients (training.SPARSE_OPTIMIZERS) a step then costs the batch, not the tables
-    sparse_lookups = False
 
     def __init__(self, n_users: int, n_items: int, cfg: dict | None = None, runtime: Runtime = CPU):
         super().__init__(n_users, n_items, cfg, runtime)
-        if self.cfg["optimizer"] == "sparse_adam" and not self.sparse_lookups:
-            raise ConfigError(f"submodel={self.registered_name} cannot use optimizer=sparse_adam: its loss reads whole "
-                              "embedding tables (sparse gradients need a loss over batch rows: bpr, bce, mse).")
         d = int(self.cfg["dim"])
         self.user_emb = torch.nn.Parameter(torch.empty(self.n_users, d))
         self.item_emb = torch.nn.Parameter(torch.empty(self.n_items, d))
@@ -158,15 +150,9 @@ class MatrixFactorization(EpochTrainedModel):
     def batches(self, gen):
         return self._triples.epoch(gen, int(self.cfg["batch_size"]))
 
-    def rows(self, table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-        """`table[index]`; while training with a sparse-gradient optimiser, a lookup whose gradient
-        is sparse (the same values either way)."""
-        sparse = self.sparse_lookups and self.training and self.cfg["optimizer"] in SPARSE_OPTIMIZERS
-        return F.embedding(index, table, sparse=sparse) if sparse else table[index]
-
     def user_vectors(self, users: torch.Tensor) -> torch.Tensor:
         """Batch user vectors, with dropout (`dropout` = 1 - keep probability) while training."""
-        u = self.rows(self.user_emb, users)
+        u = self.user_emb[users]
         p = float(self.cfg["dropout"])
         if not (self.training and p > 0):
             return u

@@ -15,7 +15,6 @@ from .bpr import BPRMF
 
 @SUBMODELS.register("bce")
 class BCEMF(BPRMF):
-    sparse_lookups = True
     loss_family = "bce"
     defaults = {**BPRMF.defaults, "lr": 0.005, "num_neg": 1}
 
@@ -36,7 +35,7 @@ class BCEMF(BPRMF):
     def loss(self, batch):
         users, pos, neg = batch
         u = self.user_vectors(users)
-        i, j = self.rows(self.item_emb, pos), self.rows(self.item_emb, neg)  # (b, d), (m, b, d)
+        i, j = self.item_emb[pos], self.item_emb[neg]          # (b, d), (m, b, d)
         pos_logit = (u * i).sum(-1)                              # (b,)
         neg_logit = (u[None] * j).sum(-1).flatten()              # (m * b,)
         logits = torch.cat([pos_logit, neg_logit])

@@ -9,7 +9,6 @@ from .base import MatrixFactorization
 
 @SUBMODELS.register("bpr")
 class BPRMF(MatrixFactorization):
-    sparse_lookups = True
     loss_family = "bpr"
     defaults = {
         **MatrixFactorization.defaults,
@@ -21,7 +20,7 @@ class BPRMF(MatrixFactorization):
     def loss(self, batch):
         users, pos, neg = batch
         u = self.user_vectors(users)
-        i, j = self.rows(self.item_emb, pos), self.rows(self.item_emb, neg)
+        i, j = self.item_emb[pos], self.item_emb[neg]
         diff = (u * i).sum(1) - (u * j).sum(1)
         reg = float(self.cfg["reg"]) * (u.pow(2).sum() + i.pow(2).sum() + j.pow(2).sum()) / (2 * len(users))
         return -F.logsigmoid(diff).mean() + reg

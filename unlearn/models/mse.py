@@ -26,7 +26,6 @@ from .bpr import BPRMF
 
 @SUBMODELS.register("mse")
 class MSEMF(BPRMF):
-    sparse_lookups = True
     loss_family = "mse"
     defaults = {**BPRMF.defaults, "lr": 0.005, "num_neg": "auto"}
 
@@ -60,12 +59,12 @@ class MSEMF(BPRMF):
     def loss(self, batch):
         users, pos, target, neg = batch
         u = self.user_vectors(users)
-        i = self.rows(self.item_emb, pos)
+        i = self.item_emb[pos]
         pred = (u * i).sum(-1)
         sq = (pred - target).pow(2)
         reg = u.pow(2).sum() + i.pow(2).sum()
         if neg is not None:
-            j = self.rows(self.item_emb, neg)  # (m, b, d)
+            j = self.item_emb[neg]                                 # (m, b, d)
             sq = torch.cat([sq, (u[None] * j).sum(-1).flatten().pow(2)])  # target 0
             reg = reg + j.pow(2).sum()
         return sq.mean() + float(self.cfg["reg"]) * reg / (2 * len(users))
