@@ -80,10 +80,11 @@ def timed(fn, repeat):
     return best, out
 
 
-def _peak_mb() -> float | None:
+def _status_mb(field: str) -> float | None:
+    """A memory field of /proc/self/status in MB (VmRSS: now; VmHWM: the peak since the last reset)."""
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
@@ -116,11 +117,11 @@ def measure(name: str, dim: int, repeat: int, peers: bool, threads: int, cache_d
     limit_threads(threads)
     ds = load_named_dataset(name, cache_dir)
     user_f, item_f = factors(ds, dim)
-    base_mb = _peak_mb()
+    base_mb = _status_mb("VmRSS")
     reset = _reset_peak()
     evaluator = RankingEvaluator(ds.n_users, ds.n_items, ds.train, ds.test, ks=(K,))
     t_ours, m_ours = timed(lambda: evaluator.evaluate(lambda u: user_f[u] @ item_f.T, groups=False), repeat)
-    peak = _peak_mb()
+    peak = _status_mb("VmHWM")
     res = {"dataset": name, "n_users": ds.n_users, "n_items": ds.n_items, "n_train": len(ds.train),
            "n_test": len(ds.test), "recunlearn_s": t_ours, "recall@20": {"recunlearn": m_ours[f"recall@{K}"]},
            "ndcg@20": {"recunlearn": m_ours[f"ndcg@{K}"]},
