@@ -43,8 +43,8 @@ from ..training import (EarlyStopping, NegativeSampler, TrainingTriples, UserRow
                         wmf_whole_data_loss)
 from .base import Aggregator
 
-TRAINABLE_LOSSES = ("bpr", "wmf")
-ABSENT_USERS = ("transferred", "untransferred")  # how a user without retained rows is represented  # the loss families this aggregator can train with
+TRAINABLE_LOSSES = ("bpr", "wmf")  # the loss families this aggregator can train with
+ABSENT_USERS = ("transferred", "untransferred")  # how a user without retained rows is represented
 
 
 def shard_state(shards: list) -> list:
