@@ -36,7 +36,7 @@ from .base import ShardedMethod
 class EEMU(ShardedMethod):
     allowed = {"partitioner": ["user_split"], "aggregator": ["mean"], "submodel": ["twotower"]}
     defaults = {
-        "meta_update": "batched",    # batched | sequential (the released per-user updates)
+        "meta_update": "sequential", # sequential (the released per-user updates) | batched (vmap)
         "meta_epochs": 100,
         "meta_batch": 32,            # users per meta-batch
         "lr": 2.0e-4,                # the meta (outer) Adam's learning rate
