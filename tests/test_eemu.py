@@ -235,3 +235,27 @@ def test_eemu_with_side_features_meta_trains_and_adapts(synthetic, adapt):
     assert "ux_age" in dict(m.shards[0].named_buffers())
     s = m.score(torch.arange(20))
     assert s.shape == (20, d.n_items) and torch.isfinite(s).all()
+
+
+def test_user_tower_adaptation_equals_adapting_the_embedding_tables(fitted):
+    """adapt=user_tower steps the gathered embedding rows, not whole tables: the same weights."""
+    m = fitted
+    ad = m.adapter()
+    model, users, key = m.shards[0], torch.arange(10), m.adapt_key(0)
+    got = ad.score(model, users, key)
+    pos, neg, has = ad.sets(users.numpy(), key)
+    params, buffers = meta.split_tensors(model)
+    p = {**buffers, **{k: v.detach() for k, v in params.items()}}
+    iv = model.item_vec(p)
+    for j, u in enumerate(users):
+        up = {k: p[k] for k in model.user_keys()}
+        w = torch.full((ad.n_adapt,), float(has[j]))
+
+        def loss(pu):
+            v = model.user_vec({**p, **pu}, u)
+            d = (v * iv[torch.as_tensor(pos[j])]).sum(-1) - (v * iv[torch.as_tensor(neg[j])]).sum(-1)
+            return (torch.relu(1.0 - d) * w).sum() / w.sum().clamp(min=1.0)
+
+        g = torch.func.grad(loss)(up)
+        adapted = {**p, **{k: up[k] - meta.fresh_adam_step(g[k], ad.lr) for k in up}}
+        assert torch.allclose(got[j], model.user_vec(adapted, u) @ iv.T, atol=1e-5)

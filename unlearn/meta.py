@@ -188,21 +188,28 @@ class Adapter:
         lr = self.lr
         with torch.enable_grad():
             if self.mode == "user_tower":
-                ukeys = model.user_keys()
-                up = {k: params[k] for k in ukeys}
-                rest = {**buffers, **{k: v for k, v in params.items() if k not in up}}
-                iv = model.item_vec({**rest, **up})
+                # The user tower's weights, with the user's embedding rows taken as the gathered
+                # input x (each row enters the loss once, so its gradient is x's gradient and the
+                # elementwise fresh-Adam step on x equals the step on the tables' rows), without
+                # per-user copies of whole embedding tables.
+                p = {**buffers, **params}
+                iv = model.item_vec(p)
+                xs = model.user_input(p, users)
+                mlp = {k: params[k] for k in model.user_keys() if k.startswith("ul")}
+                margin = float(model.cfg["margin"])
 
-                def one(user, ps, ng, m):
+                def one(x, ps, ng, m):
                     def loss(pu):
-                        u = model.user_vec({**rest, **pu}, user)
+                        u = model.user_mlp(pu, pu["x"])
                         diff = (u * iv[ps]).sum(-1) - (u * iv[ng]).sum(-1)
-                        return (torch.relu(float(model.cfg["margin"]) - diff) * m).sum() / m.sum().clamp(min=1.0)
+                        return (torch.relu(margin - diff) * m).sum() / m.sum().clamp(min=1.0)
 
-                    g = grad(loss)(up)
-                    return model.user_vec({**rest, **{k: up[k] - fresh_adam_step(g[k], lr) for k in up}}, user)
+                    pu = {"x": x, **mlp}
+                    g = grad(loss)(pu)
+                    a = {k: pu[k] - fresh_adam_step(g[k], lr) for k in pu}
+                    return model.user_mlp(a, a["x"])
 
-                uv = vmap(one)(users, pos, neg, mask)
+                uv = vmap(one)(xs, pos, neg, mask)
                 return (uv @ iv.T).detach()
 
             def one_all(user, ps, ng, m):

@@ -132,11 +132,18 @@ class TwoTower(EpochTrainedModel):
         """Parameters and buffers by name: what the pure functions below read."""
         return {**dict(self.named_parameters()), **dict(self.named_buffers())}
 
-    def user_vec(self, p: dict, users: torch.Tensor) -> torch.Tensor:
+    def user_input(self, p: dict, users: torch.Tensor) -> torch.Tensor:
+        """The user tower's input: the user's feature embeddings, concatenated."""
         parts = [_take(p["ue_id"], users)]
         for key in self._user_keys[1:]:
             parts.append(_take(p[key], _idx(p["ux_" + key[3:]], users)))
-        return _mlp(p, "ul", torch.cat(parts, -1), len(self.cfg["user_layers"]))
+        return torch.cat(parts, -1)
+
+    def user_mlp(self, p: dict, x: torch.Tensor) -> torch.Tensor:
+        return _mlp(p, "ul", x, len(self.cfg["user_layers"]))
+
+    def user_vec(self, p: dict, users: torch.Tensor) -> torch.Tensor:
+        return self.user_mlp(p, self.user_input(p, users))
 
     def item_vec(self, p: dict, items: torch.Tensor | None = None) -> torch.Tensor:
         """Item tower outputs of `items` (None: every item)."""
