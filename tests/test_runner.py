@@ -90,10 +90,13 @@ def test_run_id_ignores_paths_and_device(sisa_run, tmp_path):
     assert run_id(run_config([*SISA, "submodel.dim=8"], results)) != rec["run_id"]
 
 
-def test_retrain_run_is_its_own_oracle(tmp_path):
-    compose_run(["method=retrain", *FAST], tmp_path)
-    (rec,) = records(tmp_path)
+@pytest.mark.parametrize("deletion", ["users_random", "users_stream"])
+def test_retrain_run_is_its_own_oracle(tmp_path, deletion):
+    """Retrain unlearned (after the last request of a stream too) is the oracle: not fitted again,
+    and its seconds are the oracle's (one fit on train minus F)."""
+    rec = compose_run(["method=retrain", f"deletion={deletion}", *FAST], tmp_path)
     assert rec["retrain_gap"] == 0.0 and rec["after.ndcg@20"] == rec["retrain.ndcg@20"]
+    assert rec["retrain_s"] == rec["unlearn_s.per_request"][-1] and not rec["retrain_cached"]
     assert list((tmp_path / "cache" / "oracle").glob("*.pt"))
 
 

@@ -85,8 +85,9 @@ def execute(p: Prepared) -> dict:
     rec.update(UnlearnCost.record(costs))
     rec.update(stages.measure("after", method.score, method, method.user_vectors))
     if ccfg.get("retrain_oracle", True):                                # 7: oracles
-        own = method.is_retrain_oracle() and len(costs) == 1
-        model, info = ref or oracle(trained=(method, costs[0]) if own else None)
+        # retrain's model after its last request is a fit on train minus F: the oracle itself
+        own = method.is_retrain_oracle()
+        model, info = ref or oracle(trained=(method, costs[-1]) if own else None)
         rec.update({"retrain_s": info["retrain_s"], "retrain_epochs": info["retrain_epochs"],
                     "retrain_cached": bool(info.get("cached", False))})
         # against retraining from scratch once per request (a stream of R requests costs R fits)
