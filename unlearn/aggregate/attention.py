@@ -133,7 +133,7 @@ class Attention(Aggregator):
         "dropout": None,
         "c0": None,
         "schedule": "entity",         # entity (each user and item combined once per step) | batch (released)
-        "entity_batch": 2048,         # users per step with schedule=entity
+        "entity_batch": 128,          # users per step with schedule=entity (2048 gave ML-100K one step an epoch)
         "epochs": 400,  # a cap; with 24 user batches an epoch, the WMF loss needs ~200 epochs on ML-1M
         "patience": 10,
         "eval_every": 1,
