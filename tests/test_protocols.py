@@ -134,3 +134,14 @@ def test_reporter_prints_the_protocol_under_the_table(tmp_path):
                 df, tmp_path)
     md = (tmp_path / "tables" / "t.md").read_text()
     assert md.rstrip().endswith("protocol: split X, stop Y") and md.index("| a ") < md.index("protocol:")
+
+
+def test_paper_tables_index_lists_what_it_left_for_a_gpu(tmp_path):
+    from benchmarks.paper_tables import CPU_PLAN, GPU_PLAN, header, index
+
+    out = tmp_path / "results"
+    index(out)  # nothing regenerated yet: the folder is created and the plan listed
+    text = (out / "README.md").read_text()
+    assert "(none yet)" in text and all(n in text for n, _, _ in GPU_PLAN + CPU_PLAN)
+    h = header("t", ["seed=0,1"], 12.3, "tiny")
+    assert "commit:" in h and "machine:" in h and "seeds: 0,1" in h and "wall time: 12 s" in h
