@@ -77,8 +77,8 @@ def test_receraser_paper_tables_from_a_clean_results_dir(tmp_path):
             assert (tmp_path / "tables" / f"{name}.{ext}").stat().st_size > 0
     recs = records(tmp_path)
     assert all(r["status"] == "ok" and r["dataset"] == "synthetic" for r in recs)
-    # utility: 3 methods x 3 sub-models; partition: 4 partitioners x 3 K (K = 10 ubp is a utility run)
-    assert len(recs) == 9 + 11
+    # utility: 3 methods x 3 sub-models; partition study: 5 partitioners x 3 K, one run shared (ubp, K = 10)
+    assert len(recs) == 9 + 14
     assert {(r["method"], r["submodel"]) for r in recs} >= {
         (m, s) for m in ("retrain", "sisa", "receraser") for s in ("bpr", "wmf", "lightgcn")}
     exact = [r for r in recs if r["method"] != "retrain"]
