@@ -22,6 +22,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from .records import cpu_name, git
+
 ROOT = Path(__file__).resolve().parents[1]
 
 # (table, overrides, why this size) that a 2-core CPU finishes in a few hours, cheapest first.
@@ -47,23 +49,8 @@ GPU_PLAN: list[tuple[str, list[str], str]] = [
 ]
 
 
-def git(*args: str) -> str:
-    try:
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} logical cores, {platform.system()} {platform.release()}"
+    return f"{cpu_name()}, {os.cpu_count()} logical cores, {platform.system()} {platform.release()}"
 
 
 def seeds_of(overrides: list[str]) -> str:

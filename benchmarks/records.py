@@ -30,7 +30,19 @@ def load_result(path: Path) -> dict | None:
         return None
 
 
-def _git(*args: str) -> str:
+def cpu_name() -> str:
+    """The processor's model name (Linux /proc/cpuinfo), else what `platform` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def git(*args: str) -> str:
+    """Output of a git command in this repository ("" where git or the repository is missing)."""
     try:
         return subprocess.run(["git", *args], cwd=Path(__file__).resolve().parents[1], capture_output=True,
                               text=True, timeout=10).stdout.strip()
@@ -50,19 +62,11 @@ def manifest(started_at: datetime, wall_s: float, device) -> dict:
         import torch
 
         gpu = torch.cuda.get_device_name(device)
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     return {
-        "git_commit": _git("rev-parse", "HEAD"),
-        "git_dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
+        "git_commit": git("rev-parse", "HEAD"),
+        "git_dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
         "versions": versions,
-        "cpu": f"{cpu} x{os.cpu_count()}",
+        "cpu": f"{cpu_name()} x{os.cpu_count()}",
         "gpu": gpu,
         "started_at": started_at.astimezone(timezone.utc).isoformat(timespec="seconds"),
         "wall_s": wall_s,

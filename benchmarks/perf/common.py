@@ -56,21 +56,16 @@ def load_avg() -> list[float] | None:
 
 def machine(threads: int) -> dict:
     """Where a benchmark ran: CPU, cores, threads given to it, load, versions, commit, time."""
-    import platform
-    import subprocess
     from datetime import datetime, timezone
 
     import numpy as np
 
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                                timeout=10).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        commit = None
+    from benchmarks.records import cpu_name, git
+
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    return {"cpu": platform.processor() or platform.machine(), "n_cpus": os.cpu_count(), "threads": int(threads),
-            "gpu": gpu, "load": load_avg(), "torch": torch.__version__, "numpy": np.__version__,
-            "git_commit": commit, "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    return {"cpu": cpu_name(), "n_cpus": os.cpu_count(), "threads": int(threads), "gpu": gpu, "load": load_avg(),
+            "torch": torch.__version__, "numpy": np.__version__, "git_commit": git("rev-parse", "--short", "HEAD") or None,
+            "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
 
 def append_record(out: Path, name: str, record: dict, threads: int) -> Path:
