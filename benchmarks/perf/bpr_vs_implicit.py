@@ -27,7 +27,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from .common import ROOT, append_record, limit_threads, load_named_dataset
+from .common import ROOT, limit_threads, load_named_dataset, publish
 
 
 def main(argv=None) -> dict:
@@ -126,10 +126,7 @@ def main(argv=None) -> dict:
         "curve": curve,
         "command": " ".join(["python -m benchmarks.perf.bpr_vs_implicit", *(argv if argv is not None else sys.argv[1:])]),
     }
-    out = Path(args.out)
-    append_record(out, "bpr_vs_implicit", res, args.threads)
-    (out / "bpr_vs_implicit.md").write_text(markdown(res))
-    print(markdown(res))
+    publish(Path(args.out), "bpr_vs_implicit", res, args.threads, markdown(res))
     return res
 
 

@@ -79,3 +79,10 @@ def append_record(out: Path, name: str, record: dict, threads: int) -> Path:
     with open(path, "a") as fh:
         fh.write(json.dumps({"benchmark": name, **record, "machine": machine(threads)}) + "\n")
     return path
+
+
+def publish(out: Path, name: str, record: dict, threads: int, markdown: str) -> None:
+    """Append the record to <out>/<name>.jsonl, write <out>/<name>.md and print it."""
+    append_record(out, name, record, threads)
+    (Path(out) / f"{name}.md").write_text(markdown)
+    print(markdown)

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .common import ROOT, append_record, limit_threads, load_named_dataset
+from .common import ROOT, limit_threads, load_named_dataset, publish
 
 K = 20
 
@@ -160,10 +160,7 @@ def main(argv=None) -> dict:
         print(res, flush=True)
     record = {"k": K, "dim": args.dim, "repeat": args.repeat, "rows": rows,
               "command": " ".join(["python -m benchmarks.perf.evaluation", *(argv if argv is not None else sys.argv[1:])])}
-    out = Path(args.out)
-    append_record(out, "evaluation", record, args.threads)
-    (out / "evaluation.md").write_text(markdown(record, args.threads))
-    print(markdown(record, args.threads))
+    publish(Path(args.out), "evaluation", record, args.threads, markdown(record, args.threads))
     return record
 
 

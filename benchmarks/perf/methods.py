@@ -17,7 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .common import ROOT, append_record
+from .common import ROOT, publish
 
 COLUMNS = ("fit_s", "unlearn_s", "retrain_s", "speedup", "n_shards_retrained", "n_shards", "after.ndcg@20")
 
@@ -47,10 +47,7 @@ def main(argv=None) -> dict:
     rows.sort(key=lambda r: args.methods.index(r["method"]))
     record = {"dataset": args.dataset, "seed": args.seed, "rows": rows,
               "command": " ".join(["python -m benchmarks.perf.methods", *(argv if argv is not None else sys.argv[1:])])}
-    out = Path(args.out)
-    append_record(out, "methods", record, args.threads)
-    (out / "methods.md").write_text(markdown(record))
-    print(markdown(record))
+    publish(Path(args.out), "methods", record, args.threads, markdown(record))
     return record
 
 
