@@ -86,3 +86,17 @@ def sweep_jobs(params: dict, extra=()) -> list[list[str]]:
     choices = [[f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()] if o.is_sweep_override()
                else [f"{o.get_key_element()}={o.get_value_element_as_str()}"] for o in overrides]
     return [list(job) for job in itertools.product(*choices)]
+
+
+def small_synthetic():
+    """The 160-user synthetic dataset the RecEraser and partition-refresh tests share."""
+    import torch
+
+    from unlearn.data import load_dataset
+
+    torch.set_num_threads(1)
+    return load_dataset({
+        "name": "synthetic", "loader": "synthetic",
+        "generator": {"n_users": 160, "n_items": 90, "mean_per_user": 15, "seed": 1},
+        "split": {"name": "random", "ratios": [0.7, 0.1, 0.2], "seed": 0},
+    })

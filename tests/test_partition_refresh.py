@@ -7,24 +7,20 @@ import pytest
 import torch
 
 import unlearn  # noqa: F401  (fills the registries)
-from unlearn.data import load_dataset
 from unlearn.data.interactions import TrainSet
 from unlearn.errors import ConfigError
 from unlearn.metrics.completeness import score_gaps
 from unlearn.partition.base import adjusted_rand_index
 from unlearn.registry import METHODS
 
+from .helpers import small_synthetic
+
 EMB = {"name": "wmf", "epochs": 3, "dim": 8}
 
 
 @pytest.fixture(scope="module")
 def data():
-    torch.set_num_threads(1)
-    return load_dataset({
-        "name": "synthetic", "loader": "synthetic",
-        "generator": {"n_users": 160, "n_items": 90, "mean_per_user": 15, "seed": 1},
-        "split": {"name": "random", "ratios": [0.7, 0.1, 0.2], "seed": 0},
-    })
+    return small_synthetic()
 
 
 def spec(method="receraser", part="ubp", refresh="keep", n_shards=4):

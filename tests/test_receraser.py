@@ -9,7 +9,6 @@ import torch
 
 import unlearn  # noqa: F401  (fills the registries)
 from unlearn.aggregate.attention import Attention
-from unlearn.data import load_dataset
 from unlearn.data.interactions import TrainSet
 from unlearn.errors import ConfigError
 from unlearn.models.lightgcn import normalized_adjacency
@@ -18,17 +17,14 @@ from unlearn.registry import AGGREGATORS, METHODS, PARTITIONERS, SUBMODELS
 from unlearn.seeding import derive_seed
 from unlearn.training import wmf_whole_data_loss
 
+from .helpers import small_synthetic
+
 EMB = {"name": "wmf", "epochs": 3, "dim": 8}
 
 
 @pytest.fixture(scope="module")
 def data():
-    torch.set_num_threads(1)
-    return load_dataset({
-        "name": "synthetic", "loader": "synthetic",
-        "generator": {"n_users": 160, "n_items": 90, "mean_per_user": 15, "seed": 1},
-        "split": {"name": "random", "ratios": [0.7, 0.1, 0.2], "seed": 0},
-    })
+    return small_synthetic()
 
 
 def fitdata(ds):
