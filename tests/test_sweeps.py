@@ -51,7 +51,8 @@ def test_smoke_experiment_on_a_real_dataset(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     recs = records(tmp_path)
     smoke = yaml.safe_load((ROOT / "conf" / "experiment" / "smoke.yaml").read_text())
-    methods = str(smoke["hydra"]["sweeper"]["params"]["method"]).split(",")
+    options = str(smoke["hydra"]["sweeper"]["params"]["method"]).split(",")  # presets, e.g. eemu_smoke
+    methods = [yaml.safe_load((ROOT / "conf" / "method" / f"{o}.yaml").read_text())["name"] for o in options]
     assert sorted(r["method"] for r in recs) == sorted(methods)
     assert all(r["status"] == "ok" and r["dataset"] == "ml100k" and r["deletion.rounds"] == 3 for r in recs)
     assert all(len(r["unlearn_s.per_request"]) == 3 for r in recs)
