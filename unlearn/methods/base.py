@@ -11,7 +11,8 @@ A method is a class registered by name (`@METHODS.register("name")`) with:
 - `unlearn(rows) -> UnlearnCost`: forget the training rows `rows` (indices into `data.rows`),
   starting from the current state. Called once per request of a stream. Keep `self.data` as
   `data.without(rows)`: the method's retained data, which `score` may read.
-- `score(users) -> (len(users) x n_items)` scores on `users.device`, without gradients.
+- `score(users) -> (len(users) x n_items)` scores on `users.device`, without gradients: a new
+  tensor (or a view), never one the method keeps, since evaluation masks it in place.
 - `describe() -> dict`: method-specific record keys (defaults: `n_shards`, `partition_uses_forget`).
 - `user_vectors(users) -> {"": vectors} | None`: the final user representations that scores are
   dot products with (the `forgotten_collapse` probe); None (the default) for a method without.
