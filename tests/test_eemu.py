@@ -49,13 +49,18 @@ def test_user_split_puts_every_user_in_every_shard_with_disjoint_support_and_que
             assert len(q) == 1 and not set(q) & set(s) and len(q) + len(s) == len(mine)
 
 
-def test_inner_step_reads_only_the_users_support_rows(synthetic):
-    d = synthetic
+def tiny_tower(d, seed, dtype=torch.float32):
+    """A freshly initialised tiny two-tower and its (detached) parameters and buffers."""
     model = SUBMODELS.get("twotower")(d.n_users, d.n_items, TINY_TOWER)
     model.build(None)
-    model.reset_parameters(torch.Generator().manual_seed(0))
+    model.reset_parameters(torch.Generator().manual_seed(seed))
     params, buffers = meta.split_tensors(model)
-    params = {k: v.detach() for k, v in params.items()}
+    return model, {k: v.detach().to(dtype) for k, v in params.items()}, buffers
+
+
+def test_inner_step_reads_only_the_users_support_rows(synthetic):
+    d = synthetic
+    model, params, buffers = tiny_tower(d, 0)
     user, pos, neg = torch.tensor(5), torch.tensor([3, 7, 9]), torch.tensor([1, 2, 4])
     g = torch.func.grad(lambda p: meta.user_loss(model, p, buffers, user, pos, neg, torch.ones(3)))(params)
     assert set(g["ue_id"].abs().sum(1).nonzero().flatten().tolist()) <= {5}
@@ -71,11 +76,7 @@ def test_inner_step_reads_only_the_users_support_rows(synthetic):
 
 def test_batched_meta_gradient_is_the_mean_of_per_user_gradients(synthetic):
     d = synthetic
-    model = SUBMODELS.get("twotower")(d.n_users, d.n_items, TINY_TOWER)
-    model.build(None)
-    model.reset_parameters(torch.Generator().manual_seed(1))
-    params, buffers = meta.split_tensors(model)
-    params = {k: v.detach().double() for k, v in params.items()}
+    model, params, buffers = tiny_tower(d, 1, torch.float64)
     users = torch.tensor([0, 4, 9])
     sets = [([1, 2, 3], [5, 6, 7]), ([8], [9]), ([10, 11], [12, 13])]
     width = 3
