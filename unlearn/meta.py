@@ -38,7 +38,7 @@ from .data.csr import CSR
 from .data.interactions import Interactions, TrainSet
 from .errors import ConfigError
 from .seeding import numpy_rng
-from .training import EarlyStopping, NegativeSampler
+from .training import STOPPING_DEFAULTS, EarlyStopping, NegativeSampler
 
 META_UPDATES = ("batched", "sequential")
 ADAPT = ("user_tower", "all")
@@ -272,7 +272,7 @@ def meta_train(model, data: TrainSet, query: np.ndarray, cfg: dict, seed: int, r
     sampler = NegativeSampler(users_t, items_t, data.n_items)
     params, buffers = split_tensors(model)
     opt = torch.optim.Adam(list(params.values()), lr=float(cfg["lr"]))
-    stop_cfg = {"early_stop_metric": cfg["early_stop_metric"], "patience": cfg["patience"], "eval_every": cfg["eval_every"]}
+    stop_cfg = {k: cfg[k] for k in STOPPING_DEFAULTS if k in cfg}
     vdata = validation_sample(data, int(cfg["valid_users"]), valid_seed)
     stopper = EarlyStopping(vdata, stop_cfg, runtime)
     adapter = Adapter(train, data.n_users, data.n_items, cfg, dev) if stopper.evaluator is not None else None

@@ -2,7 +2,7 @@
 UltraRE combiner) shares, and nothing model-specific.
 
 - `make_optimizer`: optimisers by name;
-- `EarlyStopping`: model selection on validation, never test;
+- `EarlyStopping`: model selection on validation (never test), or a fixed budget (`selection: last`);
 - `NegativeSampler`, `TrainingTriples`: sampled negatives rejected against the component's own
   positives, and shuffled (user, positive, negative) epochs;
 - `UserRows`, `wmf_whole_data_loss`: user mini-batches of a component's rows and the whole-data
@@ -41,21 +41,54 @@ def make_optimizer(params, cfg: dict) -> torch.optim.Optimizer:
     raise ConfigError(f"Unknown optimizer '{name}'. Valid: adam, adagrad, sgd.")
 
 
+SELECTIONS = ("best_valid", "last")
+# what every early-stopped component (sub-models, the attention aggregator, EEMU's meta-training)
+# starts from: the headline metric family (NDCG@20), patience in epochs after the last improvement
+# by more than min_delta, never stopping before min_epochs
+STOPPING_DEFAULTS = {
+    "selection": "best_valid",
+    "early_stop_metric": "ndcg@20",
+    "eval_every": 1,
+    "patience": 20,
+    "min_epochs": 10,
+    "min_delta": 0.0,
+}
+STOP_REASONS = ("patience", "epoch_cap", "no_validation", "fixed_budget")
+
+
 class EarlyStopping:
-    """Model selection on validation (never test): remembers the best evaluation's parameters and
-    says stop after `patience` evaluations without improvement. `evaluator` is None when there is
-    nothing to validate on (or patience is 0): every epoch then runs."""
+    """Model selection on validation (never test).
+
+    `selection: best_valid` (default): every `eval_every` epochs the validation `early_stop_metric`
+    is computed; the best evaluation's parameters are kept and restored, and training stops once
+    `patience` epochs have passed since the last improvement of more than `min_delta`, but never
+    before `min_epochs`. `selection: last`: a fixed budget of `epochs`, the final epoch's
+    parameters, no validation read (for protocols without a validation set). With no validation
+    rows (or patience 0) every epoch runs and the last one is kept.
+
+    `report` says where the fit stopped and why (`stop_reason`: patience | epoch_cap |
+    no_validation | fixed_budget)."""
 
     def __init__(self, data: TrainSet, cfg: dict, runtime: Runtime):
+        self.selection = str(cfg.get("selection", "best_valid"))
+        if self.selection not in SELECTIONS:
+            raise ConfigError(f"Unknown selection '{self.selection}'. Valid: {', '.join(SELECTIONS)}.")
         self.metric = cfg["early_stop_metric"]
         self.patience = int(cfg["patience"])
         self.every = int(cfg["eval_every"])
+        self.min_epochs = int(cfg.get("min_epochs", 0))
+        self.min_delta = float(cfg.get("min_delta", 0.0))
+        if self.every < 1 or self.patience < 0 or self.min_epochs < 0 or self.min_delta < 0:
+            raise ConfigError(f"early stopping needs eval_every >= 1 and patience, min_epochs, min_delta >= 0; "
+                              f"got eval_every={self.every}, patience={self.patience}, "
+                              f"min_epochs={self.min_epochs}, min_delta={self.min_delta}.")
         self.evaluator = None
-        if len(data.valid) and self.patience > 0:
+        if self.selection == "best_valid" and len(data.valid) and self.patience > 0:
             self.evaluator = RankingEvaluator(data.n_users, data.n_items, data.train, data.valid,
                                               ks=(int(self.metric.split("@")[1]),), device=runtime.device,
                                               batch_size=runtime.eval_batch)
-        self.best, self.best_epoch, self.best_state, self.bad, self.epochs = -np.inf, 0, None, 0, 0
+        self.best, self.best_epoch, self.best_state, self.epochs = -np.inf, 0, None, 0
+        self.anchor, self.anchor_epoch = -np.inf, 0  # the last improvement by more than min_delta
         self.curve: list[tuple[int, float]] = []  # (epoch, validation metric) of every evaluation
         self.stopped = False  # patience ran out (False: the epoch cap, or nothing to validate on, ended training)
 
@@ -64,19 +97,26 @@ class EarlyStopping:
         self.epochs = epoch
         if self.evaluator is None or epoch % self.every:
             return False
-        value = self.evaluator.evaluate(score_fn, groups=False)[self.metric]
-        self.curve.append((epoch, float(value)))
+        value = float(self.evaluator.evaluate(score_fn, groups=False)[self.metric])
+        self.curve.append((epoch, value))
         if value > self.best:
-            self.best, self.best_epoch, self.bad = value, epoch, 0
+            self.best, self.best_epoch = value, epoch
             self.best_state = copy.deepcopy(module.state_dict())
-            return False
-        self.bad += 1
-        self.stopped = self.bad >= self.patience
+        if value > self.anchor + self.min_delta:
+            self.anchor, self.anchor_epoch = value, epoch
+        self.stopped = epoch >= self.min_epochs and epoch - self.anchor_epoch >= self.patience
         return self.stopped
 
     def restore(self, module: torch.nn.Module) -> None:
         if self.best_state is not None:
             module.load_state_dict(self.best_state)
+
+    def stop_reason(self) -> str:
+        if self.selection == "last":
+            return "fixed_budget"
+        if self.evaluator is None:
+            return "no_validation"
+        return "patience" if self.stopped else "epoch_cap"
 
     def report(self, start: float) -> dict:
         return {
@@ -85,6 +125,8 @@ class EarlyStopping:
             "valid": float(self.best) if self.best_state is not None else float("nan"),
             "valid_curve": [list(c) for c in self.curve],
             "stopped_early": self.stopped,
+            "stop_reason": self.stop_reason(),
+            "selection": self.selection,
             "seconds": time.perf_counter() - start,
         }
 

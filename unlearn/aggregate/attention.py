@@ -39,8 +39,8 @@ import torch.nn.functional as F
 from ..data.interactions import TrainSet
 from ..errors import ConfigError
 from ..registry import AGGREGATORS
-from ..training import (EarlyStopping, NegativeSampler, TrainingTriples, UserRows, make_optimizer,
-                        wmf_whole_data_loss)
+from ..training import (STOPPING_DEFAULTS, EarlyStopping, NegativeSampler, TrainingTriples, UserRows,
+                        make_optimizer, wmf_whole_data_loss)
 from .base import Aggregator
 
 TRAINABLE_LOSSES = ("bpr", "wmf")  # the loss families this aggregator can train with
@@ -134,10 +134,10 @@ class Attention(Aggregator):
         "c0": None,
         "schedule": "entity",         # entity (each user and item combined once per step) | batch (released)
         "entity_batch": 128,          # users per step with schedule=entity (2048 gave ML-100K one step an epoch)
+        **STOPPING_DEFAULTS,
         "epochs": 400,  # a cap; with 24 user batches an epoch, the WMF loss needs ~200 epochs on ML-1M
-        "patience": 10,
-        "eval_every": 1,
-        "early_stop_metric": "recall@10",
+        "patience": 10,               # epochs after the last improvement
+        "min_epochs": 0,
         "absent_users": "transferred",  # transferred (released) | untransferred (see `representation`)
     }
 

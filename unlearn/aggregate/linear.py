@@ -153,6 +153,8 @@ class Linear(Aggregator):
 
             opt.step(closure)
             iterations = int(opt.state[weight].get("n_iter", 0))
+            # a convex problem: L-BFGS stops at its tolerances (converged) or at max_iter
+            stop_reason = "converged" if iterations < int(c["max_iter"]) else "iteration_cap"
         else:
             opt = torch.optim.Adam([weight, bias], lr=float(c["lr"]))
             for _ in range(int(c["epochs"])):
@@ -160,13 +162,14 @@ class Linear(Aggregator):
                 objective().backward()
                 opt.step()
             iterations = int(c["epochs"])
+            stop_reason = "fixed_budget"
         with torch.no_grad():
             loss = float(objective())
         self.weight, self.bias = weight.detach(), bias.detach()
         self.mu, self.sd = mu.detach(), sd.detach()
         self._coef = None
         self.trained_on = positives_hash(data.train.users, data.train.items)
-        return {"pairs": int(len(users)), "iterations": iterations, "loss": loss}
+        return {"pairs": int(len(users)), "iterations": iterations, "loss": loss, "stop_reason": stop_reason}
 
     # -- scoring ------------------------------------------------------------------------
     def coefficients(self) -> tuple[torch.Tensor, torch.Tensor]:

@@ -175,7 +175,9 @@ class ShardedMethod(Method):
 
     def fit_aggregator(self) -> dict:
         self.aggregator = self.new_aggregator()
-        return self.aggregator.fit(self.shards, self.partition, self.data, derive_seed(self.seed, "aggregator")) or {}
+        self.aggregator_info = self.aggregator.fit(self.shards, self.partition, self.data,
+                                                   derive_seed(self.seed, "aggregator")) or {}
+        return self.aggregator_info
 
     def _timed(self, fn, *args):
         self.runtime.sync()
@@ -269,6 +271,11 @@ class ShardedMethod(Method):
             "shard_epochs": [int(i["epochs"]) for i in self.shard_info],
             # shards whose training the epoch cap ended while validation still improved
             "shards_at_epoch_cap": sum(1 for i in self.shard_info if "stopped_early" in i and not i["stopped_early"]),
+            # where each shard's fit stopped and why (training.EarlyStopping.stop_reason)
+            "shard_best_epochs": [int(i.get("best_epoch", i["epochs"])) for i in self.shard_info],
+            "shard_stop_reasons": [str(i.get("stop_reason", "cached")) for i in self.shard_info],
+            **({"aggregator_stop_reason": str(self.aggregator_info["stop_reason"])}
+               if "stop_reason" in getattr(self, "aggregator_info", {}) else {}),
             "partition_uses_forget": bool(self.partition.uses_forget),
         }
 

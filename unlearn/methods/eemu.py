@@ -29,6 +29,7 @@ from .. import meta
 from ..registry import METHODS
 from ..runtime import CPU
 from ..seeding import derive_seed
+from ..training import STOPPING_DEFAULTS
 from .base import ShardedMethod
 
 
@@ -45,9 +46,10 @@ class EEMU(ShardedMethod):
         "n_adapt": 7,                # adaptation rows per user, drawn with replacement
         "adapt_lr": 2.0e-4,          # the fresh Adam of the adaptation step
         "temperature": 0.01,         # softmax over inverse item degree
+        **STOPPING_DEFAULTS,
         "early_stop_metric": "ndcg@10",
-        "patience": 5,
-        "eval_every": 1,
+        "patience": 5,               # epochs after the last improvement
+        "min_epochs": 0,
         "valid_users": 256,          # validation users sampled (fixed, seeded) for model selection; 0: all
         "score_block": 64,           # users adapted at once (a fixed block of user ids)
     }

@@ -416,7 +416,10 @@ class ImplicitALS(SubModel):
             ev = RankingEvaluator(data.n_users, data.n_items, data.train, data.valid, ks=(k,),
                                   device=self.device, batch_size=self.runtime.eval_batch)
             valid = ev.evaluate(self.score, groups=False)[metric]
+        # ALS sweeps to its tolerance: no validation-based selection (the last sweep is the model)
+        reason = "converged" if len(trace) < int(self.cfg["iterations"]) else "sweep_cap"
         return {"epochs": len(trace), "best_epoch": len(trace), "valid": valid, "seconds": seconds,
+                "stop_reason": reason,
                 "objective": trace[-1] if trace else self.history[-1]}
 
     # -- inference --------------------------------------------------------------------------

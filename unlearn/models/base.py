@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from ..data.interactions import TrainSet
 from ..runtime import CPU, Runtime
-from ..training import EarlyStopping, TrainingTriples, make_optimizer
+from ..training import STOPPING_DEFAULTS, EarlyStopping, TrainingTriples, make_optimizer
 
 
 class SubModel(torch.nn.Module):
@@ -44,17 +44,16 @@ class SubModel(torch.nn.Module):
 
 
 class EpochTrainedModel(SubModel):
-    """Mini-batch training with early stopping on a validation metric (never the test set).
+    """Mini-batch training with model selection on a validation metric (never the test set), or
+    a fixed budget of epochs (`selection: last`); see `training.EarlyStopping`.
 
     Subclasses implement `reset_parameters(gen)`, `prepare(data)`, `batches(gen)` yielding
     batch tuples and `loss(batch)`. The best epoch's parameters are kept.
     """
 
     defaults = {
-        "epochs": 100,
-        "patience": 5,
-        "eval_every": 1,
-        "early_stop_metric": "recall@10",
+        **STOPPING_DEFAULTS,
+        "epochs": 200,  # a cap: early stopping (or selection=last's fixed budget) ends training
         "optimizer": "adam",
         "lr": 1e-3,
         "adagrad_init": 0.1,  # Adagrad's initial accumulator (torch's default), used with optimizer=adagrad

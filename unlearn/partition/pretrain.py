@@ -6,7 +6,7 @@ so (`partition_uses_forget`).
 
 Every clustering partitioner (ubp, ibp, inbp, kmeans, ot) has the same default source,
 `CLUSTERING_EMBEDDING`: WMF trained to convergence (`converge: true`: 10% of each user's train rows
-carved out, seeded, early stopping on their recall@10 with the model's patience, at most `epochs`;
+carved out, seeded, early stopping on their validation metric (NDCG@20 by default) with the model's patience, at most `epochs`;
 then the model is refitted on all of train for the best epoch count). `converge: false` trains for
 `epochs` epochs (the old behaviour). `partitioner.embedding` overrides it per partitioner."""
 from __future__ import annotations
