@@ -8,7 +8,7 @@ export UNLEARN_DATA_DIR ?= $(abspath ../shared/datasets)
 RESULTS ?= results
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-slow bench tables table paper-tables perf clean
+.PHONY: install test test-slow bench tables table tune paper-tables perf clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,13 @@ tables: $(STAMP)
 # one paper table: make table NAME=receraser_utility
 table: $(STAMP)
 	$(PY) -m benchmarks.table $(NAME) results_dir=$(RESULTS)
+
+# tune a sub-model for method=retrain on a dataset's validation split (Optuna TPE, 30 trials) and
+# write conf/submodel/tuned/<dataset>_<submodel>.yaml: make tune SUBMODEL=bpr DATASET=ml100k
+SUBMODEL ?= bpr
+DATASET ?= ml100k
+tune: $(STAMP)
+	UNLEARN_RESULTS_DIR=$(RESULTS) $(PY) -m benchmarks.run -m experiment=tune_$(SUBMODEL) dataset=$(DATASET)
 
 # reference results: the paper tables a 2-core CPU finishes in a few hours, into docs/results/
 # (Markdown and CSV with commit, machine, seeds, wall time); lists what it leaves for a GPU

@@ -3,6 +3,7 @@
     python -m benchmarks.run method=sisa dataset=ml100k seed=1
     python -m benchmarks.run -m method=retrain,sisa seed=0,1,2
     python -m benchmarks.run -m experiment=smoke
+    python -m benchmarks.run -m experiment=tune_bpr dataset=ml100k   (tuning: benchmarks/tune.py)
 """
 from __future__ import annotations
 
@@ -79,9 +80,13 @@ def execute(cfg: dict, job_num: int = 0, multirun: bool = False) -> dict | None:
 
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
-def main(cfg: DictConfig) -> dict | None:
+def main(cfg: DictConfig) -> dict | float | None:
     container = OmegaConf.to_container(cfg, resolve=True)
     job_num, multirun = _job()
+    if container.get("tune"):  # experiment=tune_<submodel>: a trial of the Optuna sweeper (benchmarks/tune.py)
+        from .tune import objective
+
+        return objective(container, job_num)
     record = execute(container, job_num, multirun)
     if record and record.get("status") != "ok":
         return record

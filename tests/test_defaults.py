@@ -19,7 +19,8 @@ NOT_SETTINGS = {"name", "defaults"}  # the component's name and Hydra's defaults
 
 
 def option_files():
-    return [(group, path) for group in GROUPS for path in sorted((ROOT / "conf" / group).glob("*.yaml"))]
+    # presets in subfolders too (conf/submodel/tuned/*.yaml, written by experiment=tune_<submodel>)
+    return [(group, path) for group in GROUPS for path in sorted((ROOT / "conf" / group).rglob("*.yaml"))]
 
 
 def header(path: Path) -> str:

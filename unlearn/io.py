@@ -31,6 +31,10 @@ def _atomic(path: Path, write) -> None:
         raise
 
 
+def write_text(path, text: str) -> None:
+    _atomic(path, lambda f: f.write(text.encode()))
+
+
 def write_json(path, obj) -> None:
     _atomic(path, lambda f: f.write(json.dumps(obj, indent=1, sort_keys=True, default=_jsonable).encode()))
 

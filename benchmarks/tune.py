@@ -1,0 +1,141 @@
+"""Tuning as a sweep: Hydra's Optuna sweeper maximises a sub-model's validation score for
+`method=retrain`, and the best trial becomes a named preset.
+
+    python -m benchmarks.run -m experiment=tune_bpr dataset=ml100k
+    python -m benchmarks.run method=sisa submodel=tuned/ml100k_bpr     # every method uses it by name
+
+An experiment `tune_<submodel>` sets `tune: {metric, preset_root}`, the sweeper (seeded TPE, a
+trial budget) and the search space (`hydra.sweeper.params`). With `tune` in the config the runner's
+task function returns `objective(cfg)`: the validation score of `unlearn.tuning.validation_score`
+(test is never read), one line per trial in `<sweep dir>/trials.jsonl`. At the end of the sweep
+the `WritePreset` callback writes `<preset_root>/submodel/tuned/<dataset>_<submodel>.yaml`: the
+sub-model's settings with the best trial's values, and a header with the search space, the trial
+count, the validation score, the tuning time and the commit.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import yaml
+from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from unlearn import io
+
+from .records import cpu_name, git
+
+log = logging.getLogger("benchmarks.tune")
+CONF = Path(__file__).resolve().parents[1] / "conf"
+TRIALS = "trials.jsonl"
+
+
+def preset_name(cfg) -> str:
+    return f"{cfg['dataset']['name']}_{cfg['submodel']['name']}"
+
+
+def objective(cfg: dict, job_num: int = 0) -> float:
+    """One trial: the validation score of method=retrain with this trial's sub-model settings."""
+    import unlearn  # noqa: F401  (fills the registries)
+    from unlearn.plugins import import_user_modules
+    from unlearn.runtime import Runtime
+    from unlearn.tuning import validation_score
+
+    import_user_modules(cfg.get("plugins"))
+    metric = cfg["tune"]["metric"]
+    result = validation_score(cfg, Runtime.from_config(cfg.get("runtime") or {}, job_num), metric)
+    trial = {"job": job_num, "params": _swept(cfg), **result}
+    log.info("trial %d: %s = %.5f (%s, %.1f s)", job_num, metric, result[metric], trial["params"], result["seconds"])
+    try:
+        sweep_dir = Path(HydraConfig.get().sweep.dir)
+    except ValueError:  # called outside Hydra (tests)
+        sweep_dir = None
+    if sweep_dir is not None:
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        with open(sweep_dir / TRIALS, "a") as f:  # one short line per trial: appends do not interleave
+            f.write(json.dumps(trial) + "\n")
+    return float(result[metric])
+
+
+def _swept(cfg: dict) -> dict:
+    """This trial's values of the swept sub-model keys (from Hydra's task overrides)."""
+    try:
+        overrides = HydraConfig.get().overrides.task
+    except ValueError:
+        return {}
+    keys = [o.split("=", 1)[0] for o in overrides if o.startswith("submodel.")]
+    return {k: cfg["submodel"][k.split(".", 1)[1]] for k in keys}
+
+
+class WritePreset(Callback):
+    """At the end of a tuning sweep: the best trial's settings as conf/submodel/tuned/<name>.yaml."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        self.started = time.perf_counter()
+
+    def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        results = sweep_dir / "optimization_results.yaml"
+        if not results.exists():
+            log.error("no %s: the sweep ended without a best trial; no preset written", results)
+            return
+        best = OmegaConf.to_container(OmegaConf.load(results), resolve=True)
+        # the task's config, resolved, and the sweeper's settings as written (hydra.job.* is unset here)
+        cfg = {k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
+               for k, v in config.items() if k != "hydra"}
+        cfg["hydra"] = {"sweeper": OmegaConf.to_container(config.hydra.sweeper, resolve=False),
+                        "overrides": list(config.hydra.overrides.task)}
+        trials = [json.loads(line) for line in (sweep_dir / TRIALS).read_text().splitlines()] if (sweep_dir / TRIALS).exists() else []
+        root = Path(cfg["tune"].get("preset_root") or CONF)
+        path = root / "submodel" / "tuned" / f"{preset_name(cfg)}.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        text = render_preset(cfg, best, trials, time.perf_counter() - getattr(self, "started", time.perf_counter()))
+        io.write_text(path, text)
+        log.info("wrote preset %s (submodel=tuned/%s): valid %s = %.5f", path, preset_name(cfg),
+                 cfg["tune"]["metric"], best["best_value"])
+
+
+def render_preset(cfg: dict, best: dict, trials: list, seconds: float) -> str:
+    import unlearn  # noqa: F401
+    from unlearn.registry import SUBMODELS
+
+    sub = dict(cfg["submodel"])
+    for key, value in best["best_params"].items():
+        if not key.startswith("submodel."):
+            raise ValueError(f"tuning swept '{key}': only submodel.* keys become a preset")
+        sub[key.split(".", 1)[1]] = value
+    defaults = SUBMODELS.get(sub["name"]).defaults
+    changed = [f"{k} ({sub[k]})" for k in sub if k != "name" and k in defaults and sub[k] != defaults[k]]
+    sweeper = cfg["hydra"]["sweeper"]
+    space = "; ".join(f"{k}: {v}" for k, v in sweeper["params"].items())
+    sampler = sweeper.get("sampler") or {}
+    metric = cfg["tune"]["metric"]
+    when = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    dirty = " (with uncommitted changes)" if git("status", "--porcelain", "--untracked-files=no") else ""
+    lines = [
+        f"Tuned preset: {sub['name']} on {cfg['dataset']['name']}, for every method's shards by name "
+        f"(submodel=tuned/{preset_name(cfg)}).",
+        f"Written by `python -m benchmarks.run -m {' '.join(cfg['hydra'].get('overrides') or [])}`: "
+        f"method=retrain, seed {cfg.get('seed', 0)}, Optuna {sampler.get('_target_', '').rsplit('.', 1)[-1]} "
+        f"(seed {sampler.get('seed')}), {len(trials) or sweeper.get('n_trials')} trials.",
+        f"Validation {metric} of the best trial: {best['best_value']:.5f} (the test split is never read).",
+        f"Search space: {space}.",
+        f"Tuning time: {seconds:.0f} s on {cpu_name()} x{os.cpu_count()}, "
+        f"{cfg.get('runtime', {}).get('threads')} thread(s) a trial, {sweeper.get('n_jobs', 1)} at once; "
+        f"commit {commit}{dirty}, {when}.",
+        "differs from the class defaults in: " + (", ".join(changed) or "nothing"),
+    ]
+    header = "\n".join("# " + line for line in _wrap(lines))
+    return header + "\n" + yaml.safe_dump(sub, sort_keys=False)
+
+
+def _wrap(lines: list[str], width: int = 98) -> list[str]:
+    import textwrap
+
+    return [part for line in lines for part in textwrap.wrap(line, width) or [""]]

@@ -1,0 +1,57 @@
+"""Tuning as a sweep (issue 14.2): experiment=tune_<submodel> runs Hydra's Optuna sweeper over
+method=retrain's validation score and writes the best trial as a preset that loads by name."""
+import pytest
+import yaml
+from omegaconf import OmegaConf
+
+import unlearn  # noqa: F401  (fills the registries)
+from unlearn.errors import ConfigError
+from unlearn.runtime import Runtime
+from unlearn.tuning import validation_score
+
+from .helpers import cli, compose_cfg
+from .test_defaults import test_option_file_restates_defaults_or_declares_a_preset as check_preset
+
+TRIAL = ["dataset=synthetic", "submodel.epochs=6", "submodel.patience=3", "submodel.min_epochs=0"]
+
+
+@pytest.mark.timeout(420)
+def test_a_three_trial_tuning_writes_a_preset_that_reproduces_its_score(tmp_path):
+    out = cli("benchmarks.run", "-m", "experiment=tune_bpr", *TRIAL, "hydra.sweeper.n_trials=3",
+              f"tune.preset_root={tmp_path / 'conf'}", results=tmp_path / "results")
+    assert out.returncode == 0, out.stderr[-3000:]
+    preset = tmp_path / "conf" / "submodel" / "tuned" / "synthetic_bpr.yaml"
+    assert preset.exists(), out.stderr[-3000:]
+    best = OmegaConf.load(next((tmp_path / "results").glob("logs/multirun/*/*/optimization_results.yaml")))
+    trials = list((tmp_path / "results").glob("logs/multirun/*/*/trials.jsonl"))
+    assert len(trials) == 1 and len(trials[0].read_text().splitlines()) == 3
+    text = preset.read_text()
+    assert f"{best.best_value:.5f}" in text and "3 trials" in text and "Search space: submodel.lr" in text
+    assert yaml.safe_load(text)["lr"] == best.best_params["submodel.lr"]
+    check_preset("submodel", preset)  # its header lists every setting it changes
+
+    # loads by name from a config search path, and gives the same validation score
+    cfg = compose_cfg(["dataset=synthetic", "submodel=tuned/synthetic_bpr", "runtime.threads=1",
+                       f"hydra.searchpath=[file://{tmp_path / 'conf'}]"])
+    cfg = OmegaConf.to_container(cfg, resolve=True)
+    assert cfg["submodel"]["name"] == "bpr" and cfg["submodel"]["lr"] == best.best_params["submodel.lr"]
+    again = validation_score(cfg, Runtime.from_config(cfg["runtime"]), "ndcg@20")
+    assert again["ndcg@20"] == pytest.approx(best.best_value, abs=1e-9)
+
+
+def test_every_tuning_experiment_composes_with_its_search_space(hydra_conf):
+    for sub in ("bpr", "bce", "mse", "wmf", "als", "lightgcn"):
+        cfg = compose_cfg([f"experiment=tune_{sub}", "dataset=synthetic"], return_hydra_config=True)
+        assert cfg.submodel.name == sub and cfg.method.name == "retrain" and cfg.tune.metric == "ndcg@20"
+        params = cfg.hydra.sweeper.params
+        assert params and all(k.startswith("submodel.") and k.split(".", 1)[1] in cfg.submodel for k in params)
+        assert cfg.hydra.sweeper.sampler.seed == 0 and cfg.hydra.sweeper.direction == "maximize"
+
+
+def test_the_objective_refuses_a_dataset_without_validation(hydra_conf):
+    cfg = OmegaConf.to_container(compose_cfg(["dataset=synthetic", "dataset.split.ratios=[0.8,0.0,0.2]",
+                                              "runtime.threads=1"]), resolve=True)
+    with pytest.raises(ConfigError, match="no validation rows"):
+        validation_score(cfg, Runtime.from_config(cfg["runtime"]), "ndcg@20")
+    with pytest.raises(ConfigError, match="tune.metric"):
+        validation_score(cfg, Runtime.from_config(cfg["runtime"]), "ndcg")
