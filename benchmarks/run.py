@@ -22,6 +22,7 @@ from unlearn import io
 from unlearn.errors import UserError
 from unlearn.plugins import import_user_modules
 
+from . import presets
 from .records import load_result, manifest, run_dir, run_id
 
 log = logging.getLogger("benchmarks.run")
@@ -59,7 +60,7 @@ def execute(cfg: dict, job_num: int = 0, multirun: bool = False) -> dict | None:
         if multirun:  # the other jobs of the sweep go on; the sweep exits non-zero at its end
             return {"status": "refused", "error": str(exc)}
         sys.exit(2)
-    identity = {"run_id": rid, **lifecycle.describe(prepared)}
+    identity = {"run_id": rid, **lifecycle.describe(prepared), "presets": cfg.get("presets", cfg["submodel"].get("name"))}
     log.info("run %s: %s", rid, ", ".join(f"{k}={identity[k]}" for k in ("dataset", "method", "submodel", "partitioner", "aggregator", "seed")))
     try:
         record = {**identity, "status": "ok", **lifecycle.execute(prepared)}
@@ -87,6 +88,14 @@ def main(cfg: DictConfig) -> dict | float | None:
         from .tune import objective
 
         return objective(container, job_num)
+    try:
+        hc = HydraConfig.get()
+        container = presets.apply(container, list(hc.overrides.task), hc.runtime.choices.get("submodel"))
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        if multirun:
+            return {"status": "refused", "error": str(exc)}
+        sys.exit(2)
     record = execute(container, job_num, multirun)
     if record and record.get("status") != "ok":
         return record

@@ -55,8 +55,14 @@ def run_config(overrides, results_dir) -> dict:
     `hydra` node from the task's config, so it is not composed here)."""
     from omegaconf import OmegaConf
 
-    cfg = compose_cfg([*overrides, f"results_dir={results_dir}"])
-    return OmegaConf.to_container(cfg, resolve=True)
+    from benchmarks import presets
+
+    overrides = [*overrides, f"results_dir={results_dir}"]
+    cfg = compose_cfg(overrides, return_hydra_config=True)
+    choice = cfg.hydra.runtime.choices.get("submodel")
+    plain = {k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
+             for k, v in cfg.items() if k != "hydra"}  # as the task function sees it: no hydra node
+    return presets.apply(plain, overrides, choice)
 
 
 def compose_run(overrides, results_dir, job_num: int = 0, multirun: bool = False):

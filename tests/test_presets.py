@@ -1,0 +1,38 @@
+"""presets=tuned (issue 14.3): each run's sub-model takes its dataset's tuned preset by name."""
+import pytest
+import yaml
+
+from benchmarks import presets
+from unlearn.errors import ConfigError
+
+
+@pytest.fixture
+def conf(tmp_path):
+    (tmp_path / "submodel" / "tuned").mkdir(parents=True)
+    (tmp_path / "submodel" / "tuned" / "ml100k_bpr.yaml").write_text(
+        yaml.safe_dump({"name": "bpr", "dim": 32, "lr": 0.002, "reg": 0.0, "epochs": 200}))
+    return tmp_path
+
+
+def cfg(sub, mode="tuned"):
+    return {"dataset": {"name": "ml100k"}, "submodel": sub, "presets": mode}
+
+
+def test_tuned_replaces_a_plain_class_choice_and_command_line_settings_win(conf):
+    out = presets.apply(cfg({"name": "bpr", "dim": 64, "lr": 0.005, "epochs": 3}), ["method=sisa", "submodel.epochs=3"], "bpr", conf)
+    assert out["submodel"] == {"name": "bpr", "dim": 32, "lr": 0.002, "reg": 0.0, "epochs": 3}
+    assert out["presets"] == "tuned/ml100k_bpr"
+
+
+def test_a_named_preset_is_kept_and_default_changes_nothing(conf):
+    sub = {"name": "bpr", "lr": 0.05}
+    assert presets.apply(cfg(sub), [], "bpr_receraser", conf)["submodel"] == sub
+    assert presets.apply(cfg(sub), [], "bpr_receraser", conf)["presets"] == "bpr_receraser"
+    assert presets.apply(cfg(sub, "default"), [], "bpr", conf)["submodel"] == sub
+
+
+def test_a_missing_tuned_preset_names_the_command_that_writes_it(conf):
+    with pytest.raises(ConfigError, match="make tune SUBMODEL=wmf DATASET=ml100k"):
+        presets.apply(cfg({"name": "wmf"}), [], "wmf", conf)
+    with pytest.raises(ConfigError, match="Unknown presets 'best'"):
+        presets.apply(cfg({"name": "bpr"}, "best"), [], "bpr", conf)
