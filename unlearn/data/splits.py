@@ -74,6 +74,9 @@ def published_split(frames, cfg, seed):
     if "train" not in frames:
         raise ConfigError("split=published needs a dataset with a published train/test split.")
     valid_ratio = float(cfg.get("valid_ratio", 0.1))
+    if not 0 <= valid_ratio < 1:  # 0: no validation carve-out (train is the published train)
+        raise ConfigError(f"dataset.split.valid_ratio must be a fraction in [0, 1) of each user's train rows "
+                          f"carved out for validation (0: none), got {valid_ratio}.")
     train, valid = _carve(frames["train"], [1 - valid_ratio, valid_ratio], numpy_rng(seed, "split", "published"))
     test = frames["test"]
     key = lambda f: f["user"].to_numpy() * (1 << 32) + f["item"].to_numpy()

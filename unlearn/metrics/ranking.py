@@ -3,6 +3,18 @@
 Every item is ranked for every evaluated user (users with at least one target item), with the
 user's excluded items (their training rows) masked. Ties are broken by the lower item id, so
 the result is deterministic and independent of the batch size.
+
+Two options make the numbers comparable with a peer's code (defaults: the suite's definitions):
+
+- `hr` (`HR_DEFINITIONS`): `any_hit`, HR@K = 1 if any of the user's target items is in the top K;
+  `recall`, HR@K = hits in the top K / the user's target count (CURE4Rec's `utils.py` `hit()`,
+  lines 11-17), the same number as recall@K.
+- `group_average` (`GROUP_AVERAGES`), how the overall `<metric>@K` averages users when a user
+  grouping is given to `evaluate` (the shards of a user partition): `weighted`, the mean over users
+  (every user counts once, so a group by its size); `unweighted`, the mean of the per-group means
+  (every group counts once, CURE4Rec's `lightgcn.py` line 481). The `.active` / `.inactive` and item
+  group keys stay means over their users (CURE4Rec weights its groups' active / inactive NDCG by
+  their user counts, `lightgcn.py` lines 485-492: the same as the mean over users).
 """
 from __future__ import annotations
 
@@ -17,6 +29,38 @@ from ..data.interactions import Interactions
 
 ScoreFn = Callable[[torch.Tensor], torch.Tensor]
 METRICS = ("recall", "ndcg", "hr", "precision")
+NDCG_IDEALS = ("capped", "all")
+# HR@K from (hits in the top K, target count) per user
+HR_DEFINITIONS = {
+    "any_hit": lambda n_hits, n_target: (n_hits > 0).to(torch.float64),
+    "recall": lambda n_hits, n_target: n_hits / n_target,
+}
+
+
+def _mean(values: np.ndarray) -> float:
+    return float(values.mean()) if len(values) else float("nan")
+
+
+def _mean_of_group_means(values: np.ndarray, groups: np.ndarray) -> float:
+    if not len(values):
+        return float("nan")
+    _, inverse = np.unique(groups, return_inverse=True)
+    return float((np.bincount(inverse, weights=values) / np.bincount(inverse)).mean())
+
+
+# the overall metric from per-user values and their group labels (None: one group)
+GROUP_AVERAGES = {
+    "weighted": lambda values, groups: _mean(values),
+    "unweighted": lambda values, groups: _mean(values) if groups is None else _mean_of_group_means(values, groups),
+}
+
+
+def _choice(key: str, value: str, valid) -> str:
+    if value not in valid:
+        from ..errors import ConfigError
+
+        raise ConfigError(f"Unknown eval.{key} '{value}'. Valid: {', '.join(valid)}.")
+    return value
 
 
 def _order_ties_by_id(scores: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
@@ -95,11 +139,12 @@ class RankingEvaluator:
         train_counts: np.ndarray | None = None,
         active_top: float = 0.05,
         cold_share: float = 0.8,
+        hr: str = "any_hit",
+        group_average: str = "weighted",
     ):
-        if ndcg_ideal not in ("capped", "all"):
-            from ..errors import ConfigError
-
-            raise ConfigError(f"Unknown eval.ndcg_ideal '{ndcg_ideal}'. Valid: capped, all.")
+        _choice("ndcg_ideal", ndcg_ideal, NDCG_IDEALS)
+        self.hr = HR_DEFINITIONS[_choice("hr", hr, HR_DEFINITIONS)]
+        self.group_average = _choice("group_average", group_average, GROUP_AVERAGES)
         self.ks = sorted(int(k) for k in ks)
         self.n_items = n_items
         self.device = device
@@ -157,7 +202,7 @@ class RankingEvaluator:
                     idcg = self.ideal[(cap - 1).long()]
                     out[f"recall@{k}"].append(n_hits[:, kk - 1] / n_target)
                     out[f"precision@{k}"].append(n_hits[:, kk - 1] / k)
-                    out[f"hr@{k}"].append((n_hits[:, kk - 1] > 0).to(torch.float64))
+                    out[f"hr@{k}"].append(self.hr(n_hits[:, kk - 1], n_target))
                     out[f"ndcg@{k}"].append(dcg[:, kk - 1] / idcg)
                 for g in groups:
                     gh = hits * self.item_groups[g][top].to(torch.float64)
@@ -171,22 +216,29 @@ class RankingEvaluator:
                         nan = torch.full_like(gn, float("nan"))
                         out[f"recall@{k}.{g}"].append(torch.where(none, nan, ghits[:, kk - 1] / gn.clamp(min=1)))
                         out[f"precision@{k}.{g}"].append(torch.where(none, nan, ghits[:, kk - 1] / k))
-                        out[f"hr@{k}.{g}"].append(torch.where(none, nan, (ghits[:, kk - 1] > 0).to(torch.float64)))
+                        out[f"hr@{k}.{g}"].append(torch.where(none, nan, self.hr(ghits[:, kk - 1], gn.clamp(min=1))))
                         out[f"ndcg@{k}.{g}"].append(torch.where(none, nan, gdcg[:, kk - 1] / idcg))
         return {name: torch.cat(v).cpu().numpy() if v else np.zeros(0) for name, v in out.items()}
 
-    def evaluate(self, score_fn: ScoreFn, groups: bool = True) -> dict[str, float]:
+    def evaluate(self, score_fn: ScoreFn, groups: bool = True,
+                 user_groups: np.ndarray | None = None) -> dict[str, float]:
+        """Means over the evaluated users; `groups`: also `.active` / `.inactive` and the item
+        groups. `user_groups` (a group label for every user id, e.g. the shard of a user
+        partition; None: one group) is what `group_average=unweighted` averages over; it then also
+        records `n_eval_groups`."""
         per_user = self.per_user(score_fn, item_groups=groups)
+        labels = None if user_groups is None else np.asarray(user_groups)[self.users]
+        average = GROUP_AVERAGES[self.group_average]
         result: dict[str, float] = {}
         for name, values in per_user.items():
             if "." in name:  # an item group: its users only
-                values = values[~np.isnan(values)]
-                result[name] = float(values.mean()) if len(values) else float("nan")
+                result[name] = _mean(values[~np.isnan(values)])
                 continue
-            result[name] = float(values.mean()) if len(values) else float("nan")
+            result[name] = average(values, labels)
             if groups:
-                act, inact = values[self.active], values[~self.active]
-                result[f"{name}.active"] = float(act.mean()) if len(act) else float("nan")
-                result[f"{name}.inactive"] = float(inact.mean()) if len(inact) else float("nan")
+                result[f"{name}.active"] = _mean(values[self.active])
+                result[f"{name}.inactive"] = _mean(values[~self.active])
         result["n_eval_users"] = int(len(self.users))
+        if self.group_average == "unweighted":
+            result["n_eval_groups"] = int(len(np.unique(labels))) if labels is not None else 1
         return result

@@ -14,6 +14,21 @@ from .completeness import MembershipProbe, forget_hits, mean_pairwise_cosine, po
 from .ranking import RankingEvaluator, ScoreFn
 
 
+# the stage that scores the retrain oracle: one unpartitioned model (`unlearn.oracle.oracle_spec`),
+# so its users form one group whatever the method's partition
+ORACLE_STAGE = "retrain"
+
+
+def user_groups(method) -> np.ndarray | None:
+    """The shard of every user when `method` partitions users (the groups `eval.group_average`
+    averages over: CURE4Rec's groups, each scored by its own model under `aggregator=own`), else
+    None (one group). A user outside the partition (-1) is scored by shard 0 (`own`), so counted there."""
+    part = getattr(method, "partition", None)
+    if part is None or part.unit != "user" or part.unit_shard is None:
+        return None
+    return np.clip(np.asarray(part.unit_shard), 0, None)
+
+
 def prefixed(prefix: str, metrics: dict) -> dict:
     return {f"{prefix}.{k}": v for k, v in metrics.items() if k != "n_eval_users"}
 
@@ -48,7 +63,8 @@ class StageMetrics:
         self.deleted_users = np.unique(self.forget.users)  # users who lost rows
         one = RankingEvaluator(n_u, n_i, self.retained, data.test.of_users(~gone), ks, dev, batch,
                                ecfg.get("ndcg_ideal", "capped"), train_counts=data.train.user_counts(n_u),
-                               active_top=float(ecfg.get("active_top", 0.05)))
+                               active_top=float(ecfg.get("active_top", 0.05)), hr=ecfg.get("hr", "any_hit"),
+                               group_average=ecfg.get("group_average", "weighted"))
         self.utility = {"before": one, "after": one, "retrain": one}
         self.membership = MembershipProbe(self.forget, Interactions.concat([data.valid, data.test]), n_u, n_i,
                                           int(cfg.get("seed", 0)), int(ccfg.get("mia_max_pairs", 20000)), dev, batch,
@@ -59,7 +75,8 @@ class StageMetrics:
     def measure(self, stage: str, score_fn: ScoreFn, method=None, user_vectors=None) -> dict:
         """Utility, membership AUC (with its interval), forget-hit, the deleted users' collapse
         (`user_vectors`: users -> final user representations, or None) and probes at `stage`."""
-        out = prefixed(stage, self.utility[stage].evaluate(score_fn))
+        groups = None if stage == ORACLE_STAGE else user_groups(method)
+        out = prefixed(stage, self.utility[stage].evaluate(score_fn, user_groups=groups))
         out.update(staged(stage, self.membership.measure(score_fn)))
         hits = forget_hits(score_fn, self.n_users, self.n_items, self.retained, self.forget, self.hit_ks,
                            self.device, self.batch)
