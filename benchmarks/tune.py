@@ -96,6 +96,7 @@ class WritePreset(Callback):
         path.parent.mkdir(parents=True, exist_ok=True)
         text = render_preset(cfg, best, trials, time.perf_counter() - getattr(self, "started", time.perf_counter()))
         io.write_text(path, text)
+        io.write_text(path.parent / "README.md", preset_index(path.parent))
         log.info("wrote preset %s (submodel=tuned/%s): valid %s = %.5f", path, preset_name(cfg),
                  cfg["tune"]["metric"], best["best_value"])
 
@@ -139,3 +140,22 @@ def _wrap(lines: list[str], width: int = 98) -> list[str]:
     import textwrap
 
     return [part for line in lines for part in textwrap.wrap(line, width) or [""]]
+
+
+def preset_index(folder: Path) -> str:
+    """conf/submodel/tuned/README.md: one row per tuned preset, read from the presets' headers."""
+    import re
+
+    patterns = {"metric": r"Validation (\S+) of the best trial", "score": r"of the best trial: ([0-9.]+)",
+                "trials": r"([0-9]+) trials", "time": r"Tuning time: ([0-9]+ s)", "commit": r"commit ([0-9a-f]+)"}
+    rows = []
+    for f in sorted(folder.glob("*.yaml")):
+        head = " ".join(line[2:] for line in f.read_text().splitlines() if line.startswith("# "))
+        got = {k: (re.search(v, head) or [None, "?"])[1] for k, v in patterns.items()}
+        rows.append(f"| `tuned/{f.stem}` | {got['metric']} = {got['score']} | {got['trials']} | {got['time']} | {got['commit']} |")
+    return ("# Tuned sub-model presets\n\nWritten by `experiment=tune_<submodel>` (benchmarks/tune.py; "
+            "`make tune SUBMODEL=... DATASET=...`), one per (dataset, sub-model), used by name "
+            "(`submodel=tuned/<name>`) or by `presets=tuned`. Each file's header has the search "
+            "space, the machine and the full command. This index is rewritten with every preset.\n\n"
+            "| preset | validation score | trials | tuning time | commit |\n|---|---|---|---|---|\n"
+            + "\n".join(rows) + "\n")

@@ -29,6 +29,7 @@ def test_a_three_trial_tuning_writes_a_preset_that_reproduces_its_score(tmp_path
     assert f"{best.best_value:.5f}" in text and "3 trials" in text and "Search space: submodel.lr" in text
     assert yaml.safe_load(text)["lr"] == best.best_params["submodel.lr"]
     check_preset("submodel", preset)  # its header lists every setting it changes
+    assert f"`tuned/synthetic_bpr` | ndcg@20 = {best.best_value:.5f} | 3 |" in (preset.parent / "README.md").read_text()
 
     # loads by name from a config search path, and gives the same validation score
     cfg = compose_cfg(["dataset=synthetic", "submodel=tuned/synthetic_bpr", "runtime.threads=1",
