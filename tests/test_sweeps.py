@@ -56,6 +56,10 @@ def test_smoke_experiment_on_a_real_dataset(tmp_path):
     assert sorted(r["method"] for r in recs) == sorted(methods)
     assert all(r["status"] == "ok" and r["dataset"] == "ml100k" and r["deletion.rounds"] == 3 for r in recs)
     assert all(len(r["unlearn_s.per_request"]) == 3 for r in recs)
+    # the tuned presets of ML-100K (presets=tuned), EEMU's named preset kept
+    assert {r["method"]: r["presets"] for r in recs} == {
+        "retrain": "tuned/ml100k_bpr", "sisa": "tuned/ml100k_bpr", "receraser": "tuned/ml100k_bpr",
+        "ultrare": "tuned/ml100k_bpr", "unlearn_als": "tuned/ml100k_als", "eemu": "twotower_small"}
     exact = [r for r in recs if "untouched_shards" in r]
     assert exact and all(r["exact_gap"] == 0.0 if r["untouched_shards"] > 0 else r["exact_gap"] is None for r in exact)
     assert any(r["exact_gap"] == 0.0 for r in exact)  # single users leave shards untouched
