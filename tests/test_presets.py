@@ -36,3 +36,15 @@ def test_a_missing_tuned_preset_names_the_command_that_writes_it(conf):
         presets.apply(cfg({"name": "wmf"}), [], "wmf", conf)
     with pytest.raises(ConfigError, match="Unknown presets 'best'"):
         presets.apply(cfg({"name": "bpr"}, "best"), [], "bpr", conf)
+
+
+def test_the_smoke_experiment_runs_every_method_on_its_tuned_preset(hydra_conf, tmp_path):
+    """experiment=smoke sets presets: tuned (config.yaml's own keys come before the experiment)."""
+    from .helpers import CONF, run_config
+
+    for method, preset in (("sisa", "ml100k_bpr"), ("unlearn_als", "ml100k_als")):
+        cfg = run_config(["experiment=smoke", f"method={method}"], tmp_path)
+        tuned = yaml.safe_load((CONF / "submodel" / "tuned" / f"{preset}.yaml").read_text())
+        assert cfg["presets"] == f"tuned/{preset}" and cfg["submodel"] == tuned
+    assert run_config(["experiment=smoke", "method=eemu_smoke"], tmp_path)["presets"] == "twotower_small"
+    assert run_config(["method=sisa"], tmp_path)["presets"] == "bpr"  # the default: as chosen
