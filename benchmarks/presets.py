@@ -4,7 +4,8 @@
 A sweep over several methods cannot name one sub-model file for all of them (Unlearn-ALS trains ALS,
 the others BPR), so `presets=tuned` picks, per run, the tuned file of (dataset, sub-model class):
 the sub-model a method chose by its plain class name (`submodel=bpr`, or a method's default) is
-replaced by the tuned one, and `submodel.<key>=` settings given on the command line still win. A
+replaced by the tuned one (`<dataset>_<submodel>_<method>.yaml` where that method's shards were
+tuned on its own validation score, else `<dataset>_<submodel>.yaml`, tuned for retrain), and `submodel.<key>=` settings given on the command line still win. A
 named preset (`submodel=bpr_receraser`, `submodel=tuned/...`) is kept as chosen. A missing tuned
 file is a clear error naming the command that writes it. The record's `presets` names the option
 the sub-model's settings came from (`tuned/ml100k_bpr`, `bpr_receraser`, `bpr`).
@@ -30,7 +31,11 @@ def apply(cfg: dict, overrides: list[str], choice: str | None, conf: Path = CONF
     sub = cfg["submodel"]
     if mode == "default" or (choice is not None and choice != sub.get("name")):
         return {**cfg, "presets": choice or sub.get("name")}
-    name = f"{cfg['dataset']['name']}_{sub['name']}"
+    # a preset tuned for this method's own shards wins over the one tuned for retrain
+    base = f"{cfg['dataset']['name']}_{sub['name']}"
+    method = (cfg.get("method") or {}).get("name")
+    candidates = [f"{base}_{method}"] if method and method != "retrain" else []
+    name = next((n for n in candidates if (conf / "submodel" / "tuned" / f"{n}.yaml").exists()), base)
     path = conf / "submodel" / "tuned" / f"{name}.yaml"
     if not path.exists():
         raise ConfigError(f"presets=tuned: there is no tuned preset for dataset={cfg['dataset']['name']} "

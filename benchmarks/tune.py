@@ -1,5 +1,6 @@
 """Tuning as a sweep: Hydra's Optuna sweeper maximises a sub-model's validation score for
-`method=retrain`, and the best trial becomes a named preset.
+`method=retrain` (or, with `method=<name>`, that method's own validation score: its shards tuned
+where they train), and the best trial becomes a named preset.
 
     python -m benchmarks.run -m experiment=tune_bpr dataset=ml100k
     python -m benchmarks.run method=sisa submodel=tuned/ml100k_bpr     # every method uses it by name
@@ -36,7 +37,11 @@ TRIALS = "trials.jsonl"
 
 
 def preset_name(cfg) -> str:
-    return f"{cfg['dataset']['name']}_{cfg['submodel']['name']}"
+    """<dataset>_<submodel>, tuned for retrain; <dataset>_<submodel>_<method> when another method
+    was tuned (`experiment=tune_bpr method=sisa`: its shards tuned on its own validation score)."""
+    method = cfg["method"]["name"]
+    suffix = "" if method == "retrain" else f"_{method}"
+    return f"{cfg['dataset']['name']}_{cfg['submodel']['name']}{suffix}"
 
 
 def objective(cfg: dict, job_num: int = 0) -> float:
@@ -123,7 +128,7 @@ def render_preset(cfg: dict, best: dict, trials: list, seconds: float) -> str:
         f"Tuned preset: {sub['name']} on {cfg['dataset']['name']}, for every method's shards by name "
         f"(submodel=tuned/{preset_name(cfg)}).",
         f"Written by `python -m benchmarks.run -m {' '.join(cfg['hydra'].get('overrides') or [])}`: "
-        f"method=retrain, seed {cfg.get('seed', 0)}, Optuna {sampler.get('_target_', '').rsplit('.', 1)[-1]} "
+        f"method={cfg['method']['name']}, seed {cfg.get('seed', 0)}, Optuna {sampler.get('_target_', '').rsplit('.', 1)[-1]} "
         f"(seed {sampler.get('seed')}), {len(trials) or sweeper.get('n_trials')} trials.",
         f"Validation {metric} of the best trial: {best['best_value']:.5f} (the test split is never read).",
         f"Search space: {space}.",

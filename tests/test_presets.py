@@ -48,3 +48,11 @@ def test_the_smoke_experiment_runs_every_method_on_its_tuned_preset(hydra_conf, 
         assert cfg["presets"] == f"tuned/{preset}" and cfg["submodel"] == tuned
     assert run_config(["experiment=smoke", "method=eemu_smoke"], tmp_path)["presets"] == "twotower_small"
     assert run_config(["method=sisa"], tmp_path)["presets"] == "bpr"  # the default: as chosen
+
+
+def test_a_preset_tuned_for_the_method_wins_over_the_retrain_one(conf):
+    (conf / "submodel" / "tuned" / "ml100k_bpr_sisa.yaml").write_text(yaml.safe_dump({"name": "bpr", "dim": 16}))
+    sisa = presets.apply({**cfg({"name": "bpr"}), "method": {"name": "sisa"}}, [], "bpr", conf)
+    assert sisa["presets"] == "tuned/ml100k_bpr_sisa" and sisa["submodel"]["dim"] == 16
+    ultrare = presets.apply({**cfg({"name": "bpr"}), "method": {"name": "ultrare"}}, [], "bpr", conf)
+    assert ultrare["presets"] == "tuned/ml100k_bpr" and ultrare["submodel"]["dim"] == 32

@@ -56,3 +56,11 @@ def test_the_objective_refuses_a_dataset_without_validation(hydra_conf):
         validation_score(cfg, Runtime.from_config(cfg["runtime"]), "ndcg@20")
     with pytest.raises(ConfigError, match="tune.metric"):
         validation_score(cfg, Runtime.from_config(cfg["runtime"]), "ndcg")
+
+
+def test_a_method_other_than_retrain_gets_a_preset_of_its_own():
+    from benchmarks.tune import preset_name
+
+    base = {"dataset": {"name": "ml100k"}, "submodel": {"name": "bpr"}}
+    assert preset_name({**base, "method": {"name": "retrain"}}) == "ml100k_bpr"
+    assert preset_name({**base, "method": {"name": "sisa"}}) == "ml100k_bpr_sisa"
