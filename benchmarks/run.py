@@ -36,6 +36,16 @@ def _job() -> tuple[int, bool]:
         return 0, False
 
 
+def refuse(exc: UserError, multirun: bool) -> dict:
+    """A user error found before training: one message, nothing written. In a sweep the other jobs
+    go on (the sweep exits non-zero at its end); a single run exits with 2."""
+    print(f"error: {exc}", file=sys.stderr)
+    log.error("%s", exc)
+    if multirun:
+        return {"status": "refused", "error": str(exc)}
+    sys.exit(2)
+
+
 def execute(cfg: dict, job_num: int = 0, multirun: bool = False) -> dict | None:
     """Run one configuration; returns the record (None when skipped). Exits non-zero on a user
     error found before training, writing nothing."""
@@ -55,11 +65,7 @@ def execute(cfg: dict, job_num: int = 0, multirun: bool = False) -> dict | None:
         runtime = Runtime.from_config(cfg.get("runtime") or {}, job_num)
         prepared = lifecycle.prepare(cfg, runtime)
     except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        log.error("%s", exc)
-        if multirun:  # the other jobs of the sweep go on; the sweep exits non-zero at its end
-            return {"status": "refused", "error": str(exc)}
-        sys.exit(2)
+        return refuse(exc, multirun)
     identity = {"run_id": rid, **lifecycle.describe(prepared), "presets": cfg.get("presets", cfg["submodel"].get("name"))}
     log.info("run %s: %s", rid, ", ".join(f"{k}={identity[k]}" for k in ("dataset", "method", "submodel", "partitioner", "aggregator", "seed")))
     try:
@@ -92,10 +98,7 @@ def main(cfg: DictConfig) -> dict | float | None:
         hc = HydraConfig.get()
         container = presets.apply(container, list(hc.overrides.task), hc.runtime.choices.get("submodel"))
     except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        if multirun:
-            return {"status": "refused", "error": str(exc)}
-        sys.exit(2)
+        return refuse(exc, multirun)
     record = execute(container, job_num, multirun)
     if record and record.get("status") != "ok":
         return record

@@ -29,19 +29,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from unlearn import io
 
+from .presets import CONF, preset_name
 from .records import cpu_name, git
 
 log = logging.getLogger("benchmarks.tune")
-CONF = Path(__file__).resolve().parents[1] / "conf"
 TRIALS = "trials.jsonl"
-
-
-def preset_name(cfg) -> str:
-    """<dataset>_<submodel>, tuned for retrain; <dataset>_<submodel>_<method> when another method
-    was tuned (`experiment=tune_bpr method=sisa`: its shards tuned on its own validation score)."""
-    method = cfg["method"]["name"]
-    suffix = "" if method == "retrain" else f"_{method}"
-    return f"{cfg['dataset']['name']}_{cfg['submodel']['name']}{suffix}"
 
 
 def objective(cfg: dict, job_num: int = 0) -> float:

@@ -59,7 +59,7 @@ def test_the_objective_refuses_a_dataset_without_validation(hydra_conf):
 
 
 def test_a_method_other_than_retrain_gets_a_preset_of_its_own():
-    from benchmarks.tune import preset_name
+    from benchmarks.presets import preset_name
 
     base = {"dataset": {"name": "ml100k"}, "submodel": {"name": "bpr"}}
     assert preset_name({**base, "method": {"name": "retrain"}}) == "ml100k_bpr"

@@ -147,6 +147,7 @@ class ShardedMethod(Method):
         self.shards: list = []
         self.shard_info: list = []
         self.aggregator = None
+        self.aggregator_info: dict = {}  # the aggregator's last fit report
         self.partition = None
         self.refresh = str(self.cfg.get("partition_refresh", "keep"))
         if self.refresh not in REFRESH:
@@ -275,7 +276,7 @@ class ShardedMethod(Method):
             "shard_best_epochs": [int(i.get("best_epoch", i["epochs"])) for i in self.shard_info],
             "shard_stop_reasons": [str(i.get("stop_reason", "cached")) for i in self.shard_info],
             **({"aggregator_stop_reason": str(self.aggregator_info["stop_reason"])}
-               if "stop_reason" in getattr(self, "aggregator_info", {}) else {}),
+               if "stop_reason" in self.aggregator_info else {}),
             "partition_uses_forget": bool(self.partition.uses_forget),
         }
 
