@@ -150,10 +150,12 @@ def forget_users(ds, users):
     return np.flatnonzero(np.isin(ds.train.users, users))
 
 
-@pytest.mark.parametrize("sub,schedule", [("bpr", "entity"), ("wmf", "entity"), ("lightgcn", "entity"),
-                                          ("bpr", "batch"), ("wmf", "batch")])
-def test_exact_gap_is_zero_after_unlearning(data, sub, schedule):
-    method = METHODS.get("receraser")(spec(sub, schedule=schedule, entity_batch=64))
+@pytest.mark.parametrize("sub,schedule,item_batch", [
+    ("bpr", "entity", None), ("wmf", "entity", None), ("lightgcn", "entity", None),
+    ("bpr", "entity", 16), ("wmf", "entity", 16), ("lightgcn", "entity", 16),
+    ("bpr", "batch", None), ("wmf", "batch", None)])
+def test_exact_gap_is_zero_after_unlearning(data, sub, schedule, item_batch):
+    method = METHODS.get("receraser")(spec(sub, schedule=schedule, entity_batch=64, item_batch=item_batch))
     method.fit(fitdata(data))
     rows = forget_users(data, [3, 17, 42])
     report = method.unlearn(rows)
@@ -170,7 +172,8 @@ def test_entity_schedule_is_deterministic_and_steps_over_user_batches(data, sub)
     method.fit(fitdata(data))
     nets = []
     for _ in range(2):
-        agg = AGGREGATORS.get("attention")({"epochs": 2, "patience": 0, "entity_batch": 50}, data.n_users, data.n_items)
+        agg = AGGREGATORS.get("attention")({"epochs": 2, "patience": 0, "entity_batch": 50, "item_batch": None},
+                                           data.n_users, data.n_items)
         steps = []
         agg._entity_steps = wrap_counting(agg._entity_steps, steps)
         agg.fit(method.shards, method.partition, method.data, 11)
@@ -178,6 +181,48 @@ def test_entity_schedule_is_deterministic_and_steps_over_user_batches(data, sub)
         n_users = len(np.unique(method.data.train.users))
         assert len(steps) == 2 * math.ceil(n_users / 50)
     assert all(torch.equal(nets[0][k], nets[1][k]) for k in nets[0])
+
+
+@pytest.mark.parametrize("sub", ["bpr", "wmf"])
+def test_item_blocks_are_deterministic_and_step_over_user_by_item_blocks(data, sub):
+    """With item_batch, an epoch steps over every (user batch, item block) pair that holds a row
+    (BPR) or over all of them (WMF, whose whole-data term covers empty blocks too)."""
+    method = METHODS.get("receraser")(spec(sub, agg="mean"))
+    method.fit(fitdata(data))
+    nets, counts = [], []
+    for _ in range(2):
+        agg = AGGREGATORS.get("attention")({"epochs": 2, "patience": 0, "entity_batch": 50, "item_batch": 7},
+                                           data.n_users, data.n_items)
+        steps = []
+        agg._entity_steps = wrap_counting(agg._entity_steps, steps)
+        agg.fit(method.shards, method.partition, method.data, 11)
+        nets.append(agg.net.state_dict())
+        counts.append(len(steps))
+    n_users = len(np.unique(method.data.train.users))
+    most = 2 * math.ceil(n_users / 50) * math.ceil(data.n_items / 7)
+    assert counts[0] == counts[1] and (counts[0] == most if sub == "wmf" else 0 < counts[0] <= most)
+    assert all(torch.equal(nets[0][k], nets[1][k]) for k in nets[0])
+
+
+def test_wmf_item_blocks_sum_to_the_whole_data_loss(data):
+    """The blocks of one epoch partition the user x item matrix: their WMF losses add up to the
+    whole-data loss of every user against every item."""
+    method = METHODS.get("receraser")(spec("wmf", agg="mean"))
+    method.fit(fitdata(data))
+    losses = {}
+    for item_batch in (None, 9):
+        agg = AGGREGATORS.get("attention")({}, data.n_users, data.n_items)
+        agg.bind(method.shards, method.partition)
+        agg.net.reset_parameters(torch.Generator().manual_seed(0), "glorot")
+        from unlearn.training import NegativeSampler, UserRows
+
+        tr = method.data.train
+        rows = UserRows(tr.users, tr.items, data.n_users, data.n_items, torch.device("cpu"))
+        sampler = NegativeSampler(torch.as_tensor(tr.users), torch.as_tensor(tr.items), data.n_items)
+        epoch = agg._entity_steps(rows, sampler, "wmf", 10_000, item_batch, {"p_drop": 0.0, "reg": 0.0, "c0": 0.2})
+        with torch.no_grad():
+            losses[item_batch] = sum(float(loss) for loss in epoch(torch.Generator().manual_seed(1)))
+    assert losses[9] == pytest.approx(losses[None], rel=1e-5)
 
 
 def wrap_counting(make_steps, seen: list):

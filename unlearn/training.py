@@ -3,10 +3,11 @@ UltraRE combiner) shares, and nothing model-specific.
 
 - `make_optimizer`: optimisers by name;
 - `EarlyStopping`: model selection on validation (never test), or a fixed budget (`selection: last`);
-- `NegativeSampler`, `TrainingTriples`: sampled negatives rejected against the component's own
-  positives, and shuffled (user, positive, negative) epochs;
+- `NegativeSampler`, `TrainingTriples`, `block_negatives`: sampled negatives rejected against the
+  component's own positives, shuffled (user, positive, negative) epochs, negatives inside a block;
 - `UserRows`, `wmf_whole_data_loss`: user mini-batches of a component's rows and the whole-data
   (non-sampling) weighted squared loss;
+- `pair_scores`: p[r] . q[c] for many pairs, through one dense block product where the pairs fill it;
 - `LOSS_FAMILIES`: the loss families a sub-model may declare (`SubModel.loss_family`), so an
   aggregator can train with its shards' loss without knowing their names.
 
@@ -176,6 +177,22 @@ class NegativeSampler:
         return neg
 
 
+def block_negatives(positive: torch.Tensor, rows: torch.Tensor, gen: torch.Generator, max_rounds: int = 100) -> torch.Tensor:
+    """One negative column per entry of `rows` inside a (rows x columns) block whose positives
+    `positive` marks (a user block against an item block): uniform over the block's columns, a
+    draw on a positive redrawn as NegativeSampler does, looked up in the block instead of the
+    sorted keys of every row."""
+    n = positive.shape[1]
+    neg = torch.randint(0, n, (len(rows),), generator=gen).to(rows.device)
+    bad = torch.arange(len(rows), device=rows.device)
+    for _ in range(max_rounds):
+        bad = bad[positive[rows[bad], neg[bad]]]
+        if len(bad) == 0:
+            break
+        neg[bad] = torch.randint(0, n, (len(bad),), generator=gen).to(rows.device)
+    return neg
+
+
 class TrainingTriples:
     """(user, positive, negative) triples of a set of rows: shuffled and freshly sampled each
     epoch from the caller's generator, negatives rejected against these rows' positives."""
@@ -192,6 +209,25 @@ class TrainingTriples:
         neg = self.sampler.sample(users, gen)
         for s in range(0, n, batch_size):
             yield users[s : s + batch_size], pos[s : s + batch_size], neg[s : s + batch_size]
+
+
+DENSE_PAIR_DENSITY = 1 / 128  # pairs per cell of len(p) x len(q) from which the dense block is cheaper
+DENSE_PAIR_CELLS = 1 << 25    # at most this many cells (128 MiB of float32) are materialised
+
+
+def pair_scores(p: torch.Tensor, q: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    """p[rows] . q[cols] for every pair, differentiable in p and q.
+
+    Gathering a d-vector per pair and scattering its gradient back costs about 1.5 us a pair on
+    2 cores, the block product p @ q.T about 10 ns a cell (one matmul forward, two backward). So
+    when the pairs fill at least DENSE_PAIR_DENSITY of the block (a user batch of ML-1M against
+    all items: 4.5%), the block is computed and the pairs are read from it: 5x faster on ML-1M's
+    270k pairs of 2048 users. Sparse blocks (Gowalla, Yelp2018) gather. The choice depends only on
+    the shapes, so a fit stays a deterministic function of its seed and data."""
+    cells = p.shape[0] * q.shape[0]
+    if cells <= DENSE_PAIR_CELLS and len(rows) >= cells * DENSE_PAIR_DENSITY:
+        return (p @ q.T).flatten().gather(0, rows * q.shape[0] + cols)
+    return (p.index_select(0, rows) * q.index_select(0, cols)).sum(1)
 
 
 def wmf_whole_data_loss(p: torch.Tensor, q_all: torch.Tensor, x_pos: torch.Tensor, c0: float) -> torch.Tensor:

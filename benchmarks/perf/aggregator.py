@@ -1,5 +1,6 @@
-"""RecEraser's attention aggregator: the entity schedule (every user and item combined once per
-step) against the released batch schedule, on the same frozen shards, side by side in one process.
+"""RecEraser's attention aggregator: the entity schedule (blocks of distinct users x items, each
+combined once per step) against the previous entity schedule (user batches against every item)
+and the released batch schedule, on the same frozen shards, side by side in one process.
 
     python -m benchmarks.perf.aggregator [--dataset ml100k] [--submodel bpr] [--seeds 0 1 2] [--k 10]
 
@@ -20,6 +21,11 @@ import pandas as pd
 import yaml
 
 from .common import ROOT, append_record, limit_threads, load_named_dataset
+
+
+# the entity schedule before item blocks (128 users against every item, patience 10, the sub-model's
+# optimiser), kept to compare against
+PREVIOUS_ENTITY = "entity:entity_batch=128,item_batch=null,patience=10,optimizer=null,lr=null"
 
 
 def fit_shards(data, submodel: dict, k: int, seed: int, cache: str):
@@ -44,7 +50,7 @@ def main(argv=None) -> None:
     ap.add_argument("--submodel", default="bpr")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--k", type=int, default=10)
-    ap.add_argument("--schedules", nargs="+", default=["batch", "entity"],
+    ap.add_argument("--schedules", nargs="+", default=["batch", PREVIOUS_ENTITY, "entity"],
                     help="variants to fit on the same shards: a schedule name, optionally with settings, "
                          "e.g. entity:entity_batch=128,lr=0.01")
     ap.add_argument("--threads", type=int, default=2)
@@ -74,7 +80,9 @@ def main(argv=None) -> None:
                          "schedule": variant, "aggregator_s": seconds, "shard_fit_s": shard_s,
                          "epochs": info["epochs"], "best_epoch": info["best_epoch"], "valid": info["valid"],
                          "recall@20": test["recall@20"], "ndcg@20": test["ndcg@20"],
-                         "settings": {k: agg.cfg[k] for k in ("schedule", "entity_batch", "lr", "epochs", "eval_every", "patience")}})
+                         "stop_reason": info["stop_reason"],
+                         "settings": {"schedule": schedule, **info["settings"],
+                                      **{k: agg.cfg[k] for k in ("epochs", "eval_every", "patience")}}})
             print(json.dumps(rows[-1]), flush=True)
     append_record(out, "aggregator", {"dataset": args.dataset, "submodel": args.submodel, "k": args.k, "rows": rows},
                   args.threads)
