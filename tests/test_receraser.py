@@ -225,6 +225,19 @@ def test_wmf_item_blocks_sum_to_the_whole_data_loss(data):
     assert losses[9] == pytest.approx(losses[None], rel=1e-5)
 
 
+@pytest.mark.parametrize("schedule,halvings", [("entity", 2), ("batch", 0)])
+def test_plateaus_halve_the_learning_rate_before_the_fit_stops(data, schedule, halvings):
+    """lr_halvings=auto: on the entity schedule each of two plateaus sends the fit back to its best
+    state at half the step; the released batch schedule stops at its first plateau."""
+    method = METHODS.get("receraser")(spec("bpr", agg="mean"))
+    method.fit(fitdata(data))
+    agg = AGGREGATORS.get("attention")({"epochs": 200, "patience": 1, "lr": 0.01, "schedule": schedule},
+                                       data.n_users, data.n_items)
+    info = agg.fit(method.shards, method.partition, method.data, 3)
+    assert info["stop_reason"] == "patience" and info["settings"]["lr_halvings"] == halvings
+    assert info["lr_final"] == pytest.approx(0.01 / 2 ** halvings)
+
+
 def wrap_counting(make_steps, seen: list):
     def wrapped(*args, **kw):
         epoch = make_steps(*args, **kw)

@@ -119,6 +119,12 @@ class EarlyStopping:
         self.stopped = epoch >= self.min_epochs and epoch - self.anchor_epoch >= self.patience
         return self.stopped
 
+    def resume(self, epoch: int) -> None:
+        """Training goes on after patience ran out (say at a lower learning rate): patience
+        counts again from `epoch`."""
+        self.stopped = False
+        self.anchor_epoch = epoch
+
     def restore(self, module: torch.nn.Module) -> None:
         if self.best_state is not None:
             module.load_state_dict(self.best_state)
