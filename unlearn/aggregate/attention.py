@@ -17,7 +17,8 @@ shard parameter. Early stopping on validation recall@10 (never test), own RNG st
 Optimiser, learning rate, Adagrad's initial accumulator, batch size, dropout on the aggregated user
 vector and c0 default to the sub-model's values (`null` here), as the released code shares them between the local models and
 the aggregator; `optimizer: auto` / `lr: auto` (default) keep that for the BPR family and for
-`schedule: batch`, and give the WMF loss on the entity schedule Adam with lr 0.01. Regularisation: `reg` * L2 of the transfer parameters. `reg: auto` (default)
+`schedule: batch`, and give the WMF loss on the entity schedule Adam with lr 0.01.
+Regularisation: `reg` * L2 of the transfer parameters. `reg: auto` (default)
 follows the released file that matches the sub-model: 1e-5 for the BPR family (RecEraser_BPR.py /
 RecEraser_LightGCN.py; their BPR decay term is overwritten and therefore not applied) and 0 for
 `wmf` (RecEraser_WMF.py applies no L2 to the transfer).
@@ -33,10 +34,15 @@ product (`training.pair_scores`). BPR draws one negative per row inside the row'
 (rejected against the user's retained rows); WMF takes the whole-data loss of the block, so an
 epoch's blocks sum to the whole-data loss (tested). `schedule: batch` is the released one: BPR over
 shuffled triples in batches of the sub-model's batch size, WMF over user batches, every item
-combined at every step. On ML-1M (ml1m_cure4rec, UBP, K = 10, seed 0, 2 threads) the previous
-entity schedule (128 users against every item, patience 10) took 36.6 s with BPR shards and the
-blocks 11.5 s; with WMF shards the blocks take 20 s (Adam 0.01: `optimizer: auto`) where the
-released Adagrad needed 197 s on the same blocks. `benchmarks.perf.aggregator` compares them.
+combined at every step. At a validation plateau (`patience` epochs without improvement) the fit
+returns to its best state and halves the learning rate, `lr_halvings` times, before it stops.
+
+ML-1M (ml1m_cure4rec, UBP, K = 10, 2 threads; `benchmarks.perf.aggregator`), test NDCG@20 and
+aggregator seconds. BPR shards (3 seeds): the previous entity schedule (128 users against every
+item, patience 10) 0.2904 +- 0.0011 in 39-44 s; the blocks 0.2892 +- 0.0010 in 16-19 s (a
+shard: 6-7 s). WMF shards: the previous schedule with the sub-model's Adagrad 0.3330 +- 0.0027 in
+174-385 s (130-183 epochs); the blocks with Adam 0.01 (`optimizer: auto`) about 0.334 in about 20
+s. `benchmarks.perf.aggregator` compares them.
 
 `transfer_init`: `auto` (default) follows the same file: `glorot` (glorot-normal W_k and b_k) for the
 BPR family, `normal` (N(0, 0.01^2), RecEraser_WMF.py's random_normal_initializer(stddev=0.01)) for
