@@ -170,33 +170,37 @@ class NegativeSampler:
         return hit
 
     def sample(self, users: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        """One negative per entry of `users`; a draw that hits a positive is redrawn, and only the
-        redrawn entries are checked again (the others stay valid), in ascending order, so the
-        draws are those of re-checking everything each round."""
-        neg = torch.randint(0, self.n_items, (len(users),), generator=gen).to(users.device)
-        bad = torch.arange(len(users), device=users.device)
-        for _ in range(self.max_rounds):
-            bad = bad[self.is_positive(users[bad], neg[bad])]
-            if len(bad) == 0:
-                break
-            neg[bad] = torch.randint(0, self.n_items, (len(bad),), generator=gen).to(users.device)
-        return neg
+        """One negative per entry of `users`, uniform over the items, rejected against the
+        positives (`redraw_positives`)."""
+        def draw(size):
+            return torch.randint(0, self.n_items, (size,), generator=gen).to(users.device)
+
+        return redraw_positives(draw(len(users)), lambda idx, neg: self.is_positive(users[idx], neg), draw,
+                                self.max_rounds)
+
+
+def redraw_positives(neg: torch.Tensor, hits, draw, max_rounds: int) -> torch.Tensor:
+    """Rejection sampling shared by the samplers: `hits(idx, neg[idx])` marks the draws that hit a
+    positive, and only those are redrawn with `draw(n)` and checked again (the others stay valid),
+    in ascending order, so the draws are those of re-checking everything each round. After
+    `max_rounds` a draw may remain on a positive (a user holding nearly every candidate)."""
+    bad = torch.arange(len(neg), device=neg.device)
+    for _ in range(max_rounds):
+        bad = bad[hits(bad, neg[bad])]
+        if len(bad) == 0:
+            break
+        neg[bad] = draw(len(bad))
+    return neg
 
 
 def block_negatives(positive: torch.Tensor, rows: torch.Tensor, gen: torch.Generator, max_rounds: int = 100) -> torch.Tensor:
     """One negative column per entry of `rows` inside a (rows x columns) block whose positives
-    `positive` marks (a user block against an item block): uniform over the block's columns, a
-    draw on a positive redrawn as NegativeSampler does, looked up in the block instead of the
-    sorted keys of every row."""
-    n = positive.shape[1]
-    neg = torch.randint(0, n, (len(rows),), generator=gen).to(rows.device)
-    bad = torch.arange(len(rows), device=rows.device)
-    for _ in range(max_rounds):
-        bad = bad[positive[rows[bad], neg[bad]]]
-        if len(bad) == 0:
-            break
-        neg[bad] = torch.randint(0, n, (len(bad),), generator=gen).to(rows.device)
-    return neg
+    `positive` marks (a user block against an item block): uniform over the block's columns,
+    rejected as NegativeSampler does, looked up in the block instead of the sorted keys."""
+    def draw(size):
+        return torch.randint(0, positive.shape[1], (size,), generator=gen).to(rows.device)
+
+    return redraw_positives(draw(len(rows)), lambda idx, neg: positive[rows[idx], neg], draw, max_rounds)
 
 
 class TrainingTriples:

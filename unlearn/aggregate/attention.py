@@ -38,11 +38,11 @@ combined at every step. At a validation plateau (`patience` epochs without impro
 returns to its best state and halves the learning rate, `lr_halvings` times, before it stops.
 
 ML-1M (ml1m_cure4rec, UBP, K = 10, 2 threads; `benchmarks.perf.aggregator`), test NDCG@20 and
-aggregator seconds. BPR shards (3 seeds): the previous entity schedule (128 users against every
-item, patience 10) 0.2904 +- 0.0011 in 39-44 s; the blocks 0.2892 +- 0.0010 in 16-19 s (a
-shard: 6-7 s). WMF shards: the previous schedule with the sub-model's Adagrad 0.3330 +- 0.0027 in
-174-385 s (130-183 epochs); the blocks with Adam 0.01 (`optimizer: auto`) about 0.334 in about 20
-s. `benchmarks.perf.aggregator` compares them.
+aggregator seconds, 3 seeds. BPR shards: the previous entity schedule (128 users against every
+item, patience 10) 0.2904 +- 0.0011 in 39-44 s; the blocks 0.2890 +- 0.0008 in 15-19 s (a
+shard: 5-7 s). WMF shards: the previous schedule with the sub-model's Adagrad 0.3330 +- 0.0027 in
+174-385 s (130-183 epochs); the blocks with Adam 0.01 (`optimizer: auto`) 0.3346 +- 0.0027 in
+16-32 s. `benchmarks.perf.aggregator` compares them.
 
 `transfer_init`: `auto` (default) follows the same file: `glorot` (glorot-normal W_k and b_k) for the
 BPR family, `normal` (N(0, 0.01^2), RecEraser_WMF.py's random_normal_initializer(stddev=0.01)) for
@@ -73,7 +73,7 @@ TRAINABLE_LOSSES = ("bpr", "wmf")  # the loss families this aggregator can train
 # NDCG@20 0.3345); Adam 0.01 stops after 15 (15 s, 0.3326), same blocks, seed 0.
 WMF_OPTIMIZER = {"optimizer": "adam", "lr": 0.01}
 # `entity_batch: auto` / `item_batch: auto`: an epoch is USER_BLOCKS x ITEM_BLOCKS steps whatever the
-# dataset's size (ML-1M: blocks of 504 users x 464 items; ML-100K: 79 x 211), so patience counted in
+# dataset's size (ml1m_cure4rec: blocks of 504 users x 427 items; ML-100K: 79 x 211), so patience counted in
 # epochs means the same number of steps everywhere.
 USER_BLOCKS, ITEM_BLOCKS = 12, 8
 # `lr_halvings: auto` on the entity schedule: at a validation plateau the fit returns to its best
@@ -171,7 +171,7 @@ class Attention(Aggregator):
         "entity_batch": "auto",       # users per step with schedule=entity (auto: 1/USER_BLOCKS of the users)
         "item_batch": "auto",         # items per step with schedule=entity (auto: 1/ITEM_BLOCKS of the items; null: all)
         **STOPPING_DEFAULTS,
-        "epochs": 400,                # a cap (the released batch schedule's WMF loss needs ~200 epochs on ML-1M)
+        "epochs": 400,                # a cap (the previous entity schedule's WMF loss took 130-183 epochs on ML-1M)
         "patience": 2,                # epochs (USER_BLOCKS x ITEM_BLOCKS steps each) after the last improvement
         "lr_halvings": "auto",        # plateaus answered by halving the lr before stopping (auto: LR_HALVINGS on entity, 0 on batch)
         "min_epochs": 0,
@@ -280,11 +280,7 @@ class Attention(Aggregator):
         self.net.reset_parameters(gen, ("normal" if family == "wmf" else "glorot") if init == "auto" else init)
         reg = self.cfg["reg"]
         reg = (0.0 if family == "wmf" else 1.0e-5) if reg == "auto" else float(reg)
-        halvings = self.cfg["lr_halvings"]
-        halvings = (LR_HALVINGS if self.cfg["schedule"] == "entity" else 0) if halvings == "auto" else int(halvings)
-        if halvings < 0:
-            raise ConfigError(f"aggregator.lr_halvings must be auto or an integer >= 0, got {halvings}.")
-        self.resolved = {**self._optimizer_settings(family), **self._block_sizes(data), "lr_halvings": halvings}
+        self.resolved = {**self._optimizer_settings(family), **self._block_sizes(data), "lr_halvings": self._halvings()}
         opt = make_optimizer(self.net.parameters(), self.resolved)
         hp = {"p_drop": float(self._setting("dropout", 0.0)), "reg": reg,
               "c0": float(self._setting("c0", 0.2))}
@@ -337,6 +333,13 @@ class Attention(Aggregator):
             out[key] = self._sub_cfg.get(key, fallback) if value is None else value
         out["lr"] = float(out["lr"])
         return out
+
+    def _halvings(self) -> int:
+        value = self.cfg["lr_halvings"]
+        value = (LR_HALVINGS if self.cfg["schedule"] == "entity" else 0) if value == "auto" else int(value)
+        if value < 0:
+            raise ConfigError(f"aggregator.lr_halvings must be auto or an integer >= 0, got {value}.")
+        return value
 
     def _block_sizes(self, data: TrainSet) -> dict:
         """Users and items per step of schedule=entity (item_batch None: every item)."""
