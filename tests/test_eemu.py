@@ -260,3 +260,39 @@ def test_user_tower_adaptation_equals_adapting_the_embedding_tables(fitted):
         g = torch.func.grad(loss)(up)
         adapted = {**p, **{k: up[k] - meta.fresh_adam_step(g[k], ad.lr) for k in up}}
         assert torch.allclose(got[j], model.user_vec(adapted, u) @ iv.T, atol=1e-5)
+
+
+def test_in_batch_negatives_come_from_other_users_rows_and_never_hit_a_positive(synthetic):
+    d = synthetic
+    users_t, items_t = torch.as_tensor(d.train.users), torch.as_tensor(d.train.items)
+    sampler = meta.NegativeSampler(users_t, items_t, d.n_items)
+    batch = torch.arange(6)
+    pool = torch.as_tensor(np.flatnonzero(d.train.users < 6))
+    queried = batch[:, None].expand(6, 5)
+    fallback = torch.full((6, 5), -1)
+    neg = meta.in_batch_negatives(sampler, queried, users_t[pool], items_t[pool], fallback,
+                                  torch.Generator().manual_seed(0))
+    again = meta.in_batch_negatives(sampler, queried, users_t[pool], items_t[pool], fallback,
+                                    torch.Generator().manual_seed(0))
+    assert torch.equal(neg, again)
+    positives = {(int(u), int(i)) for u, i in zip(d.train.users, d.train.items)}
+    for u in range(6):
+        others = set(d.train.items[(d.train.users < 6) & (d.train.users != u)].tolist())
+        for i in neg[u].tolist():
+            assert i == -1 or (i in others and (u, i) not in positives)
+    assert (neg >= 0).float().mean() > 0.9  # the fallback is the exception, not the rule
+    # a batch of one user has no other user's rows: every entry takes its fallback
+    alone = torch.as_tensor(np.flatnonzero(d.train.users == 0))
+    solo = meta.in_batch_negatives(sampler, torch.zeros(4, dtype=torch.long), users_t[alone], items_t[alone],
+                                   torch.arange(4), torch.Generator().manual_seed(0))
+    assert torch.equal(solo, torch.arange(4))
+
+
+def test_margin_loss_over_two_negatives_is_the_mean_of_each_negatives_loss(synthetic):
+    model, params, buffers = tiny_tower(synthetic, 0)
+    p = {**buffers, **params}
+    user, pos = torch.tensor(5), torch.tensor([3, 7, 9])
+    n1, n2, mask = torch.tensor([1, 2, 4]), torch.tensor([11, 12, 14]), torch.tensor([1.0, 1.0, 0.0])
+    both = model.margin_loss(p, user, pos, torch.stack([n1, n2], -1), mask)
+    one = (model.margin_loss(p, user, pos, n1, mask) + model.margin_loss(p, user, pos, n2, mask)) / 2
+    assert torch.allclose(both, one, atol=1e-6)

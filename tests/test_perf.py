@@ -49,3 +49,18 @@ def test_bpr_benchmark_times_both_and_the_summary_reads_the_latest_record(tmp_pa
     assert "`make bench` under 10 minutes | 2.0 min" in text
     assert "not measured (`python -m benchmarks.perf.methods`)" in text
     assert (tmp_path / "summary.md").read_text() == text
+
+
+def test_eemu_benchmark_times_both_updates_and_both_adaptations(tmp_path):
+    from benchmarks.perf.eemu import main
+
+    rec = main(["--dataset", "synthetic", "--submodel", "twotower_small", "--n-shards", "3", "--eval-users", "0", "5",
+                "--threads", "1", "--out", str(tmp_path)])
+    assert set(rec["meta_epoch_s"]) == {"sequential", "batched"} and all(s > 0 for s in rec["meta_epoch_s"].values())
+    ut, al = rec["evaluation"]["user_tower"], rec["evaluation"]["all"]
+    assert ut["users_timed"] == rec["n_users"] and not ut["extrapolated"]
+    assert al["users_timed"] == 5 and al["extrapolated"]
+    for e in (ut, al):  # every (user, shard) pair costs the same: the estimate scales the timed pairs
+        assert abs(e["full_eval_s"] - e["ms_per_user_shard"] / 1000 * rec["n_users"] * 3) < 1e-9
+    line = json.loads((tmp_path / "eemu.jsonl").read_text().splitlines()[-1])
+    assert line["benchmark"] == "eemu" and "ratio sequential/batched" in (tmp_path / "eemu.md").read_text()

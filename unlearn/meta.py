@@ -3,7 +3,9 @@
 
 Meta-training one shard (`meta_train`): each epoch the shard's users with a query row are
 shuffled (the shard's generator) and taken in batches of `meta_batch`; every row gets one sampled
-negative per epoch, rejected against the shard's own positives.
+negative per epoch, rejected against the shard's own positives, and with `in_batch_negative` (the
+released default) a second one drawn from the other users' rows of its batch (`in_batch_negatives`);
+a row's loss is the mean over its negatives.
 - `meta_update: sequential` (the released code): per user, the weights are reset to the batch-start
   weights, one step of the shared Adam on the user's support loss, the query loss at the adapted
   weights divided by the batch size, its gradient applied to the meta-weights by the same Adam
@@ -38,7 +40,7 @@ from .data.csr import CSR
 from .data.interactions import Interactions, TrainSet
 from .errors import ConfigError
 from .seeding import numpy_rng
-from .training import STOPPING_DEFAULTS, EarlyStopping, NegativeSampler
+from .training import STOPPING_DEFAULTS, EarlyStopping, NegativeSampler, redraw_positives
 
 META_UPDATES = ("batched", "sequential")
 ADAPT = ("user_tower", "all")
@@ -114,6 +116,30 @@ def batched_meta_grad(model, params: dict, buffers: dict, inner_lr: float, users
     per_user = vmap(lambda *a: user_meta_grad(model, params, buffers, inner_lr, *a))(
         users, s_pos, s_neg, s_mask, q_pos, q_neg, q_mask)
     return {k: v.mean(0) for k, v in per_user.items()}
+
+
+def in_batch_negatives(sampler: NegativeSampler, users: torch.Tensor, pool_users: torch.Tensor,
+                       pool_items: torch.Tensor, fallback: torch.Tensor, gen: torch.Generator,
+                       max_rounds: int = 20) -> torch.Tensor:
+    """One in-batch negative per entry of `users` (the released meta-training's second negative):
+    the item of a row drawn uniformly from the meta-batch's rows (`pool_*`: its users' support and
+    query rows), redrawn while it is the same user's row or one of the user's positives in this
+    shard (`redraw_positives`). An entry still bad after `max_rounds` (a batch of one user) takes
+    its `fallback` (the out-of-batch negative)."""
+    shape, users = users.shape, users.reshape(-1)
+    if len(pool_items) == 0:
+        return fallback
+
+    def bad(idx, pick):
+        return (pool_users[pick] == users[idx]) | sampler.is_positive(users[idx], pool_items[pick])
+
+    def draw(size):
+        return torch.randint(0, len(pool_items), (size,), generator=gen).to(users.device)
+
+    pick = redraw_positives(draw(len(users)), bad, draw, max_rounds)
+    items = pool_items[pick]
+    still = bad(torch.arange(len(users), device=users.device), pick)
+    return torch.where(still, fallback.reshape(-1), items).reshape(shape)
 
 
 def split_tensors(model) -> tuple[dict, dict]:
@@ -278,6 +304,7 @@ def meta_train(model, data: TrainSet, query: np.ndarray, cfg: dict, seed: int, r
     adapter = Adapter(train, data.n_users, data.n_items, cfg, dev) if stopper.evaluator is not None else None
     block, inner_lr, bsz = int(cfg["score_block"]), float(cfg["inner_lr"]), int(cfg["meta_batch"])
     sequential = cfg["meta_update"] == "sequential"
+    in_batch = bool(cfg["in_batch_negative"])
 
     def score_fn(users):
         return blocked_scores(adapter, model, users, shard_key, block)
@@ -292,9 +319,16 @@ def meta_train(model, data: TrainSet, query: np.ndarray, cfg: dict, seed: int, r
             srow, smask = support.padded(batch)
             qrow, qmask = queries.padded(batch)
             srow_t, qrow_t = torch.as_tensor(srow, device=dev), torch.as_tensor(qrow, device=dev)
-            args = (torch.as_tensor(batch, device=dev), items_t[srow_t], neg_t[srow_t],
+            s_neg, q_neg = neg_t[srow_t], neg_t[qrow_t]
+            if in_batch:  # a second negative per row, from the other users' rows of this batch
+                pool = torch.as_tensor(np.concatenate([srow[smask], qrow[qmask]]), device=dev)
+                batch_t = torch.as_tensor(batch, device=dev)
+                s_neg, q_neg = (torch.stack([n, in_batch_negatives(
+                    sampler, batch_t[:, None].expand_as(n), users_t[pool], items_t[pool], n, gen)], -1)
+                    for n in (s_neg, q_neg))
+            args = (torch.as_tensor(batch, device=dev), items_t[srow_t], s_neg,
                     torch.as_tensor(smask, device=dev, dtype=torch.float32),
-                    items_t[qrow_t], neg_t[qrow_t], torch.as_tensor(qmask, device=dev, dtype=torch.float32))
+                    items_t[qrow_t], q_neg, torch.as_tensor(qmask, device=dev, dtype=torch.float32))
             if sequential:
                 _sequential_batch(model, params, buffers, opt, args)
             else:

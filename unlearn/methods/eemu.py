@@ -40,6 +40,7 @@ class EEMU(ShardedMethod):
         "meta_update": "sequential", # sequential (the released per-user updates) | batched (vmap)
         "meta_epochs": 100,
         "meta_batch": 32,            # users per meta-batch
+        "in_batch_negative": True,   # a second negative per row from the batch's other users (released)
         "lr": 2.0e-4,                # the meta (outer) Adam's learning rate
         "inner_lr": 2.0e-4,          # inner step (batched: a fresh-Adam step; sequential: the shared Adam's lr is lr)
         "adapt": "user_tower",       # user_tower | all: which weights the inference step adapts
