@@ -33,6 +33,8 @@ CPU_PLAN: list[tuple[str, list[str], str]] = [
     ("ultrare_main_mse", ["dataset=ml100k", "seed=0,1,2"], "ML-100K ratings, 3 seeds"),
     ("ultrare_main", ["dataset=ml100k_cure4rec", "seed=0,1,2"], "CURE4Rec ML-100K (bpr), 3 seeds"),
     ("ultrare_selection", ["dataset=ml100k_cure4rec", "seed=0,1,2"], "CURE4Rec ML-100K, 3 seeds"),
+    ("eemu_main_cpu", ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "runtime.threads=1", "runtime.progress=false"],
+     "ML-100K, the small two-tower, 3 seeds (about 10 min on 2 cores)"),
 ]
 
 # what the plan leaves for a GPU (full paper datasets; hours per sub-model on 2 CPU cores)
