@@ -62,8 +62,11 @@ def seeds_of(overrides: list[str]) -> str:
     return "the experiment's (0,1,2)"
 
 
-def header(name: str, overrides: list[str], wall_s: float, why: str) -> str:
-    dirty = " (with uncommitted changes)" if git("status", "--porcelain", "--untracked-files=no") else ""
+def header(name: str, overrides: list[str], wall_s: float, why: str, out: Path) -> str:
+    # changes to the tables' own folder (the index this command rewrites) do not make the code dirty
+    exclude = f":(exclude){out.resolve().relative_to(ROOT)}" if out.resolve().is_relative_to(ROOT) else ""
+    dirty = " (with uncommitted changes)" if git("status", "--porcelain", "--untracked-files=no", "--", ".",
+                                                   *([exclude] if exclude else [])) else ""
     return "\n".join([
         f"<!-- written by `make paper-tables` (benchmarks/paper_tables.py); do not edit by hand -->",
         f"- command: `python -m benchmarks.table {name} {' '.join(overrides)}`",
@@ -87,7 +90,7 @@ def run_one(name: str, overrides: list[str], why: str, results: Path, out: Path)
         print(f"error: {name} failed (exit {rc}); nothing written for it", file=sys.stderr)
         return False
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"{name}.md").write_text(header(name, overrides, wall, why) + md.read_text())
+    (out / f"{name}.md").write_text(header(name, overrides, wall, why, out) + md.read_text())
     meta = f"# {name}: commit {git('rev-parse', '--short=12', 'HEAD')}; machine {machine()}; seeds {seeds_of(overrides)}; wall {wall:.0f} s\n"
     (out / f"{name}.csv").write_text(meta + csv.read_text())
     return True

@@ -143,5 +143,5 @@ def test_paper_tables_index_lists_what_it_left_for_a_gpu(tmp_path):
     index(out)  # nothing regenerated yet: the folder is created and the plan listed
     text = (out / "README.md").read_text()
     assert "(none yet)" in text and all(n in text for n, _, _ in GPU_PLAN + CPU_PLAN)
-    h = header("t", ["seed=0,1"], 12.3, "tiny")
+    h = header("t", ["seed=0,1"], 12.3, "tiny", out)
     assert "commit:" in h and "machine:" in h and "seeds: 0,1" in h and "wall time: 12 s" in h
