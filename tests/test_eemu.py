@@ -270,9 +270,9 @@ def test_in_batch_negatives_come_from_other_users_rows_and_never_hit_a_positive(
     pool = torch.as_tensor(np.flatnonzero(d.train.users < 6))
     queried = batch[:, None].expand(6, 5)
     fallback = torch.full((6, 5), -1)
-    neg = meta.in_batch_negatives(sampler, queried, users_t[pool], items_t[pool], fallback,
+    neg = meta.in_batch_negatives(sampler, queried, items_t[pool], fallback,
                                   torch.Generator().manual_seed(0))
-    again = meta.in_batch_negatives(sampler, queried, users_t[pool], items_t[pool], fallback,
+    again = meta.in_batch_negatives(sampler, queried, items_t[pool], fallback,
                                     torch.Generator().manual_seed(0))
     assert torch.equal(neg, again)
     positives = {(int(u), int(i)) for u, i in zip(d.train.users, d.train.items)}
@@ -283,7 +283,7 @@ def test_in_batch_negatives_come_from_other_users_rows_and_never_hit_a_positive(
     assert (neg >= 0).float().mean() > 0.9  # the fallback is the exception, not the rule
     # a batch of one user has no other user's rows: every entry takes its fallback
     alone = torch.as_tensor(np.flatnonzero(d.train.users == 0))
-    solo = meta.in_batch_negatives(sampler, torch.zeros(4, dtype=torch.long), users_t[alone], items_t[alone],
+    solo = meta.in_batch_negatives(sampler, torch.zeros(4, dtype=torch.long), items_t[alone],
                                    torch.arange(4), torch.Generator().manual_seed(0))
     assert torch.equal(solo, torch.arange(4))
 

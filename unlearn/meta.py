@@ -118,20 +118,19 @@ def batched_meta_grad(model, params: dict, buffers: dict, inner_lr: float, users
     return {k: v.mean(0) for k, v in per_user.items()}
 
 
-def in_batch_negatives(sampler: NegativeSampler, users: torch.Tensor, pool_users: torch.Tensor,
-                       pool_items: torch.Tensor, fallback: torch.Tensor, gen: torch.Generator,
-                       max_rounds: int = 20) -> torch.Tensor:
+def in_batch_negatives(sampler: NegativeSampler, users: torch.Tensor, pool_items: torch.Tensor,
+                       fallback: torch.Tensor, gen: torch.Generator, max_rounds: int = 20) -> torch.Tensor:
     """One in-batch negative per entry of `users` (the released meta-training's second negative):
-    the item of a row drawn uniformly from the meta-batch's rows (`pool_*`: its users' support and
-    query rows), redrawn while it is the same user's row or one of the user's positives in this
-    shard (`redraw_positives`). An entry still bad after `max_rounds` (a batch of one user) takes
-    its `fallback` (the out-of-batch negative)."""
+    the item of a row drawn uniformly from the meta-batch's rows (`pool_items`: its users' support
+    and query rows, all rows of this shard), redrawn while it is one of the user's positives in this
+    shard (`redraw_positives`; the user's own rows are among those). An entry still bad after
+    `max_rounds` (a batch of one user) takes its `fallback` (the out-of-batch negative)."""
     shape, users = users.shape, users.reshape(-1)
     if len(pool_items) == 0:
         return fallback
 
     def bad(idx, pick):
-        return (pool_users[pick] == users[idx]) | sampler.is_positive(users[idx], pool_items[pick])
+        return sampler.is_positive(users[idx], pool_items[pick])
 
     def draw(size):
         return torch.randint(0, len(pool_items), (size,), generator=gen).to(users.device)
@@ -324,7 +323,7 @@ def meta_train(model, data: TrainSet, query: np.ndarray, cfg: dict, seed: int, r
                 pool = torch.as_tensor(np.concatenate([srow[smask], qrow[qmask]]), device=dev)
                 batch_t = torch.as_tensor(batch, device=dev)
                 s_neg, q_neg = (torch.stack([n, in_batch_negatives(
-                    sampler, batch_t[:, None].expand_as(n), users_t[pool], items_t[pool], n, gen)], -1)
+                    sampler, batch_t[:, None].expand_as(n), items_t[pool], n, gen)], -1)
                     for n in (s_neg, q_neg))
             args = (torch.as_tensor(batch, device=dev), items_t[srow_t], s_neg,
                     torch.as_tensor(smask, device=dev, dtype=torch.float32),

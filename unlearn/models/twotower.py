@@ -169,13 +169,11 @@ class TwoTower(EpochTrainedModel):
         mask of padded rows). `neg` may carry one more trailing axis than `pos` (several negatives
         per positive: the loss of a row is the mean over its negatives, as MarginRankingLoss over
         the repeated positive)."""
+        if neg.dim() == pos.dim():
+            neg = neg.unsqueeze(-1)
         u = self.user_vec(p, users)
-        sp = (u * self.item_vec(p, pos)).sum(-1)
-        if neg.dim() > pos.dim():
-            diff = sp.unsqueeze(-1) - (u.unsqueeze(-2) * self.item_vec(p, neg)).sum(-1)
-            loss = F.relu(float(self.cfg["margin"]) - diff).mean(-1)
-        else:
-            loss = F.relu(float(self.cfg["margin"]) - sp + (u * self.item_vec(p, neg)).sum(-1))
+        diff = (u * self.item_vec(p, pos)).sum(-1).unsqueeze(-1) - (u.unsqueeze(-2) * self.item_vec(p, neg)).sum(-1)
+        loss = F.relu(float(self.cfg["margin"]) - diff).mean(-1)
         if weight is None:
             return loss.mean()
         return (loss * weight).sum() / weight.sum().clamp(min=1.0)
