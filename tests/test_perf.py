@@ -43,7 +43,10 @@ def test_bpr_benchmark_times_both_and_the_summary_reads_the_latest_record(tmp_pa
     rec = main(["--dataset", "synthetic", "--epochs", "2", "--eval-every", "1", "--threads", "1", "--optimizers", "adam",
                 "adagrad", "--out", str(tmp_path)])
     assert rec["epoch_s_ours"] > 0 and rec["epoch_s_implicit"] > 0
-    assert set(rec["ours"]) == {"adam", "adagrad"} and all(len(c) == 2 for c in rec["curve"].values())
+    assert set(rec["ours"]) == {f"{o}/{g}" for o in ("adam", "adagrad") for g in ("analytic", "autograd")}
+    assert all(len(c) == 2 for c in rec["curve"].values())
+    for o in ("adam", "adagrad"):  # the closed-form step trains the model autograd trains (to rounding)
+        assert abs(rec["ours"][f"{o}/analytic"]["ndcg@20"] - rec["ours"][f"{o}/autograd"]["ndcg@20"]) < 1e-3
     text = summary(["--out", str(tmp_path), "--record-bench", "123"])
     assert "a BPR epoch <= 1.5x implicit's" in text and f"{rec['ratio']:.2f}" in text
     assert "`make bench` under 10 minutes | 2.0 min" in text

@@ -3,10 +3,12 @@ side in one process, on the same data and thread count.
 
     python -m benchmarks.perf.bpr_vs_implicit [--dataset ml1m_cure4rec] [--epochs 30] [--threads 2]
         [--dim 64] [--batch-size 1024] [--lr 0.005] [--implicit-lr 0.05] [--eval-every 5]
+        [--optimizers adam ...] [--grads analytic autograd]
 
 Both train matrix factorisation with the BPR loss and one sampled negative per positive; ours on
 mini-batches with the configured optimiser (conf/submodel/bpr.yaml), implicit with Hogwild SGD
-(its own learning rate). Epochs are interleaved (one of ours, then one of implicit's, on and on)
+(its own learning rate). Each optimiser x gradient path (`submodel.grad`: the closed-form
+step or autograd's backward) is a contender of its own. Epochs are interleaved (one of ours, then one of implicit's, on and on)
 so that load from other processes hits both alike; the time per epoch is the median. Both are
 evaluated on the test split by the same full-ranking evaluator every `eval_every` epochs, which
 gives the second figure: the seconds of training ours needs to reach the NDCG@20 implicit reached
@@ -40,6 +42,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--lr", type=float, default=None, help="ours (default: conf/submodel/bpr.yaml)")
     ap.add_argument("--optimizers", nargs="+", default=["adam"],
                     help="ours, each trained side by side (adam: the bpr.yaml default; adagrad; sgd)")
+    ap.add_argument("--grads", nargs="+", default=["analytic", "autograd"],
+                    help="ours: submodel.grad of each contender (analytic: the default closed-form step)")
     ap.add_argument("--implicit-lr", type=float, default=0.05)
     ap.add_argument("--implicit-reg", type=float, default=0.01)
     ap.add_argument("--eval-every", type=int, default=5)
@@ -66,11 +70,13 @@ def main(argv=None) -> dict:
         cfg["lr"] = args.lr
     trainset = TrainSet(data.n_users, data.n_items, data.train, data.valid)
     ours, setup = {}, {}
-    for name in args.optimizers:
-        model = SUBMODELS.get("bpr")(data.n_users, data.n_items, {**cfg, "optimizer": name})
-        t0 = time.perf_counter()
-        ours[name] = (model, model.begin_fit(trainset, args.seed))
-        setup[name] = time.perf_counter() - t0
+    for opt_name in args.optimizers:
+        for grad in args.grads:
+            name = f"{opt_name}/{grad}"
+            model = SUBMODELS.get("bpr")(data.n_users, data.n_items, {**cfg, "optimizer": opt_name, "grad": grad})
+            t0 = time.perf_counter()
+            ours[name] = (model, model.begin_fit(trainset, args.seed))
+            setup[name] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     user_items = sp.csr_matrix((np.ones(len(data.train), dtype=np.float32), (data.train.users, data.train.items)),

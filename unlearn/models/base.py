@@ -15,7 +15,9 @@ from tqdm.auto import tqdm
 
 from ..data.interactions import TrainSet
 from ..runtime import CPU, Runtime
+from ..errors import ConfigError
 from ..training import STOPPING_DEFAULTS, EarlyStopping, TrainingTriples, make_optimizer
+from .analytic import DotProductGrads
 
 
 class SubModel(torch.nn.Module):
@@ -126,15 +128,49 @@ class EpochTrainedModel(SubModel):
 class MatrixFactorization(EpochTrainedModel):
     """User and item embedding tables, drawn N(0, init_std^2) from the fit's generator; scores are
     dot products. `prepare` / `batches` give (user, positive, sampled negative) triples of the
-    shard's rows, shuffled each epoch: what pairwise and pointwise losses train on."""
+    shard's rows, shuffled each epoch: what pairwise and pointwise losses train on.
+
+    A subclass whose loss reads the batch through dot products only writes `score_slots` and
+    `score_grad` and declares `grad` in its defaults: `analytic` steps with the closed-form
+    gradient (`analytic.DotProductGrads`), `autograd` back-propagates `loss(batch)`. The two give
+    the same gradients to float rounding, so the same fit to rounding (not bit for bit); each is
+    a deterministic function of the seed and data. Without `grad`, autograd."""
 
     defaults = {**EpochTrainedModel.defaults, "dim": 64, "init_std": 0.01, "dropout": 0.0}
+    GRADS = ("analytic", "autograd")
 
     def __init__(self, n_users: int, n_items: int, cfg: dict | None = None, runtime: Runtime = CPU):
         super().__init__(n_users, n_items, cfg, runtime)
+        if self.cfg.get("grad", "autograd") not in self.GRADS:
+            raise ConfigError(f"Unknown submodel.grad '{self.cfg['grad']}'. Valid: {', '.join(self.GRADS)}.")
         d = int(self.cfg["dim"])
         self.user_emb = torch.nn.Parameter(torch.empty(self.n_users, d))
         self.item_emb = torch.nn.Parameter(torch.empty(self.n_items, d))
+        self._grads: DotProductGrads | None = None
+
+    # A loss that reads a batch only through scores user . item (plus the usual L2 term) may say
+    # so: `score_slots(batch)` -> (users (B,), items (B, K)) and `score_grad(batch, scores)` ->
+    # dL/dscores (B, K). Then `grad: analytic` trains without autograd.
+    score_slots = None
+    score_grad = None
+
+    @property
+    def analytic(self) -> bool:
+        return self.cfg.get("grad") == "analytic" and self.score_slots is not None
+
+    def train_epoch(self, opt: torch.optim.Optimizer) -> None:
+        if not self.analytic:
+            return super().train_epoch(opt)
+        if self._grads is None:
+            self._grads = DotProductGrads(self.user_emb, self.item_emb)
+        self.train()
+        reg = float(self.cfg.get("reg", 0.0))
+        for batch in self.batches(self._gen):
+            users, items = self.score_slots(batch)
+            drop = self.dropout_mask(len(users))
+            self._grads.fill(users, items, lambda s, batch=batch: self.score_grad(batch, s), reg, drop)
+            opt.step()
+        self.eval()
 
     def reset_parameters(self, gen):
         std = float(self.cfg["init_std"])
@@ -149,14 +185,21 @@ class MatrixFactorization(EpochTrainedModel):
     def batches(self, gen):
         return self._triples.epoch(gen, int(self.cfg["batch_size"]))
 
-    def user_vectors(self, users: torch.Tensor) -> torch.Tensor:
-        """Batch user vectors, with dropout (`dropout` = 1 - keep probability) while training."""
-        u = self.user_emb[users]
+    def dropout_mask(self, n: int):
+        """The training dropout of n user vectors (`dropout` = 1 - keep probability), drawn from
+        the fit's generator: a function x -> x * keep / (1 - p) (linear, so it also carries the
+        gradient back), or None when nothing is dropped."""
         p = float(self.cfg["dropout"])
         if not (self.training and p > 0):
-            return u
-        keep = (torch.rand(u.shape, generator=self._gen) >= p).to(u.device)
-        return u * keep / (1.0 - p)
+            return None
+        keep = (torch.rand((n, self.user_emb.shape[1]), generator=self._gen) >= p).to(self.user_emb.device)
+        return lambda x: x * keep / (1.0 - p)
+
+    def user_vectors(self, users: torch.Tensor) -> torch.Tensor:
+        """Batch user vectors, with dropout while training."""
+        u = self.user_emb.index_select(0, users)
+        drop = self.dropout_mask(len(users))
+        return u if drop is None else drop(u)
 
     def score(self, users):
         return self.user_emb[users] @ self.item_emb.T
@@ -166,3 +209,4 @@ class MatrixFactorization(EpochTrainedModel):
 
     def finish(self):
         self._triples = self._u = self._i = self._sampler = None
+        self._grads = None

@@ -43,3 +43,13 @@ class BCEMF(BPRMF):
         bce = F.binary_cross_entropy_with_logits(logits, labels)
         reg = float(self.cfg["reg"]) * (u.pow(2).sum() + i.pow(2).sum() + j.pow(2).sum()) / (2 * len(users))
         return bce + reg
+
+    def score_slots(self, batch):
+        users, pos, neg = batch
+        return users, torch.cat([pos[:, None], neg.T], 1)           # (b, 1 + m)
+
+    def score_grad(self, batch, s):
+        """d/ds of the mean cross-entropy over the b (1 + m) pairs: (sigmoid(s) - label) / n."""
+        g = torch.sigmoid(s)
+        g[:, 0] -= 1.0
+        return g.div_(s.numel())

@@ -1,6 +1,7 @@
 """Matrix factorisation trained with the BPR pairwise loss (Rendle et al., 2009)."""
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 
 from ..registry import SUBMODELS
@@ -15,6 +16,7 @@ class BPRMF(MatrixFactorization):
         "lr": 0.005,
         "reg": 1e-4,
         "dropout": 0.0,  # on the user vector, as RecEraser's "keep 0.7"
+        "grad": "analytic",  # the closed-form step (models.analytic); autograd: loss().backward()
     }
 
     def loss(self, batch):
@@ -24,3 +26,12 @@ class BPRMF(MatrixFactorization):
         diff = (u * i).sum(1) - (u * j).sum(1)
         reg = float(self.cfg["reg"]) * (u.pow(2).sum() + i.pow(2).sum() + j.pow(2).sum()) / (2 * len(users))
         return -F.logsigmoid(diff).mean() + reg
+
+    def score_slots(self, batch):
+        users, pos, neg = batch
+        return users, torch.stack([pos, neg], 1)
+
+    def score_grad(self, batch, s):
+        """d/ds of -mean log sigmoid(s_pos - s_neg)."""
+        g = torch.sigmoid(s[:, 1] - s[:, 0]).div_(-len(s))
+        return torch.stack([g, -g], 1)

@@ -69,6 +69,16 @@ class MSEMF(BPRMF):
             reg = reg + j.pow(2).sum()
         return sq.mean() + float(self.cfg["reg"]) * reg / (2 * len(users))
 
+    def score_slots(self, batch):
+        users, pos, _, neg = batch
+        return users, pos[:, None] if neg is None else torch.cat([pos[:, None], neg.T], 1)
+
+    def score_grad(self, batch, s):
+        """d/ds of the mean squared error over the b (1 + m) pairs (negatives target 0)."""
+        target = torch.zeros_like(s)
+        target[:, 0] = batch[2]
+        return (s - target).mul_(2.0 / s.numel())
+
     def finish(self):
         super().finish()
         self._target = None
