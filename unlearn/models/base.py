@@ -167,8 +167,9 @@ class MatrixFactorization(EpochTrainedModel):
         reg = float(self.cfg.get("reg", 0.0))
         for batch in self.batches(self._gen):
             users, items = self.score_slots(batch)
-            drop = self.dropout_mask(len(users))
-            self._grads.fill(users, items, lambda s, batch=batch: self.score_grad(batch, s), reg, drop)
+            keep = self.dropout_keep(len(users))
+            self._grads.fill(users, items, lambda s, batch=batch: self.score_grad(batch, s), reg, keep,
+                             float(self.cfg["dropout"]))
             opt.step()
         self.eval()
 
@@ -185,21 +186,20 @@ class MatrixFactorization(EpochTrainedModel):
     def batches(self, gen):
         return self._triples.epoch(gen, int(self.cfg["batch_size"]))
 
-    def dropout_mask(self, n: int):
-        """The training dropout of n user vectors (`dropout` = 1 - keep probability), drawn from
-        the fit's generator: a function x -> x * keep / (1 - p) (linear, so it also carries the
-        gradient back), or None when nothing is dropped."""
+    def dropout_keep(self, n: int) -> torch.Tensor | None:
+        """The training dropout mask of n user vectors (`dropout` = p = 1 - keep probability),
+        drawn from the fit's generator, or None when nothing is dropped; kept entries are scaled
+        by 1 / (1 - p) (`user_vectors`)."""
         p = float(self.cfg["dropout"])
         if not (self.training and p > 0):
             return None
-        keep = (torch.rand((n, self.user_emb.shape[1]), generator=self._gen) >= p).to(self.user_emb.device)
-        return lambda x: x * keep / (1.0 - p)
+        return (torch.rand((n, self.user_emb.shape[1]), generator=self._gen) >= p).to(self.user_emb.device)
 
     def user_vectors(self, users: torch.Tensor) -> torch.Tensor:
         """Batch user vectors, with dropout while training."""
         u = self.user_emb.index_select(0, users)
-        drop = self.dropout_mask(len(users))
-        return u if drop is None else drop(u)
+        keep = self.dropout_keep(len(users))
+        return u if keep is None else u * keep / (1.0 - float(self.cfg["dropout"]))
 
     def score(self, users):
         return self.user_emb[users] @ self.item_emb.T

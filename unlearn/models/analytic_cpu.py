@@ -1,0 +1,72 @@
+"""The closed-form dot-product gradient (`analytic.DotProductGrads`) as two compiled CPU loops.
+
+On CPU the torch form of the step materialises (B, K, d) products several times and pays a
+kernel launch per operation; these loops read each gathered row once and accumulate straight
+into the gradient tables. They run on one thread in a fixed order, so the result is the same
+bits for any thread count and a fit stays a deterministic function of its seed and data. They
+round differently from the torch form (float64 dot-product accumulators), which CUDA tensors
+keep using.
+
+`keep` is the user vectors' dropout mask (B, d; 0 or 1) with `scale` = 1 / (1 - p), or an empty
+(0, 0) array with scale 1 when nothing is dropped.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+# reassociation lets LLVM vectorise the dot products (a fixed reordering chosen at compile
+# time: still the same bits on every call)
+@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+def scores(user_emb, item_emb, users, items, keep, scale, out):
+    """out[b, k] = (u_b * keep_b * scale) . v[items[b, k]]."""
+    n_rows, n_slots = items.shape
+    d = user_emb.shape[1]
+    drop = keep.shape[0] > 0
+    for b in range(n_rows):
+        u = users[b]
+        for k in range(n_slots):
+            it = items[b, k]
+            acc = np.float32(0.0)
+            if drop:
+                for x in range(d):
+                    acc += (user_emb[u, x] * keep[b, x] * scale) * item_emb[it, x]
+            else:
+                for x in range(d):
+                    acc += user_emb[u, x] * item_emb[it, x]
+            out[b, k] = acc
+
+
+@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+def scatter(user_emb, item_emb, users, items, g, c, keep, scale, user_grad, item_grad, stale_users, stale_items):
+    """Zero the gradient rows the previous batch wrote (`stale_*`: every other row is zero
+    already), then add every row's du = sum_k g[b, k] v_bk + c u_b (through the dropout) and
+    dv_bk = g[b, k] u_b + c v_bk."""
+    n_rows, n_slots = items.shape
+    d = user_emb.shape[1]
+    drop = keep.shape[0] > 0
+    for r in range(stale_users.shape[0]):
+        user_grad[stale_users[r], :] = 0.0
+    for r in range(stale_items.shape[0]):
+        item_grad[stale_items[r], :] = 0.0
+    uv = np.empty(d, dtype=user_emb.dtype)
+    du = np.empty(d, dtype=user_emb.dtype)
+    for b in range(n_rows):
+        u = users[b]
+        for x in range(d):
+            uv[x] = user_emb[u, x] * keep[b, x] * scale if drop else user_emb[u, x]
+            du[x] = c * uv[x]
+        for k in range(n_slots):
+            it = items[b, k]
+            gk = g[b, k]
+            for x in range(d):
+                vx = item_emb[it, x]
+                du[x] += gk * vx
+                item_grad[it, x] += gk * uv[x] + c * vx
+        if drop:
+            for x in range(d):
+                user_grad[u, x] += du[x] * keep[b, x] * scale
+        else:
+            for x in range(d):
+                user_grad[u, x] += du[x]
