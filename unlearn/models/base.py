@@ -14,8 +14,8 @@ import torch
 from tqdm.auto import tqdm
 
 from ..data.interactions import TrainSet
-from ..runtime import CPU, Runtime
 from ..errors import ConfigError
+from ..runtime import CPU, Runtime
 from ..training import STOPPING_DEFAULTS, EarlyStopping, TrainingTriples, make_optimizer
 from .analytic import DotProductGrads
 
