@@ -4,8 +4,8 @@ On CPU the torch form of the step materialises (B, K, d) products several times 
 kernel launch per operation; these loops read each gathered row once and accumulate straight
 into the gradient tables. They run on one thread in a fixed order, so the result is the same
 bits for any thread count and a fit stays a deterministic function of its seed and data. They
-round differently from the torch form (float64 dot-product accumulators), which CUDA tensors
-keep using.
+round differently from the torch form (float32 sums in the order LLVM vectorises them), which
+CUDA tensors keep using.
 
 `keep` is the user vectors' dropout mask (B, d; 0 or 1) with `scale` = 1 / (1 - p), or an empty
 (0, 0) array with scale 1 when nothing is dropped.

@@ -8,6 +8,7 @@ bit-identical parameters on CPU.
 from __future__ import annotations
 
 import time
+from functools import partial
 from typing import Iterator
 
 import torch
@@ -168,8 +169,7 @@ class MatrixFactorization(EpochTrainedModel):
         for batch in self.batches(self._gen):
             users, items = self.score_slots(batch)
             keep = self.dropout_keep(len(users))
-            self._grads.fill(users, items, lambda s, batch=batch: self.score_grad(batch, s), reg, keep,
-                             float(self.cfg["dropout"]))
+            self._grads.fill(users, items, partial(self.score_grad, batch), reg, keep, float(self.cfg["dropout"]))
             opt.step()
         self.eval()
 
