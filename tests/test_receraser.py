@@ -238,6 +238,20 @@ def test_plateaus_halve_the_learning_rate_before_the_fit_stops(data, schedule, h
     assert info["lr_final"] == pytest.approx(0.01 / 2 ** halvings)
 
 
+@pytest.mark.parametrize("sub,schedule,expected", [
+    ("bpr", "entity", ("adam", 0.005)), ("wmf", "entity", ("adam", 0.01)), ("bpr", "batch", ("adagrad", 3e-4))])
+def test_auto_optimizer_is_the_schedules_not_a_tuned_shard_lr(data, sub, schedule, expected):
+    """optimizer/lr auto: the entity schedule's own Adam (ENTITY_OPTIMIZER) whatever lr the shards'
+    preset tuned; the released batch schedule shares the sub-model's."""
+    s = spec(sub, agg="mean")
+    s["submodel"].update({"optimizer": "adagrad", "lr": 3e-4, "epochs": 1})
+    method = METHODS.get("receraser")(s)
+    method.fit(fitdata(data))
+    agg = AGGREGATORS.get("attention")({"epochs": 1, "schedule": schedule}, data.n_users, data.n_items)
+    info = agg.fit(method.shards, method.partition, method.data, 3)
+    assert (info["settings"]["optimizer"], info["settings"]["lr"]) == pytest.approx(expected)
+
+
 def wrap_counting(make_steps, seen: list):
     def wrapped(*args, **kw):
         epoch = make_steps(*args, **kw)

