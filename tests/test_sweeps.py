@@ -46,8 +46,9 @@ def test_sweep_goes_on_past_a_failed_job(tmp_path):
 def test_smoke_experiment_on_a_real_dataset(tmp_path):
     """The `make bench` sweep (every method), one seed, the stream of single-user requests (the
     regime where exact_gap is informative; the batch regime differs only in the forget set)."""
+    # two jobs at a time, one thread each, as `make bench` runs them (half the wall time of one at a time)
     proc = cli("benchmarks.run", "-m", "experiment=smoke", "seed=0", "deletion=users_stream", "runtime.progress=false",
-               results=tmp_path, timeout=SMOKE)
+               "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "runtime.threads=1", results=tmp_path, timeout=SMOKE)
     assert proc.returncode == 0, proc.stderr[-3000:]
     recs = records(tmp_path)
     smoke = yaml.safe_load((ROOT / "conf" / "experiment" / "smoke.yaml").read_text())
