@@ -114,22 +114,26 @@ def test_slurm_sweep_matches_the_basic_launcher(slurm, tmp_path):
 @pytest.mark.slow
 @pytest.mark.slurm
 def test_cancelled_job_leaves_no_record_and_a_rerun_completes_the_sweep(slurm, tmp_path):
-    """scancel on a job while it trains: no half record, the sweep says so and exits non-zero; the
+    """scancel on a job while it runs: no half record, the sweep says so and exits non-zero; the
     rerun runs only the cancelled job (the finished record stays byte for byte, same mtime)."""
-    # job #0 is quick; job #1 trains long enough (200 epochs, no early stop) to outlast the
-    # cluster's KillWait (5 s) after scancel; one job at a time, so #0 has finished when #1 runs
-    sweep = ["-m", "method=sisa", "seed=0", *FAST, "partitioner.n_shards=3", "submodel.epochs=3,200",
-             "submodel.patience=1000", *SLURM]
+    # job #0 (sisa) is quick; job #1 (held_sisa, tests/plugins/held_method.py) waits while the hold
+    # file exists, so it cannot finish inside the cluster's KillWait after scancel, however fast the
+    # machine (a job that merely trained long raced that grace period on a fast CI machine); one job
+    # at a time, so #0 has finished when #1 runs
+    hold = tmp_path / "hold"
+    hold.touch()
+    sweep = ["-m", "method=sisa", "method.name=sisa,held_sisa", "plugins=[held_method]", "seed=0", *SMALL, *SLURM]
+    plugins = f"{ROOT}:{ROOT / 'tests' / 'plugins'}"
     cmd = [sys.executable, "-m", "benchmarks.run", *sweep, "hydra.launcher.array_parallelism=1",
            f"results_dir={tmp_path}"]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), **slurm}
+    env = {**os.environ, "PYTHONPATH": plugins, "RECUNLEARN_HOLD": str(hold), **slurm}
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline, cancelled = time.time() + SWEEP_S, None
         while cancelled is None and time.time() < deadline and proc.poll() is None:
             for job, state in _sweep_jobs(slurm, str(tmp_path)).items():
                 log = next(tmp_path.glob(f"logs/**/.submitit/{job}/{job}_0_log.out"), None)
-                if job.endswith("_1") and state == "RUNNING" and log and "fit sisa on" in log.read_text():
+                if job.endswith("_1") and state == "RUNNING" and log and "holding while" in log.read_text():
                     subprocess.run(["scancel", job], check=True, timeout=60, env=env)
                     cancelled = job
             time.sleep(0.2)
@@ -137,21 +141,23 @@ def test_cancelled_job_leaves_no_record_and_a_rerun_completes_the_sweep(slurm, t
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert cancelled, f"job #1 never seen training; sweep exit {proc.returncode}: {err[-3000:]}"
+    assert cancelled, f"job #1 never seen holding; sweep exit {proc.returncode}: {err[-3000:]}"
     assert proc.returncode != 0, out[-2000:]
     assert f"Job {cancelled} " in err and "has not produced any output (state: CANCELLED)" in err, err[-3000:]
     _wait_queue_empty(slurm, str(tmp_path), DRAIN_S)
     _no_partial_files(tmp_path)
     first = records(tmp_path)
-    assert [(r["cfg.submodel.epochs"], r["status"]) for r in first] == [(3, "ok")]
+    assert [(r["method"], r["status"]) for r in first] == [("sisa", "ok")]
     done = tmp_path / "runs" / first[0]["run_id"] / "result.json"
     stamp, content = done.stat().st_mtime_ns, done.read_bytes()
 
-    again = cli("benchmarks.run", *sweep, results=tmp_path, timeout=SWEEP_S, env=slurm)
+    hold.unlink()
+    again = cli("benchmarks.run", *sweep, results=tmp_path, timeout=SWEEP_S,
+                env={**slurm, "PYTHONPATH": plugins, "RECUNLEARN_HOLD": str(hold)})
     assert again.returncode == 0, again.stderr[-3000:]
     _no_partial_files(tmp_path)
     recs = records(tmp_path)
-    assert sorted((r["cfg.submodel.epochs"], r["status"]) for r in recs) == [(3, "ok"), (200, "ok")]
+    assert sorted((r["method"], r["status"]) for r in recs) == [("held_sisa", "ok"), ("sisa", "ok")]
     assert done.stat().st_mtime_ns == stamp and done.read_bytes() == content
     assert f"run {first[0]['run_id']} already has a result; skipping" in _job_logs(tmp_path)
 
