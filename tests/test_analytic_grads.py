@@ -85,3 +85,44 @@ def test_compiled_step_clears_the_rows_the_previous_batch_wrote(synthetic):
     after = fill(reused, second)
     fresh = fill(DotProductGrads(model.user_emb, model.item_emb), second)
     assert all(torch.equal(a, b) for a, b in zip(after, fresh))
+
+
+@pytest.mark.parametrize("name,cfg", [("bpr", {"dropout": 0.3}), ("bce", {"num_neg": 2}), ("mse", {})])
+def test_row_sparse_adagrad_is_the_dense_step(synthetic, name, cfg, monkeypatch):
+    """Adagrad applied to the batch's rows only (the CPU loops' step) trains the fit the dense
+    torch step trains: parameters and accumulators to float rounding (the same bits where the
+    machine's FMA matches torch's kernel), deterministic, and it leaves untouched rows alone."""
+    from unlearn.models import analytic
+
+    cfg = {**cfg, "dim": 8, "epochs": 3, "patience": 0, "optimizer": "adagrad", "lr": 0.05,
+           "adagrad_init": 1e-8, "reg": 0.01, "batch_size": 64}
+
+    def fit(sparse):
+        monkeypatch.setattr(analytic, "row_sparse", (lambda opt: True) if sparse else (lambda opt: False))
+        m = SUBMODELS.get(name)(synthetic.n_users, synthetic.n_items, cfg)
+        opt = m.begin_fit(trainset(synthetic), seed=2)
+        assert isinstance(opt, torch.optim.Adagrad)
+        for _ in range(3):
+            m.train_epoch(opt)
+        sums = [opt.state[p]["sum"].clone() for p in (m.user_emb, m.item_emb)]
+        return [m.user_emb.detach().clone(), m.item_emb.detach().clone(), *sums, opt.state[m.user_emb]["step"]]
+
+    sparse, again, dense = fit(True), fit(True), fit(False)
+    assert all(torch.equal(a, b) for a, b in zip(sparse, again))
+    assert torch.equal(sparse[4], dense[4])  # the step counter advances once a batch either way
+    for got, want in zip(sparse[:4], dense[:4]):
+        torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-7)
+
+
+def test_row_sparse_step_is_taken_only_where_zero_gradients_change_nothing():
+    p = torch.nn.Parameter(torch.zeros(3, 2))
+    assert analytic_row_sparse(torch.optim.Adagrad([p], lr=0.1))
+    assert not analytic_row_sparse(torch.optim.Adagrad([p], lr=0.1, weight_decay=0.01))  # decays every row
+    assert not analytic_row_sparse(torch.optim.Adagrad([p], lr=0.1, lr_decay=0.1))
+    assert not analytic_row_sparse(torch.optim.Adam([p], lr=0.1))  # moments decay on every row
+
+
+def analytic_row_sparse(opt):
+    from unlearn.models.analytic import row_sparse
+
+    return row_sparse(opt)

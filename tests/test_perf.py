@@ -67,3 +67,16 @@ def test_eemu_benchmark_times_both_updates_and_both_adaptations(tmp_path):
         assert abs(e["full_eval_s"] - e["ms_per_user_shard"] / 1000 * rec["n_users"] * 3) < 1e-9
     line = json.loads((tmp_path / "eemu.jsonl").read_text().splitlines()[-1])
     assert line["benchmark"] == "eemu" and "ratio sequential/batched" in (tmp_path / "eemu.md").read_text()
+
+
+def test_bpr_benchmark_compares_adagrads_row_sparse_step_with_the_dense_one(tmp_path):
+    """RecEraser's released preset (Adagrad, no weight decay): the default row-sparse step and the
+    dense step side by side train the same model."""
+    from benchmarks.perf.bpr_vs_implicit import main
+
+    rec = main(["--dataset", "synthetic", "--submodel", "bpr_receraser", "--optimizers", "adagrad", "--grads",
+                "analytic", "analytic-dense", "--epochs", "2", "--eval-every", "2", "--threads", "1",
+                "--out", str(tmp_path)])
+    assert rec["submodel"] == "bpr_receraser" and rec["lr"] == 0.05
+    sparse, dense = rec["ours"]["adagrad/analytic"], rec["ours"]["adagrad/analytic-dense"]
+    assert abs(sparse["ndcg@20"] - dense["ndcg@20"]) < 1e-6 and sparse["epoch_s"] > 0 and dense["epoch_s"] > 0

@@ -3,12 +3,13 @@ side in one process, on the same data and thread count.
 
     python -m benchmarks.perf.bpr_vs_implicit [--dataset ml1m_cure4rec] [--epochs 30] [--threads 2]
         [--dim 64] [--batch-size 1024] [--lr 0.005] [--implicit-lr 0.05] [--eval-every 5]
-        [--optimizers adam ...] [--grads analytic autograd]
+        [--optimizers adam ...] [--grads analytic autograd analytic-dense] [--submodel bpr_receraser]
 
 Both train matrix factorisation with the BPR loss and one sampled negative per positive; ours on
 mini-batches with the configured optimiser (conf/submodel/bpr.yaml), implicit with Hogwild SGD
 (its own learning rate). Each optimiser x gradient path (`submodel.grad`: the closed-form
-step or autograd's backward) is a contender of its own. Epochs are interleaved (one of ours, then one of implicit's, on and on)
+step or autograd's backward; `analytic-dense`: the closed-form step with the optimiser's dense
+step where the default takes Adagrad's row-sparse one) is a contender of its own. Epochs are interleaved (one of ours, then one of implicit's, on and on)
 so that load from other processes hits both alike; the time per epoch is the median. Both are
 evaluated on the test split by the same full-ranking evaluator every `eval_every` epochs, which
 gives the second figure: the seconds of training ours needs to reach the NDCG@20 implicit reached
@@ -43,7 +44,11 @@ def main(argv=None) -> dict:
     ap.add_argument("--optimizers", nargs="+", default=["adam"],
                     help="ours, each trained side by side (adam: the bpr.yaml default; adagrad; sgd)")
     ap.add_argument("--grads", nargs="+", default=["analytic", "autograd"],
-                    help="ours: submodel.grad of each contender (analytic: the default closed-form step)")
+                    choices=["analytic", "autograd", "analytic-dense"],
+                    help="ours: submodel.grad of each contender (analytic: the default closed-form step; "
+                         "analytic-dense: the same with the optimiser's dense step)")
+    ap.add_argument("--submodel", default="bpr", help="ours: the preset under conf/submodel/ (bpr_receraser: "
+                    "RecEraser's released Adagrad settings; --dim / --batch-size / --lr still apply)")
     ap.add_argument("--implicit-lr", type=float, default=0.05)
     ap.add_argument("--implicit-reg", type=float, default=0.01)
     ap.add_argument("--eval-every", type=int, default=5)
@@ -59,12 +64,18 @@ def main(argv=None) -> dict:
     import unlearn  # noqa: F401  (fills the registries)
     from unlearn.data.interactions import TrainSet
     from unlearn.metrics.ranking import RankingEvaluator
+    from unlearn.models.analytic import DotProductGrads
     from unlearn.registry import SUBMODELS
 
     limit_threads(args.threads)
     data = load_named_dataset(args.dataset, args.cache_dir)
     evaluator = RankingEvaluator(data.n_users, data.n_items, data.train, data.test, ks=(20,))
-    cfg = {k: v for k, v in yaml.safe_load((ROOT / "conf" / "submodel" / "bpr.yaml").read_text()).items()}
+    preset = ROOT / "conf" / "submodel" / f"{args.submodel}.yaml"
+    if not preset.is_file():
+        ap.error(f"no preset conf/submodel/{args.submodel}.yaml")
+    cfg = yaml.safe_load(preset.read_text())
+    if cfg.get("name", "bpr") != "bpr":
+        ap.error(f"conf/submodel/{args.submodel}.yaml is a {cfg['name']} preset; this benchmark trains bpr")
     cfg.update(dim=args.dim, batch_size=args.batch_size, patience=0)
     if args.lr is not None:
         cfg["lr"] = args.lr
@@ -73,10 +84,14 @@ def main(argv=None) -> dict:
     for opt_name in args.optimizers:
         for grad in args.grads:
             name = f"{opt_name}/{grad}"
-            model = SUBMODELS.get("bpr")(data.n_users, data.n_items, {**cfg, "optimizer": opt_name, "grad": grad})
+            model = SUBMODELS.get("bpr")(data.n_users, data.n_items,
+                                         {**cfg, "optimizer": opt_name, "grad": grad.split("-")[0]})
             t0 = time.perf_counter()
             ours[name] = (model, model.begin_fit(trainset, args.seed))
             setup[name] = time.perf_counter() - t0
+            if grad == "analytic-dense":
+                model._grads = DotProductGrads(model.user_emb, model.item_emb)
+                model._grads.row_sparse_steps = False
 
     t0 = time.perf_counter()
     user_items = sp.csr_matrix((np.ones(len(data.train), dtype=np.float32), (data.train.users, data.train.items)),
@@ -122,7 +137,7 @@ def main(argv=None) -> dict:
     best = min(contenders, key=lambda n: contenders[n]["epoch_s"])
     res = {
         "dataset": args.dataset, "n_users": data.n_users, "n_items": data.n_items, "n_train": len(data.train),
-        "dim": args.dim, "batch_size": args.batch_size, "lr": cfg["lr"],
+        "submodel": args.submodel, "dim": args.dim, "batch_size": args.batch_size, "lr": cfg["lr"],
         "implicit_lr": args.implicit_lr, "implicit_reg": args.implicit_reg, "epochs": args.epochs,
         "versions": {"implicit": implicit.__version__},
         "ours": contenders, "fastest": best,

@@ -70,3 +70,29 @@ def scatter(user_emb, item_emb, users, items, g, c, keep, scale, user_grad, item
         else:
             for x in range(d):
                 user_grad[u, x] += du[x]
+
+
+# `contract` lets LLVM fuse g * g + s into one FMA, as torch's fused CPU Adagrad kernel does: with
+# it the rows below get the same bits as torch.optim.Adagrad(fused=True) on this machine (measured
+# over 20 steps of a 5000 x 64 table); without it about one entry in ten differs in the last bit.
+# error_model="numpy" drops Python's zero-division check, which kept the loop from vectorising
+# (3-4.7x slower, same bits; the denominator is at least eps anyway)
+@njit(cache=True, nogil=True, fastmath={"contract"}, error_model="numpy")
+def adagrad_rows(param, state_sum, grad, rows, mark, lr, eps):
+    """Adagrad (no weight decay, no lr decay) on the distinct `rows` of a table only:
+    s += g * g; p -= lr * g / (sqrt(s) + eps). Every other row has a zero gradient, for which that
+    update changes nothing, so this is the dense step. `mark` (one flag per table row, all false
+    on entry and on return) skips repeated rows."""
+    d = param.shape[1]
+    for i in range(rows.shape[0]):
+        r = rows[i]
+        if mark[r]:
+            continue
+        mark[r] = True
+        for x in range(d):
+            g = grad[r, x]
+            s = g * g + state_sum[r, x]
+            state_sum[r, x] = s
+            param[r, x] = param[r, x] - lr * g / (np.sqrt(s) + eps)
+    for i in range(rows.shape[0]):
+        mark[rows[i]] = False

@@ -170,7 +170,7 @@ class MatrixFactorization(EpochTrainedModel):
             users, items = self.score_slots(batch)
             keep = self.dropout_keep(len(users))
             self._grads.fill(users, items, partial(self.score_grad, batch), reg, keep, float(self.cfg["dropout"]))
-            opt.step()
+            self._grads.step(opt)
         self.eval()
 
     def reset_parameters(self, gen):
