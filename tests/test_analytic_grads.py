@@ -1,5 +1,6 @@
 """The closed-form gradient step of the dot-product sub-models (bpr, bce, mse): the gradients
 autograd computes for the same batch, a fit that is deterministic, and the fit autograd trains."""
+import numpy as np
 import pytest
 import torch
 
@@ -87,42 +88,69 @@ def test_compiled_step_clears_the_rows_the_previous_batch_wrote(synthetic):
     assert all(torch.equal(a, b) for a, b in zip(after, fresh))
 
 
-@pytest.mark.parametrize("name,cfg", [("bpr", {"dropout": 0.3}), ("bce", {"num_neg": 2}), ("mse", {})])
-def test_row_sparse_adagrad_is_the_dense_step(synthetic, name, cfg, monkeypatch):
-    """Adagrad applied to the batch's rows only (the CPU loops' step) trains the fit the dense
-    torch step trains: parameters and accumulators to float rounding (the same bits where the
-    machine's FMA matches torch's kernel), deterministic, and it leaves untouched rows alone."""
-    from unlearn.models import analytic
 
-    cfg = {**cfg, "dim": 8, "epochs": 3, "patience": 0, "optimizer": "adagrad", "lr": 0.05,
-           "adagrad_init": 1e-8, "reg": 0.01, "batch_size": 64}
+def _fit_epochs(synthetic_data, name, cfg, rows_only, epochs=3, users=None):
+    """(user table, item table, optimiser state tensors, model) after `epochs` epochs, with the
+    row-restricted step (rows_only) or the optimiser's dense step."""
+    data = trainset(synthetic_data)
+    if users is not None:
+        data = data.select(np.isin(synthetic_data.train.users, users))
+    m = SUBMODELS.get(name)(synthetic_data.n_users, synthetic_data.n_items, cfg)
+    opt = m.begin_fit(data, seed=2)
+    m._grads = DotProductGrads(m.user_emb, m.item_emb)
+    m._grads.row_sparse_steps = rows_only
+    for _ in range(epochs):
+        m.train_epoch(opt)
+    state = [t.clone() for p in (m.user_emb, m.item_emb) for t in opt.state[p].values()]
+    return [m.user_emb.detach().clone(), m.item_emb.detach().clone()], state, m
 
-    def fit(sparse):
-        monkeypatch.setattr(analytic, "row_sparse", (lambda opt: True) if sparse else (lambda opt: False))
-        m = SUBMODELS.get(name)(synthetic.n_users, synthetic.n_items, cfg)
-        opt = m.begin_fit(trainset(synthetic), seed=2)
-        assert isinstance(opt, torch.optim.Adagrad)
-        for _ in range(3):
-            m.train_epoch(opt)
-        sums = [opt.state[p]["sum"].clone() for p in (m.user_emb, m.item_emb)]
-        return [m.user_emb.detach().clone(), m.item_emb.detach().clone(), *sums, opt.state[m.user_emb]["step"]]
 
-    sparse, again, dense = fit(True), fit(True), fit(False)
-    assert all(torch.equal(a, b) for a, b in zip(sparse, again))
-    assert torch.equal(sparse[4], dense[4])  # the step counter advances once a batch either way
-    for got, want in zip(sparse[:4], dense[:4]):
+ROW_CASES = [("bpr", {"dropout": 0.3}), ("bce", {"num_neg": 2}), ("mse", {})]
+ROW_OPTIMIZERS = {"adagrad": {"optimizer": "adagrad", "lr": 0.05, "adagrad_init": 1e-8},
+                  "adam": {"optimizer": "adam", "lr": 0.01}}
+
+
+@pytest.mark.parametrize("opt_name", list(ROW_OPTIMIZERS))
+@pytest.mark.parametrize("name,cfg", ROW_CASES)
+def test_row_restricted_steps_train_the_dense_steps_fit(synthetic, name, cfg, opt_name):
+    """Adagrad on the batch's rows and Adam on the rows the fit has touched (the CPU default)
+    train the fit the optimiser's dense step trains: parameters, moments / sums and step counts
+    to float rounding (the same bits where the compiler contracts as torch's kernels do), and
+    deterministically."""
+    cfg = {**cfg, **ROW_OPTIMIZERS[opt_name], "dim": 8, "epochs": 3, "patience": 0, "reg": 0.01, "batch_size": 64}
+    (p_rows, s_rows, _), (p_again, s_again, _), (p_dense, s_dense, _) = (
+        _fit_epochs(synthetic, name, cfg, True), _fit_epochs(synthetic, name, cfg, True),
+        _fit_epochs(synthetic, name, cfg, False))
+    assert all(torch.equal(a, b) for a, b in zip(p_rows + s_rows, p_again + s_again))
+    assert len(s_rows) == len(s_dense)
+    for got, want in zip(p_rows + s_rows, p_dense + s_dense):
         torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-7)
 
 
-def test_row_sparse_step_is_taken_only_where_zero_gradients_change_nothing():
+def test_adam_row_step_moves_only_rows_the_shard_has_held(synthetic):
+    """A shard of a user partition: its Adam step runs on its own users and the items they rated;
+    every other row keeps its initial value, as under the dense step."""
+    users = np.arange(0, synthetic.n_users, 4)
+    cfg = {**ROW_OPTIMIZERS["adam"], "dim": 8, "epochs": 2, "patience": 0, "batch_size": 64}
+    (p_rows, _, model), (p_dense, _, _) = (_fit_epochs(synthetic, "bpr", cfg, True, 2, users),
+                                           _fit_epochs(synthetic, "bpr", cfg, False, 2, users))
+    held_users, _held_items = model._grads._row_step.rows
+    assert np.array_equal(held_users, users[np.isin(users, synthetic.train.users)])
+    fresh = SUBMODELS.get("bpr")(synthetic.n_users, synthetic.n_items, cfg)
+    fresh.begin_fit(trainset(synthetic).select(np.isin(synthetic.train.users, users)), seed=2)
+    others = np.setdiff1d(np.arange(synthetic.n_users), users)
+    assert torch.equal(p_rows[0][others], fresh.user_emb.detach()[others])
+    torch.testing.assert_close(p_rows[0], p_dense[0], rtol=1e-6, atol=1e-7)
+
+
+def test_row_steps_are_taken_only_where_they_are_the_dense_step():
+    from unlearn.models.row_steps import AdagradRows, AdamRows, row_step
+
     p = torch.nn.Parameter(torch.zeros(3, 2))
-    assert analytic_row_sparse(torch.optim.Adagrad([p], lr=0.1))
-    assert not analytic_row_sparse(torch.optim.Adagrad([p], lr=0.1, weight_decay=0.01))  # decays every row
-    assert not analytic_row_sparse(torch.optim.Adagrad([p], lr=0.1, lr_decay=0.1))
-    assert not analytic_row_sparse(torch.optim.Adam([p], lr=0.1))  # moments decay on every row
-
-
-def analytic_row_sparse(opt):
-    from unlearn.models.analytic import row_sparse
-
-    return row_sparse(opt)
+    assert isinstance(row_step(torch.optim.Adagrad([p], lr=0.1), (p,)), AdagradRows)
+    assert isinstance(row_step(torch.optim.Adam([p], lr=0.1), (p,)), AdamRows)
+    assert row_step(torch.optim.Adagrad([p], lr=0.1, weight_decay=0.01), (p,)) is None  # decays every row
+    assert row_step(torch.optim.Adagrad([p], lr=0.1, lr_decay=0.1), (p,)) is None
+    assert row_step(torch.optim.Adam([p], lr=0.1, weight_decay=0.01), (p,)) is None
+    assert row_step(torch.optim.Adam([p], lr=0.1, amsgrad=True), (p,)) is None
+    assert row_step(torch.optim.SGD([p], lr=0.1), (p,)) is None

@@ -69,14 +69,18 @@ def test_eemu_benchmark_times_both_updates_and_both_adaptations(tmp_path):
     assert line["benchmark"] == "eemu" and "ratio sequential/batched" in (tmp_path / "eemu.md").read_text()
 
 
-def test_bpr_benchmark_compares_adagrads_row_sparse_step_with_the_dense_one(tmp_path):
-    """RecEraser's released preset (Adagrad, no weight decay): the default row-sparse step and the
-    dense step side by side train the same model."""
+def test_bpr_benchmark_compares_the_row_restricted_steps_with_the_dense_ones_on_a_shard(tmp_path):
+    """RecEraser's released preset (Adagrad) and Adam, on one shard's users: the default
+    row-restricted steps and the optimisers' dense steps side by side train the same model."""
     from benchmarks.perf.bpr_vs_implicit import main
+    from benchmarks.perf.common import load_named_dataset
 
-    rec = main(["--dataset", "synthetic", "--submodel", "bpr_receraser", "--optimizers", "adagrad", "--grads",
-                "analytic", "analytic-dense", "--epochs", "2", "--eval-every", "2", "--threads", "1",
-                "--out", str(tmp_path)])
-    assert rec["submodel"] == "bpr_receraser" and rec["lr"] == 0.05
-    sparse, dense = rec["ours"]["adagrad/analytic"], rec["ours"]["adagrad/analytic-dense"]
-    assert abs(sparse["ndcg@20"] - dense["ndcg@20"]) < 1e-6 and sparse["epoch_s"] > 0 and dense["epoch_s"] > 0
+    rec = main(["--dataset", "synthetic", "--submodel", "bpr_receraser", "--optimizers", "adagrad", "adam",
+                "--grads", "analytic", "analytic-dense", "--user-share", "0.5", "--epochs", "2", "--eval-every", "2",
+                "--threads", "1", "--out", str(tmp_path)])
+    assert rec["submodel"] == "bpr_receraser" and rec["lr"] == 0.05 and rec["user_share"] == 0.5
+    full = load_named_dataset("synthetic", None)
+    assert 0.3 * len(full.train) < rec["n_train"] < 0.7 * len(full.train)  # about half the users' rows
+    for opt in ("adagrad", "adam"):
+        rows, dense = rec["ours"][f"{opt}/analytic"], rec["ours"][f"{opt}/analytic-dense"]
+        assert abs(rows["ndcg@20"] - dense["ndcg@20"]) < 1e-6 and rows["epoch_s"] > 0 and dense["epoch_s"] > 0

@@ -4,12 +4,15 @@ side in one process, on the same data and thread count.
     python -m benchmarks.perf.bpr_vs_implicit [--dataset ml1m_cure4rec] [--epochs 30] [--threads 2]
         [--dim 64] [--batch-size 1024] [--lr 0.005] [--implicit-lr 0.05] [--eval-every 5]
         [--optimizers adam ...] [--grads analytic autograd analytic-dense] [--submodel bpr_receraser]
+        [--user-share 0.1]
 
 Both train matrix factorisation with the BPR loss and one sampled negative per positive; ours on
 mini-batches with the configured optimiser (conf/submodel/bpr.yaml), implicit with Hogwild SGD
 (its own learning rate). Each optimiser x gradient path (`submodel.grad`: the closed-form
 step or autograd's backward; `analytic-dense`: the closed-form step with the optimiser's dense
-step where the default takes Adagrad's row-sparse one) is a contender of its own. Epochs are interleaved (one of ours, then one of implicit's, on and on)
+step where the default takes Adagrad's row-sparse one) is a contender of its own. `--user-share` trains everyone on the rows of a seeded random share of
+the users only, as one shard of a user partition holds them (tables still span every user and
+item, as a shard's do), and evaluates those users. Epochs are interleaved (one of ours, then one of implicit's, on and on)
 so that load from other processes hits both alike; the time per epoch is the median. Both are
 evaluated on the test split by the same full-ranking evaluator every `eval_every` epochs, which
 gives the second figure: the seconds of training ours needs to reach the NDCG@20 implicit reached
@@ -21,6 +24,7 @@ implicit: the CSR matrix). Appends one record to <out>/bpr_vs_implicit.jsonl and
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import sys
 import time
@@ -49,6 +53,8 @@ def main(argv=None) -> dict:
                          "analytic-dense: the same with the optimiser's dense step)")
     ap.add_argument("--submodel", default="bpr", help="ours: the preset under conf/submodel/ (bpr_receraser: "
                     "RecEraser's released Adagrad settings; --dim / --batch-size / --lr still apply)")
+    ap.add_argument("--user-share", type=float, default=1.0,
+                    help="train on a random share of the users (a shard of a user partition; 1: all)")
     ap.add_argument("--implicit-lr", type=float, default=0.05)
     ap.add_argument("--implicit-reg", type=float, default=0.01)
     ap.add_argument("--eval-every", type=int, default=5)
@@ -68,7 +74,13 @@ def main(argv=None) -> dict:
     from unlearn.registry import SUBMODELS
 
     limit_threads(args.threads)
+    if not 0 < args.user_share <= 1:
+        ap.error("--user-share must lie in (0, 1]")
     data = load_named_dataset(args.dataset, args.cache_dir)
+    if args.user_share < 1:  # one shard of a user partition: its users' rows, every id kept
+        held = np.random.default_rng(args.seed).random(data.n_users) < args.user_share
+        data = dataclasses.replace(data, train=data.train.of_users(held), valid=data.valid.of_users(held),
+                                   test=data.test.of_users(held))
     evaluator = RankingEvaluator(data.n_users, data.n_items, data.train, data.test, ks=(20,))
     preset = ROOT / "conf" / "submodel" / f"{args.submodel}.yaml"
     if not preset.is_file():
@@ -137,7 +149,7 @@ def main(argv=None) -> dict:
     best = min(contenders, key=lambda n: contenders[n]["epoch_s"])
     res = {
         "dataset": args.dataset, "n_users": data.n_users, "n_items": data.n_items, "n_train": len(data.train),
-        "submodel": args.submodel, "dim": args.dim, "batch_size": args.batch_size, "lr": cfg["lr"],
+        "submodel": args.submodel, "user_share": args.user_share, "dim": args.dim, "batch_size": args.batch_size, "lr": cfg["lr"],
         "implicit_lr": args.implicit_lr, "implicit_reg": args.implicit_reg, "epochs": args.epochs,
         "versions": {"implicit": implicit.__version__},
         "ours": contenders, "fastest": best,

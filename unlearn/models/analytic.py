@@ -18,16 +18,15 @@ same test NDCG@20 after the same epochs): a BPR epoch on ML-1M (`ml1m_cure4rec`,
 1.10 s against 2.69 s; on ML-100K with the tuned preset (dim 128, 1 thread, as `make bench` runs
 it) 0.113 s against 0.400 s. What is left is mostly the dense Adam step over both tables.
 
-`step(opt)` takes the optimiser's step. Adagrad without weight decay or lr decay (RecEraser's
-released BPR preset, `bpr_receraser`) leaves a row with a zero gradient exactly as it was (its sum
-gains 0, its update is 0), so on CPU it is applied to the batch's rows only (`analytic_cpu.
-adagrad_rows`, the same arithmetic as torch's fused kernel), not to both whole tables. Adam moves
-rows with a zero gradient too (its moments decay), so it keeps the dense step.
+`step(opt)` takes the optimiser's step, on CPU restricted to the rows that can move where that
+is the same step (`row_steps`: Adagrad on the batch's rows, Adam on the rows the fit has touched).
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
+
+from .row_steps import RowStep, row_step
 
 
 class DotProductGrads:
@@ -43,7 +42,8 @@ class DotProductGrads:
         # CPU float32 tables take the compiled loops (analytic_cpu); other devices the torch form
         self.compiled = user_emb.device.type == "cpu" and user_emb.dtype == torch.float32
         self._stale = (np.zeros(0, np.int64), np.zeros(0, np.int64))  # rows the last compiled step wrote
-        self._marks: tuple[np.ndarray, np.ndarray] | None = None  # row flags of the row-sparse step
+        self._row_step: RowStep | None = None  # the row-restricted step of the optimiser last seen
+        self._row_step_of: torch.optim.Optimizer | None = None
         self.row_sparse_steps = True  # False: always the optimiser's dense step (benchmarks compare the two)
 
     @torch.no_grad()
@@ -75,23 +75,15 @@ class DotProductGrads:
         self._stale = (users_np.copy(), items_np.copy())
 
     def step(self, opt: torch.optim.Optimizer) -> None:
-        """The optimiser's step after `fill`: on the batch's rows only where that is the dense
-        step (see the module's docstring), else `opt.step()`."""
-        if not (self.compiled and self.row_sparse_steps and row_sparse(opt)):
-            opt.step()
-            return
-        from . import analytic_cpu
-
-        if self._marks is None:
-            self._marks = (np.zeros(len(self.user_emb), np.bool_), np.zeros(len(self.item_emb), np.bool_))
-        group = opt.param_groups[0]
-        lr, eps = np.float32(group["lr"]), np.float32(group["eps"])
-        for table, grad, rows, mark in zip((self.user_emb, self.item_emb), (self.user_grad, self.item_grad),
-                                           self._stale, self._marks):
-            state = opt.state[table]
-            analytic_cpu.adagrad_rows(table.detach().numpy(), state["sum"].numpy(), grad.numpy(), rows, mark,
-                                      lr, eps)
-            state["step"] += 1  # as torch's step counts (it feeds lr_decay only, which is 0 here)
+        """The optimiser's step after `fill`: on the rows that can move where that is the dense
+        step (`row_steps`), else `opt.step()`."""
+        if self.compiled and self.row_sparse_steps:
+            if self._row_step_of is not opt:  # a new fit (or optimiser): its own row bookkeeping
+                self._row_step_of, self._row_step = opt, row_step(opt, (self.user_emb, self.item_emb))
+            if self._row_step is not None:
+                self._row_step.step((self.user_grad, self.item_grad), self._stale)
+                return
+        opt.step()
 
     def _fill_torch(self, users, items, score_grad, c, keep, p):
         b, k = items.shape
@@ -111,12 +103,3 @@ class DotProductGrads:
         self.user_grad.zero_().index_add_(0, users, du)
         self.item_grad.zero_().index_add_(0, flat, dv.view(b * k, -1))
 
-
-def row_sparse(opt: torch.optim.Optimizer) -> bool:
-    """Whether `opt`'s step leaves a row with a zero gradient as it was: Adagrad on float32 tables
-    with no weight decay, no lr decay, not maximising, one parameter group."""
-    if type(opt) is not torch.optim.Adagrad or len(opt.param_groups) != 1:
-        return False
-    g = opt.param_groups[0]
-    return (g["weight_decay"] == 0 and g["lr_decay"] == 0 and not g["maximize"]
-            and not isinstance(g["lr"], torch.Tensor))
