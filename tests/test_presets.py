@@ -50,6 +50,14 @@ def test_the_smoke_experiment_runs_every_method_on_its_tuned_preset(hydra_conf, 
     assert run_config(["method=sisa"], tmp_path)["presets"] == "bpr"  # the default: as chosen
 
 
+def test_the_latency_stream_reads_every_method_against_the_tuned_ml1m_presets(hydra_conf, tmp_path):
+    from .helpers import run_config
+
+    for method, preset in (("retrain", "ml1m_cure4rec_bpr"), ("receraser", "ml1m_cure4rec_bpr"),
+                           ("unlearn_als", "ml1m_cure4rec_als")):
+        assert run_config(["experiment=latency_stream", f"method={method}"], tmp_path)["presets"] == f"tuned/{preset}"
+
+
 def test_a_preset_tuned_for_the_method_wins_over_the_retrain_one(conf):
     (conf / "submodel" / "tuned" / "ml100k_bpr_sisa.yaml").write_text(yaml.safe_dump({"name": "bpr", "dim": 16}))
     sisa = presets.apply({**cfg({"name": "bpr"}), "method": {"name": "sisa"}}, [], "bpr", conf)
