@@ -12,6 +12,12 @@ task function returns `objective(cfg)`: the validation score of `unlearn.tuning.
 the `WritePreset` callback writes `<preset_root>/submodel/tuned/<dataset>_<submodel>.yaml`: the
 sub-model's settings with the best trial's values, and a header with the search space, the trial
 count, the validation score, the tuning time and the commit.
+
+The search starts from the preset being tuned: `start_from_preset` (the sweeper's
+`custom_search_space` hook) queues one trial at that preset's own values of the swept keys (the
+class defaults, or a named preset), so a tuned preset is never worse on validation than the
+preset it started from. The sweeper asks a batch of `n_jobs` trials before it configures them, so
+that trial is the first of the second batch.
 """
 from __future__ import annotations
 
@@ -67,6 +73,45 @@ def _swept(cfg: dict) -> dict:
         return {}
     keys = [o.split("=", 1)[0] for o in overrides if o.startswith("submodel.")]
     return {k: cfg["submodel"][k.split(".", 1)[1]] for k in keys}
+
+
+def start_values(config, names) -> dict:
+    """The composed config's own values of the swept keys (`submodel.lr`, ...)."""
+    return {name: OmegaConf.select(config, name) if OmegaConf.is_config(config) else _get(config, name)
+            for name in names}
+
+
+def _get(cfg: dict, dotted: str):
+    for part in dotted.split("."):
+        cfg = cfg.get(part) if isinstance(cfg, dict) else None
+    return cfg
+
+
+def _inside(distribution, value) -> bool:
+    """Whether an Optuna distribution can take `value` (a choice among its choices, a number in range)."""
+    choices = getattr(distribution, "choices", None)
+    if choices is not None:
+        return value in choices
+    try:
+        return distribution.low <= float(value) <= distribution.high
+    except (TypeError, ValueError):
+        return False
+
+
+def start_from_preset(config: DictConfig, trial) -> None:
+    """`hydra.sweeper.custom_search_space`: on the sweep's first trial, queue a trial at the
+    composed preset's own values of the swept keys (once per study)."""
+    study = trial.study
+    if study.user_attrs.get("start_queued"):
+        return
+    study.set_user_attr("start_queued", True)
+    start = start_values(config, trial.distributions)
+    outside = [f"{k}={v}" for k, v in start.items() if not _inside(trial.distributions[k], v)]
+    if outside:
+        log.warning("the preset's own %s lie outside the search space: no trial starts from it", ", ".join(outside))
+        return
+    study.enqueue_trial(start)
+    log.info("queued a trial at the preset's own values: %s", start)
 
 
 class WritePreset(Callback):
@@ -127,10 +172,22 @@ def render_preset(cfg: dict, best: dict, trials: list, seconds: float) -> str:
         f"Tuning time: {seconds:.0f} s on {cpu_name()} x{os.cpu_count()}, "
         f"{cfg.get('runtime', {}).get('threads')} thread(s) a trial, {sweeper.get('n_jobs', 1)} at once; "
         f"commit {commit}{dirty}, {when}.",
+        *_start_line(cfg, trials, metric),
         "differs from the class defaults in: " + (", ".join(changed) or "nothing"),
     ]
     header = "\n".join("# " + line for line in _wrap(lines))
     return header + "\n" + yaml.safe_dump(sub, sort_keys=False)
+
+
+def _start_line(cfg: dict, trials: list, metric: str) -> list[str]:
+    """The trial at the starting preset's own values (`start_from_preset`), when one ran."""
+    names = list(cfg["hydra"]["sweeper"]["params"])
+    start = start_values(cfg, names)
+    ran = [t for t in trials if all((t.get("params") or {}).get(k) == v for k, v in start.items())]
+    if not ran:
+        return []
+    return [f"The search included the starting preset's own values ({', '.join(f'{k}={v}' for k, v in start.items())}): "
+            f"validation {metric} {ran[0][metric]:.5f}."]
 
 
 def _wrap(lines: list[str], width: int = 98) -> list[str]:

@@ -1,5 +1,7 @@
 """Tuning as a sweep (issue 14.2): experiment=tune_<submodel> runs Hydra's Optuna sweeper over
 method=retrain's validation score and writes the best trial as a preset that loads by name."""
+import json
+
 import pytest
 import yaml
 from omegaconf import OmegaConf
@@ -9,7 +11,7 @@ from unlearn.errors import ConfigError
 from unlearn.runtime import Runtime
 from unlearn.tuning import validation_score
 
-from .helpers import cli, compose_cfg
+from .helpers import CONF, cli, compose_cfg
 from .test_defaults import test_option_file_restates_defaults_or_declares_a_preset as check_preset
 
 TRIAL = ["dataset=synthetic", "submodel.epochs=6", "submodel.patience=3", "submodel.min_epochs=0"]
@@ -30,6 +32,15 @@ def test_a_three_trial_tuning_writes_a_preset_that_reproduces_its_score(tmp_path
     assert yaml.safe_load(text)["lr"] == best.best_params["submodel.lr"]
     check_preset("submodel", preset)  # its header lists every setting it changes
     assert f"`tuned/synthetic_bpr` | ndcg@20 = {best.best_value:.5f} | 3 |" in (preset.parent / "README.md").read_text()
+    # the search starts from the preset it tunes: the third trial (the second batch's first) runs
+    # the bpr class preset's own values, and the header gives its score
+    base = yaml.safe_load((CONF / "submodel" / "bpr.yaml").read_text())
+    lines = [json.loads(line) for line in trials[0].read_text().splitlines()]
+    start = {f"submodel.{k}": base[k] for k in ("lr", "reg", "dim", "batch_size")}
+    at_start = [t for t in lines if all(t["params"][k] == v for k, v in start.items())]
+    assert len(at_start) == 1, lines
+    assert "starting preset's own values" in text and f"{at_start[0]['ndcg@20']:.5f}" in text
+    assert best.best_value >= at_start[0]["ndcg@20"]
 
     # loads by name from a config search path, and gives the same validation score
     cfg = compose_cfg(["dataset=synthetic", "submodel=tuned/synthetic_bpr", "runtime.threads=1",
