@@ -73,8 +73,8 @@ class AdamRows(RowStep):
 
     def __init__(self, opt, tables):
         super().__init__(opt, tables)
-        self.held = tuple(np.zeros(len(t), np.bool_) for t in tables)
-        self.rows = tuple(np.zeros(0, np.int64) for _ in tables)
+        self.held = [np.zeros(len(t), np.bool_) for t in tables]  # per table: has a batch held the row?
+        self.rows = [np.zeros(0, np.int64) for _ in tables]          # ... and those rows, ascending
 
     @staticmethod
     def eligible(opt):
@@ -87,14 +87,12 @@ class AdamRows(RowStep):
 
         group = self.opt.param_groups[0]
         beta1, beta2 = group["betas"]
-        rows = []
-        for k, (held, new) in enumerate(zip(self.held, batch_rows)):
-            fresh = new[~held[new]]
+        for k, (held, batch) in enumerate(zip(self.held, batch_rows)):
+            fresh = batch[~held[batch]]
             if len(fresh):
                 held[fresh] = True
-                self.rows = self.rows[:k] + (np.flatnonzero(held),) + self.rows[k + 1:]
-            rows.append(self.rows[k])
-        for table, grad, idx in zip(self.tables, grads, rows):
+                self.rows[k] = np.flatnonzero(held)
+        for table, grad, idx in zip(self.tables, grads, self.rows):
             state = self.opt.state[table]
             if not state:  # torch's lazy initialisation (Adam._init_group)
                 state["step"] = torch.zeros((), dtype=torch.float32)
