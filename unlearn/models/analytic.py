@@ -16,7 +16,8 @@ elsewhere (CUDA) the same arithmetic runs as torch operations with `index_add_`.
 Measured side by side with autograd (`benchmarks.perf.bpr_vs_implicit`, Adam, batch 1024, the
 same test NDCG@20 after the same epochs): a BPR epoch on ML-1M (`ml1m_cure4rec`, dim 64, 2 threads)
 1.10 s against 2.69 s; on ML-100K with the tuned preset (dim 128, 1 thread, as `make bench` runs
-it) 0.113 s against 0.400 s. What is left is mostly the dense Adam step over both tables.
+it) 0.113 s against 0.400 s. What was left then was mostly the dense Adam step over both tables,
+which `step` now restricts to the rows that can move (below).
 
 `step(opt)` takes the optimiser's step, on CPU restricted to the rows that can move where that
 is the same step (`row_steps`: Adagrad on the batch's rows, Adam on the rows the fit has touched).
