@@ -62,7 +62,24 @@ def seeds_of(overrides: list[str]) -> str:
     return "the experiment's (0,1,2)"
 
 
-def header(name: str, overrides: list[str], wall_s: float, why: str, out: Path) -> str:
+def runs_line(name: str, overrides: list[str], results: Path) -> str:
+    """What the table's records themselves cost: their count, the sum of their own `wall_s` and
+    the commits they ran at (a table rendered from runs recorded earlier took seconds to write)."""
+    from .report import load_spec, narrowed, narrowing
+    from .tables_fmt import apply_filter, load_records
+
+    spec = load_spec(name)
+    df, _ = load_records(results)
+    if not df.empty:
+        df = apply_filter(df, narrowed(spec, narrowing(spec, overrides)).get("filter"))
+    if df.empty:
+        return "- runs: none recorded"
+    commits = sorted({str(c)[:12] for c in df.get("git_commit", []) if isinstance(c, str) and c})
+    return (f"- runs: {len(df)} records, {df['wall_s'].sum():.0f} s of their own wall time in all, run at "
+            f"commit {', '.join(commits) or 'unknown'} (each record keeps its machine and load)")
+
+
+def header(name: str, overrides: list[str], wall_s: float, why: str, out: Path, runs: str = "") -> str:
     # changes to the tables' own folder (the index this command rewrites) do not make the code dirty
     exclude = f":(exclude){out.resolve().relative_to(ROOT)}" if out.resolve().is_relative_to(ROOT) else ""
     dirty = " (with uncommitted changes)" if git("status", "--porcelain", "--untracked-files=no", "--", ".",
@@ -75,6 +92,7 @@ def header(name: str, overrides: list[str], wall_s: float, why: str, out: Path) 
         f"- machine: {machine()} (seconds in the table are this machine's)",
         f"- seeds: {seeds_of(overrides)}",
         f"- wall time: {wall_s:.0f} s (runs already recorded under the results directory are not rerun)",
+        *([runs] if runs else []),
         f"- written: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
         "", ""])
 
@@ -90,7 +108,8 @@ def run_one(name: str, overrides: list[str], why: str, results: Path, out: Path)
         print(f"error: {name} failed (exit {rc}); nothing written for it", file=sys.stderr)
         return False
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"{name}.md").write_text(header(name, overrides, wall, why, out) + md.read_text())
+    (out / f"{name}.md").write_text(header(name, overrides, wall, why, out, runs_line(name, overrides, results))
+                                    + md.read_text())
     meta = f"# {name}: commit {git('rev-parse', '--short=12', 'HEAD')}; machine {machine()}; seeds {seeds_of(overrides)}; wall {wall:.0f} s\n"
     (out / f"{name}.csv").write_text(meta + csv.read_text())
     return True

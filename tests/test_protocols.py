@@ -145,3 +145,19 @@ def test_paper_tables_index_lists_what_it_left_for_a_gpu(tmp_path):
     assert "(none yet)" in text and all(n in text for n, _, _ in GPU_PLAN + CPU_PLAN)
     h = header("t", ["seed=0,1"], 12.3, "tiny", out)
     assert "commit:" in h and "machine:" in h and "seeds: 0,1" in h and "wall time: 12 s" in h
+
+
+def test_paper_table_header_counts_the_runs_own_wall_time(tmp_path):
+    """A table rendered from runs recorded earlier says what those runs cost, not the seconds the
+    render took."""
+    from benchmarks.paper_tables import runs_line
+
+    for i, (method, wall) in enumerate((("unlearn_als", 10.0), ("unlearn_als", 32.5), ("unlearn_als", 99.0))):
+        run = tmp_path / "runs" / f"r{i}"
+        run.mkdir(parents=True)
+        dataset = "ml100k_als_paper" if i < 2 else "elsewhere"  # the third is outside the table
+        (run / "result.json").write_text(json.dumps({"status": "ok", "dataset": dataset, "method": method,
+                                                     "wall_s": wall, "git_commit": "abcdef1234567890"}))
+    line = runs_line("unlearn_als_paper", ["dataset=ml100k_als_paper"], tmp_path)
+    assert line.startswith("- runs: 2 records, 42 s of their own wall time") and "abcdef123456" in line
+    assert runs_line("unlearn_als_paper", [], tmp_path / "empty") == "- runs: none recorded"
