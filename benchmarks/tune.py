@@ -76,15 +76,10 @@ def _swept(cfg: dict) -> dict:
 
 
 def start_values(config, names) -> dict:
-    """The composed config's own values of the swept keys (`submodel.lr`, ...)."""
-    return {name: OmegaConf.select(config, name) if OmegaConf.is_config(config) else _get(config, name)
-            for name in names}
-
-
-def _get(cfg: dict, dotted: str):
-    for part in dotted.split("."):
-        cfg = cfg.get(part) if isinstance(cfg, dict) else None
-    return cfg
+    """The composed config's own values of the swept keys (`submodel.lr`, ...); `config` a
+    DictConfig or its plain-dict form."""
+    config = config if OmegaConf.is_config(config) else OmegaConf.create(config)
+    return {name: OmegaConf.select(config, name) for name in names}
 
 
 def _inside(distribution, value) -> bool:

@@ -118,9 +118,11 @@ def test_row_restricted_steps_train_the_dense_steps_fit(synthetic, name, cfg, op
     to float rounding (the same bits where the compiler contracts as torch's kernels do), and
     deterministically."""
     cfg = {**cfg, **ROW_OPTIMIZERS[opt_name], "dim": 8, "epochs": 3, "patience": 0, "reg": 0.01, "batch_size": 64}
-    (p_rows, s_rows, _), (p_again, s_again, _), (p_dense, s_dense, _) = (
+    (p_rows, s_rows, model), (p_again, s_again, _), (p_dense, s_dense, _) = (
         _fit_epochs(synthetic, name, cfg, True), _fit_epochs(synthetic, name, cfg, True),
         _fit_epochs(synthetic, name, cfg, False))
+    if opt_name == "adam":  # every row held by now: the last steps were torch's own, on the same state
+        assert model._grads._row_step.everywhere
     assert all(torch.equal(a, b) for a, b in zip(p_rows + s_rows, p_again + s_again))
     assert len(s_rows) == len(s_dense)
     for got, want in zip(p_rows + s_rows, p_dense + s_dense):

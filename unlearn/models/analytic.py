@@ -103,4 +103,3 @@ class DotProductGrads:
         dv = (g.unsqueeze(2) * u.unsqueeze(1)).add_(v, alpha=c)          # (B, K, d)
         self.user_grad.zero_().index_add_(0, users, du)
         self.item_grad.zero_().index_add_(0, flat, dv.view(b * k, -1))
-

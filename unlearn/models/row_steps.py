@@ -7,7 +7,8 @@ computed on fewer rows (CPU, compiled loops in `analytic_cpu`), after the closed
 - Adam without weight decay or amsgrad (the class presets and the tuned ones): a row moves at every
   step once it has been in a batch of this fit (its moments decay), and never before (zero moments
   give a zero update), so the step runs on the rows any batch of the fit has held. In a shard of
-  a user partition those are its own users (a tenth of the table) and the items they rated.
+  a user partition those are its own users (a tenth of the table) and the items they rated; once
+  every row has been held (a full retrain, after about an epoch) it is torch's own fused step.
 
 Both reproduce the arithmetic of torch's fused CPU kernels, the fused multiply-adds included, so
 they give the dense step's bits on this machine (checked over many steps; elsewhere a compiler
@@ -75,6 +76,7 @@ class AdamRows(RowStep):
         super().__init__(opt, tables)
         self.held = [np.zeros(len(t), np.bool_) for t in tables]  # per table: has a batch held the row?
         self.rows = [np.zeros(0, np.int64) for _ in tables]          # ... and those rows, ascending
+        self.everywhere = False  # has every row of every table been held?
 
     @staticmethod
     def eligible(opt):
@@ -87,11 +89,15 @@ class AdamRows(RowStep):
 
         group = self.opt.param_groups[0]
         beta1, beta2 = group["betas"]
+        if self.everywhere:  # every row moves now: torch's own fused step is that step, without our
+            self.opt.step()  # per-step bookkeeping (same bits; a full retrain gets here after an epoch)
+            return
         for k, (held, batch) in enumerate(zip(self.held, batch_rows)):
             fresh = batch[~held[batch]]
             if len(fresh):
                 held[fresh] = True
                 self.rows[k] = np.flatnonzero(held)
+        self.everywhere = all(len(r) == len(t) for r, t in zip(self.rows, self.tables))
         for table, grad, idx in zip(self.tables, grads, self.rows):
             state = self.opt.state[table]
             if not state:  # torch's lazy initialisation (Adam._init_group)
