@@ -35,6 +35,11 @@ CPU_PLAN: list[tuple[str, list[str], str]] = [
     ("ultrare_selection", ["dataset=ml100k_cure4rec", "seed=0,1,2"], "CURE4Rec ML-100K, 3 seeds"),
     ("eemu_main_cpu", ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "runtime.threads=1", "runtime.progress=false"],
      "ML-100K, the small two-tower, 3 seeds (about 10 min on 2 cores)"),
+    ("receraser_utility", ["dataset=ml1m_receraser,yelp2018", "submodel=bpr_receraser", "seed=0",
+                           "completeness.seed_floor=false", "completeness.exact_replica=false",
+                           "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "runtime.threads=1", "runtime.progress=false"],
+     "ML-1M and Yelp2018 with the released BPR preset only, seed 0, without the exact replica (hours on 2 cores: "
+     "Yelp2018's retrain alone fits twice); wmf and lightgcn and seeds 1-2 are left for a GPU"),
 ]
 
 # what the plan leaves for a GPU (full paper datasets; hours per sub-model on 2 CPU cores)

@@ -161,3 +161,23 @@ def test_paper_table_header_counts_the_runs_own_wall_time(tmp_path):
     line = runs_line("unlearn_als_paper", ["dataset=ml100k_als_paper"], tmp_path)
     assert line.startswith("- runs: 2 records, 42 s of their own wall time") and "abcdef123456" in line
     assert runs_line("unlearn_als_paper", [], tmp_path / "empty") == "- runs: none recorded"
+
+
+@pytest.mark.parametrize("plan", ["cpu", "gpu"])
+def test_every_planned_paper_table_composes_and_keeps_rows(plan):
+    """Each entry of `make paper-tables`' plans composes with its experiment (the first value of a
+    swept list), and where it narrows a config group the table filters on, the options it names are
+    ones the table shows (a plan that rendered an empty table would write nothing)."""
+    from benchmarks.paper_tables import CPU_PLAN, GPU_PLAN
+    from benchmarks.report import load_spec, narrowing
+    from tests.helpers import compose_cfg
+
+    for name, overrides, _ in CPU_PLAN if plan == "cpu" else GPU_PLAN:
+        spec = load_spec(name)
+        experiment = spec.get("experiment", name)
+        plain = [o.split(",")[0] for o in overrides if not o.startswith("hydra")]
+        cfg = compose_cfg([f"experiment={experiment}", *plain])
+        assert cfg.method.name, name
+        for key, names in narrowing(spec, overrides).items():
+            shown = spec["filter"][key]
+            assert set(names) <= set(shown if isinstance(shown, list) else [shown]), (name, key, names)
