@@ -156,3 +156,59 @@ def test_row_steps_are_taken_only_where_they_are_the_dense_step():
     assert row_step(torch.optim.Adam([p], lr=0.1, weight_decay=0.01), (p,)) is None
     assert row_step(torch.optim.Adam([p], lr=0.1, amsgrad=True), (p,)) is None
     assert row_step(torch.optim.SGD([p], lr=0.1), (p,)) is None
+
+
+def _bpr_adagrad_epochs(synthetic_data, cfg, kernel, epochs=2):
+    """Parameters, Adagrad sums and step counts, gradient tables, last-batch rows and the
+    generator's next draw after `epochs` epochs of bpr with Adagrad: whole epochs compiled
+    (kernel) or batch by batch with the compiled loops' dL/ds (`analytic_cpu.bpr_score_grad`)."""
+    from unlearn.models import analytic_cpu
+
+    m = SUBMODELS.get("bpr")(synthetic_data.n_users, synthetic_data.n_items, cfg)
+    opt = m.begin_fit(trainset(synthetic_data), seed=4)
+    m._grads = DotProductGrads(m.user_emb, m.item_emb)
+    m._grads.epoch_kernels = kernel
+    if not kernel:
+        def numba_score_grad(batch, s):
+            g = np.empty((len(s), 2), np.float32)
+            analytic_cpu.bpr_score_grad(s.numpy(), g)
+            return torch.from_numpy(g)
+        m.score_grad = numba_score_grad
+    for _ in range(epochs):
+        m.train_epoch(opt)
+    tensors = [m.user_emb.detach(), m.item_emb.detach(), m.user_emb.grad, m.item_emb.grad,
+               *(t for p in (m.user_emb, m.item_emb) for t in opt.state[p].values())]
+    return [t.clone() for t in tensors], m._grads._stale, torch.rand(3, generator=m._gen)
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+def test_whole_epoch_kernel_takes_the_per_batch_steps(synthetic, dropout, monkeypatch):
+    """A CPU Adagrad BPR epoch in one compiled call per chunk of batches is the per-batch
+    compiled step, batch for batch: the same bits given the same dL/ds (chunks of 3 batches and a
+    short last batch exercise every boundary), the same draws from the fit's generator (dropout
+    masks drawn a chunk at once), and the state the next epoch starts from."""
+    from unlearn.models import analytic
+
+    monkeypatch.setattr(analytic, "EPOCH_CHUNK_BATCHES", 3)
+    cfg = {"optimizer": "adagrad", "lr": 0.05, "adagrad_init": 1e-8, "reg": 0.01, "batch_size": 37,
+           "dropout": dropout, "dim": 8}
+    assert len(synthetic.train.users) % 37 and len(synthetic.train.users) > 10 * 37
+    (got, got_stale, got_next), (want, want_stale, want_next) = (
+        _bpr_adagrad_epochs(synthetic, cfg, True), _bpr_adagrad_epochs(synthetic, cfg, False))
+    assert len(got) == len(want) == 8
+    assert all(torch.equal(a, b) for a, b in zip(got, want))
+    assert all(np.array_equal(a, b) for a, b in zip(got_stale, want_stale))
+    assert torch.equal(got_next, want_next)
+
+
+def test_whole_epoch_kernel_runs_only_bprs_own_adagrad_fits(synthetic):
+    """bce and mse (other dL/ds) and optimisers whose step is not Adagrad's row step train batch
+    by batch."""
+    assert SUBMODELS.get("bpr")(4, 4, {}).compiled_epoch == "bpr"
+    assert SUBMODELS.get("bce")(4, 4, {}).compiled_epoch is None
+    assert SUBMODELS.get("mse")(4, 4, {}).compiled_epoch is None
+    for cfg, ready in (({"optimizer": "adagrad", "lr": 0.05}, True), ({"optimizer": "adam"}, False),
+                       ({"optimizer": "sgd", "lr": 0.05}, False)):
+        m = SUBMODELS.get("bpr")(synthetic.n_users, synthetic.n_items, {**cfg, "dim": 4})
+        opt = m.begin_fit(trainset(synthetic), seed=0)
+        assert DotProductGrads(m.user_emb, m.item_emb).adagrad_epoch_ready(opt) is ready, cfg

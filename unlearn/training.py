@@ -212,11 +212,15 @@ class TrainingTriples:
         self.items = torch.as_tensor(items, device=device)
         self.sampler = NegativeSampler(self.users, self.items, n_items)
 
+    def draw(self, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One epoch's (users, positives, negatives), shuffled, as `epoch` batches them."""
+        perm = torch.randperm(len(self.users), generator=gen).to(self.users.device)
+        users, pos = self.users[perm], self.items[perm]
+        return users, pos, self.sampler.sample(users, gen)
+
     def epoch(self, gen: torch.Generator, batch_size: int):
         n = len(self.users)
-        perm = torch.randperm(n, generator=gen).to(self.users.device)
-        users, pos = self.users[perm], self.items[perm]
-        neg = self.sampler.sample(users, gen)
+        users, pos, neg = self.draw(gen)
         for s in range(0, n, batch_size):
             yield users[s : s + batch_size], pos[s : s + batch_size], neg[s : s + batch_size]
 

@@ -3,14 +3,15 @@ side in one process, on the same data and thread count.
 
     python -m benchmarks.perf.bpr_vs_implicit [--dataset ml1m_cure4rec] [--epochs 30] [--threads 2]
         [--dim 64] [--batch-size 1024] [--lr 0.005] [--implicit-lr 0.05] [--eval-every 5]
-        [--optimizers adam ...] [--grads analytic autograd analytic-dense] [--submodel bpr_receraser]
+        [--optimizers adam ...] [--grads analytic autograd analytic-dense analytic-batches] [--submodel bpr_receraser]
         [--user-share 0.1]
 
 Both train matrix factorisation with the BPR loss and one sampled negative per positive; ours on
 mini-batches with the configured optimiser (conf/submodel/bpr.yaml), implicit with Hogwild SGD
 (its own learning rate). Each optimiser x gradient path (`submodel.grad`: the closed-form
 step or autograd's backward; `analytic-dense`: the closed-form step with the optimiser's dense
-step where the default takes Adagrad's row-sparse one) is a contender of its own. `--user-share` trains everyone on the rows of a seeded random share of
+step where the default takes Adagrad's row-sparse one; `analytic-batches`: the closed-form step
+batch by batch where the default runs a CPU Adagrad epoch in one compiled call) is a contender of its own. `--user-share` trains everyone on the rows of a seeded random share of
 the users only, as one shard of a user partition holds them (tables still span every user and
 item, as a shard's do), and evaluates those users. Epochs are interleaved (one of ours, then one of implicit's, on and on)
 so that load from other processes hits both alike; the time per epoch is the median. Both are
@@ -48,9 +49,10 @@ def main(argv=None) -> dict:
     ap.add_argument("--optimizers", nargs="+", default=["adam"],
                     help="ours, each trained side by side (adam: the bpr.yaml default; adagrad; sgd)")
     ap.add_argument("--grads", nargs="+", default=["analytic", "autograd"],
-                    choices=["analytic", "autograd", "analytic-dense"],
+                    choices=["analytic", "autograd", "analytic-dense", "analytic-batches"],
                     help="ours: submodel.grad of each contender (analytic: the default closed-form step; "
-                         "analytic-dense: the same with the optimiser's dense step)")
+                         "analytic-dense: the same with the optimiser's dense step; analytic-batches: batch by batch where "
+                         "a CPU Adagrad epoch would run in one compiled call)")
     ap.add_argument("--submodel", default="bpr", help="ours: the preset under conf/submodel/ (bpr_receraser: "
                     "RecEraser's released Adagrad settings; --dim / --batch-size / --lr still apply)")
     ap.add_argument("--user-share", type=float, default=1.0,
@@ -101,9 +103,10 @@ def main(argv=None) -> dict:
             t0 = time.perf_counter()
             ours[name] = (model, model.begin_fit(trainset, args.seed))
             setup[name] = time.perf_counter() - t0
-            if grad == "analytic-dense":
+            if grad in ("analytic-dense", "analytic-batches"):
                 model._grads = DotProductGrads(model.user_emb, model.item_emb)
-                model._grads.row_sparse_steps = False
+                model._grads.row_sparse_steps = grad != "analytic-dense"
+                model._grads.epoch_kernels = False
 
     t0 = time.perf_counter()
     user_items = sp.csr_matrix((np.ones(len(data.train), dtype=np.float32), (data.train.users, data.train.items)),

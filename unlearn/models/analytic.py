@@ -27,7 +27,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .row_steps import RowStep, row_step
+from .row_steps import AdagradRows, RowStep, row_step
+
+# batches per compiled call of a whole epoch (`bpr_adagrad_epoch`): bounds the dropout masks drawn
+# at once (64 x 256 rows x 64 dims: 4 MiB) while Python is entered a few times an epoch
+EPOCH_CHUNK_BATCHES = 64
 
 
 class DotProductGrads:
@@ -46,6 +50,7 @@ class DotProductGrads:
         self._row_step: RowStep | None = None  # the row-restricted step of the optimiser last seen
         self._row_step_of: torch.optim.Optimizer | None = None
         self.row_sparse_steps = True  # False: always the optimiser's dense step (benchmarks compare the two)
+        self.epoch_kernels = True  # False: batch by batch even where a whole epoch can run compiled
 
     @torch.no_grad()
     def fill(self, users: torch.Tensor, items: torch.Tensor, score_grad, reg: float,
@@ -75,16 +80,67 @@ class DotProductGrads:
                              self.user_grad.numpy(), self.item_grad.numpy(), *self._stale)
         self._stale = (users_np.copy(), items_np.copy())
 
+    def _bind(self, opt: torch.optim.Optimizer) -> None:
+        if self._row_step_of is not opt:  # a new fit (or optimiser): its own row bookkeeping
+            self._row_step_of, self._row_step = opt, row_step(opt, (self.user_emb, self.item_emb))
+
     def step(self, opt: torch.optim.Optimizer) -> None:
         """The optimiser's step after `fill`: on the rows that can move where that is the dense
         step (`row_steps`), else `opt.step()`."""
         if self.compiled and self.row_sparse_steps:
-            if self._row_step_of is not opt:  # a new fit (or optimiser): its own row bookkeeping
-                self._row_step_of, self._row_step = opt, row_step(opt, (self.user_emb, self.item_emb))
+            self._bind(opt)
             if self._row_step is not None:
                 self._row_step.step((self.user_grad, self.item_grad), self._stale)
                 return
         opt.step()
+
+    def adagrad_epoch_ready(self, opt: torch.optim.Optimizer) -> bool:
+        """Whether `bpr_adagrad_epoch` can run this optimiser's epoch: compiled CPU tables with
+        Adagrad's row step (no weight decay, no lr decay)."""
+        if not (self.compiled and self.row_sparse_steps and self.epoch_kernels):
+            return False
+        self._bind(opt)
+        return isinstance(self._row_step, AdagradRows)
+
+    @torch.no_grad()
+    def bpr_adagrad_epoch(self, opt: torch.optim.Optimizer, users: torch.Tensor, slots: torch.Tensor, reg: float,
+                          batch: int, uniforms, p: float) -> None:
+        """A whole BPR epoch with Adagrad's row step in compiled loops (`analytic_cpu.bpr_adagrad_batches`):
+        `users` (N,) and `slots` (N, 2: positive, negative) in the epoch's order, cut into batches
+        of `batch`; `uniforms(n)` draws the next n rows' dropout uniforms ((n, d) float32, kept
+        where >= p; or (0, 0) with p = 0) from the fit's generator, as the per-batch step draws its
+        masks (thresholded in the loop: 0.26 s of a 0.85 s ML-1M epoch was the mask's compare and
+        float conversion in torch). Every batch is the
+        per-batch step (`fill`, `step`) but for dL/ds, whose sigmoid is libm's (`bpr_score_grad`),
+        so the fit is the per-batch one to float rounding; it stays a deterministic function of
+        the seed and data. ML-1M with `bpr_receraser` (batch 256): see `benchmarks.perf.bpr_vs_implicit`."""
+        from . import analytic_cpu
+
+        group = opt.param_groups[0]
+        lr, eps = np.float32(group["lr"]), np.float32(group["eps"])
+        row = self._row_step
+        sums = [opt.state[t]["sum"].numpy() for t in (self.user_emb, self.item_emb)]
+        U, I = self.user_emb.detach().numpy(), self.item_emb.detach().numpy()
+        users_np = users.numpy()
+        slots_np = np.ascontiguousarray(slots.numpy())
+        items_flat = slots_np.reshape(-1)
+        scale = 1.0 if p <= 0 else 1.0 / (1.0 - p)
+        s_buf, g_buf = np.empty((batch, 2), np.float32), np.empty((batch, 2), np.float32)
+        keep_buf = np.empty((batch, U.shape[1]), np.float32)
+        stale, total, n = self._stale, 0, len(users_np)
+        for start in range(0, n, EPOCH_CHUNK_BATCHES * batch):
+            end = min(start + EPOCH_CHUNK_BATCHES * batch, n)
+            nb = analytic_cpu.bpr_adagrad_batches(
+                U, I, users_np[start:end], slots_np[start:end], items_flat[2 * start:2 * end], uniforms(end - start),
+                np.float32(p), scale, batch, float(reg), lr, eps, self.user_grad.numpy(), self.item_grad.numpy(), *sums,
+                *row.marks, *stale, s_buf, g_buf, keep_buf)
+            last = start + (nb - 1) * batch
+            stale = (users_np[last:end], items_flat[2 * last:2 * end])
+            total += nb
+        self._stale = (stale[0].copy(), stale[1].copy())
+        for t in (self.user_emb, self.item_emb):
+            opt.state[t]["step"] += total  # as `AdagradRows.step` counts, once a batch
+        self.user_emb.grad, self.item_emb.grad = self.user_grad, self.item_grad
 
     def _fill_torch(self, users, items, score_grad, c, keep, p):
         b, k = items.shape

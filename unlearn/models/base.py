@@ -11,6 +11,7 @@ import time
 from functools import partial
 from typing import Iterator
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -154,6 +155,9 @@ class MatrixFactorization(EpochTrainedModel):
     # dL/dscores (B, K). Then `grad: analytic` trains without autograd.
     score_slots = None
     score_grad = None
+    # "bpr": `score_grad` is BPR's over (positive, negative) triples, which a CPU Adagrad fit runs a
+    # whole epoch of in compiled loops (`DotProductGrads.bpr_adagrad_epoch`)
+    compiled_epoch: str | None = None
 
     @property
     def analytic(self) -> bool:
@@ -166,6 +170,12 @@ class MatrixFactorization(EpochTrainedModel):
             self._grads = DotProductGrads(self.user_emb, self.item_emb)
         self.train()
         reg = float(self.cfg.get("reg", 0.0))
+        if self.compiled_epoch == "bpr" and self._grads.adagrad_epoch_ready(opt):
+            users, pos, neg = self._triples.draw(self._gen)
+            self._grads.bpr_adagrad_epoch(opt, users, torch.stack([pos, neg], 1), reg, int(self.cfg["batch_size"]),
+                                          self._dropout_uniforms, float(self.cfg["dropout"]))
+            self.eval()
+            return
         for batch in self.batches(self._gen):
             users, items = self.score_slots(batch)
             keep = self.dropout_keep(len(users))
@@ -194,6 +204,14 @@ class MatrixFactorization(EpochTrainedModel):
         if not (self.training and p > 0):
             return None
         return (torch.rand((n, self.user_emb.shape[1]), generator=self._gen) >= p).to(self.user_emb.device)
+
+    def _dropout_uniforms(self, n: int) -> np.ndarray:
+        """The next n rows' dropout draws (n, d), kept where >= `dropout`, or (0, 0) when nothing
+        is dropped: the draws `dropout_keep` makes batch by batch (the generator's stream is the same)."""
+        p = float(self.cfg["dropout"])
+        if not (self.training and p > 0):
+            return np.zeros((0, 0), np.float32)
+        return torch.rand((n, self.user_emb.shape[1]), generator=self._gen).numpy()
 
     def user_vectors(self, users: torch.Tensor) -> torch.Tensor:
         """Batch user vectors, with dropout while training."""

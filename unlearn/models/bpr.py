@@ -31,6 +31,14 @@ class BPRMF(MatrixFactorization):
         users, pos, neg = batch
         return users, torch.stack([pos, neg], 1)
 
+    @property
+    def compiled_epoch(self) -> str | None:
+        """"bpr" (CPU Adagrad fits, RecEraser's presets, run whole epochs compiled) where the
+        batches and dL/ds are this class's own; a subclass with another loss gets None."""
+        cls = type(self)
+        own = all(getattr(cls, f) is getattr(BPRMF, f) for f in ("batches", "score_slots", "score_grad"))
+        return "bpr" if own else None
+
     def score_grad(self, batch, s):
         """d/ds of -mean log sigmoid(s_pos - s_neg)."""
         g = torch.sigmoid(s[:, 1] - s[:, 0]).div_(-len(s))
