@@ -25,6 +25,12 @@ def _save(fig, stem: Path) -> list[Path]:
     return paths
 
 
+def _legend(ax, size: int) -> None:
+    """A legend where something is labelled (a figure whose groups drew nothing gets none)."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=size)
+
+
 def _num(df, col):
     return pd.to_numeric(df[col], errors="coerce") if col in df else pd.Series(np.nan, index=df.index)
 
@@ -45,7 +51,7 @@ def utility_vs_time(df: pd.DataFrame, label_keys: list[str], metric: str, stem: 
     ax.set_xlabel("unlearning time (s, log scale)")
     ax.set_ylabel(metric)
     ax.set_title("Utility after unlearning vs unlearning time")
-    ax.legend(fontsize=7)
+    _legend(ax, 7)
     return _save(fig, stem)
 
 
@@ -61,7 +67,7 @@ def metric_vs_k(df: pd.DataFrame, label_keys: list[str], metric: str, ks: list[i
     ax.set_xlabel("K")
     ax.set_ylabel(f"{metric}@K after unlearning")
     ax.set_title(f"{metric}@K")
-    ax.legend(fontsize=7)
+    _legend(ax, 7)
     return _save(fig, stem)
 
 
@@ -76,7 +82,7 @@ def metric_vs(df: pd.DataFrame, x: str, y: str, label_keys: list[str], stem: Pat
     ax.set_xlabel(x)
     ax.set_ylabel(y)
     ax.set_title(title or f"{y} vs {x}")
-    ax.legend(fontsize=7)
+    _legend(ax, 7)
     return _save(fig, stem)
 
 
@@ -125,6 +131,6 @@ def convergence(df: pd.DataFrame, stem: Path) -> list[Path]:
             ax.set_ylabel("1 - top-K Jaccard with the oracle (retained users)" if name == "rank_gap"
                           else "||S - S(oracle)||_F / ||S(oracle)||_F (raw scores)")
         ax.set_xlabel("sweep (0 = starting factors)")
-        ax.legend(fontsize=6)
+        _legend(ax, 6)
     fig.suptitle("Unlearn-ALS convergence to the retrain oracle: warm vs cold start")
     return _save(fig, stem)
