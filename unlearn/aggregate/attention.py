@@ -45,6 +45,13 @@ shard: 5-7 s). WMF shards: the previous schedule with the sub-model's Adagrad 0.
 174-385 s (130-183 epochs); the blocks with Adam 0.01 (`optimizer: auto`) 0.3346 +- 0.0027 in
 16-32 s. `benchmarks.perf.aggregator` compares them.
 
+Why patience 2 and two halvings (ML-1M, 3 seeds, one thread beside other jobs, 2026-12-05): patience 1
+with one halving fits in 0.4-0.55x the time (bpr shards 13.0 -> 5.4 s, wmf 22.3 -> 12.4 s) but ends
+lower, test NDCG@20 0.2873 +- 0.0007 against 0.2896 +- 0.0011 (bpr) and Recall@20 0.2309 +- 0.0005
+against 0.2337 +- 0.0013 (wmf); 6 x 4 blocks at Adam 0.01 save no time (more epochs). A step is
+bound by the K d x d transfers of its block's users and items (about 7 ms for 504 x 427 at d = 64),
+so the fit costs its ~13 epochs of 96 steps: about 6x one shard's fit (2.0 s) on ML-1M.
+
 `transfer_init`: `auto` (default) follows the same file: `glorot` (glorot-normal W_k and b_k) for the
 BPR family, `normal` (N(0, 0.01^2), RecEraser_WMF.py's random_normal_initializer(stddev=0.01)) for
 `wmf`; or `identity` (W_k = I, b_k = 0: training starts from the plain average of the shard
