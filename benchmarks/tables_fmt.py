@@ -155,16 +155,32 @@ def _annotate(text: str, row: pd.Series, c: str) -> str:
     return text
 
 
+def _best_groups(agg: pd.DataFrame) -> list:
+    """The row groups a column's best is marked within: the rows sharing the index levels before
+    `method` (a table of methods per dataset and sub-model marks each one's best), else every row."""
+    names = list(agg.index.names)
+    if "method" not in names or names.index("method") == 0:
+        return [np.arange(len(agg))]
+    lead = names[: names.index("method")]
+    keys = agg.index.droplevel([n for n in names if n not in lead]) if len(lead) < len(names) else agg.index
+    return [np.flatnonzero(keys == k) for k in dict.fromkeys(keys)]
+
+
 def _cells(agg: pd.DataFrame, columns: list[str], pm: str, bold) -> pd.DataFrame:
     cols = [c for c in columns if c in agg]
     out = pd.DataFrame(index=agg.index)
+    groups = _best_groups(agg)
     for c in cols:
         texts = [_fmt(m, s, pm, c in COUNTS) for m, s in zip(agg[c], agg[f"{c}.std"])]
         d = direction(c)
-        if d and agg[c].notna().sum() > 1:
-            best = agg[c].max() if d == "max" else agg[c].min()
-            texts = [bold(t) if (pd.notna(m) and np.isclose(m, best, rtol=1e-12, atol=0)) else t
-                     for t, m in zip(texts, agg[c])]
+        for rows in groups if d else []:
+            values = agg[c].iloc[rows]
+            if values.notna().sum() < 2:
+                continue
+            best = values.max() if d == "max" else values.min()
+            for i, m in zip(rows, values):
+                if pd.notna(m) and np.isclose(m, best, rtol=1e-12, atol=0):
+                    texts[i] = bold(texts[i])
         out[c] = [_annotate(t, row, c) for t, (_, row) in zip(texts, agg.iterrows())]
     out["n"] = agg["n"].astype(int)
     return out

@@ -42,6 +42,23 @@ def test_mean_std_n_and_bold(results):
     assert any(p.suffix == ".pdf" for p in paths)
 
 
+def test_best_is_marked_per_dataset_where_rows_list_methods_per_dataset():
+    """A table of methods per dataset and sub-model marks each dataset's best, not the best over
+    datasets (a small dataset's scores would otherwise never be marked)."""
+    import numpy as np
+    import pandas as pd
+
+    from benchmarks.tables_fmt import _cells
+
+    idx = pd.MultiIndex.from_tuples([("ml1m", "bpr", "retrain"), ("ml1m", "bpr", "sisa"),
+                                     ("yelp", "bpr", "retrain"), ("yelp", "bpr", "sisa")],
+                                    names=["dataset", "submodel", "method"])
+    agg = pd.DataFrame({"after.ndcg@20": [0.30, 0.20, 0.04, 0.05], "after.ndcg@20.std": [np.nan] * 4,
+                        "n": [1] * 4}, index=idx)
+    cells = _cells(agg, ["after.ndcg@20"], "±", lambda t: f"**{t}**")["after.ndcg@20"].tolist()
+    assert cells == ["**0.3000**", "0.2000", "0.0400", "**0.0500**"]
+
+
 def test_directions():
     assert direction("after.ndcg@20") == "max" and direction("unlearn_s") == "min"
     assert direction("exact_gap") == "min" and direction("mia_auc.after") is None
