@@ -161,9 +161,8 @@ def _best_groups(agg: pd.DataFrame) -> list:
     names = list(agg.index.names)
     if "method" not in names or names.index("method") == 0:
         return [np.arange(len(agg))]
-    lead = names[: names.index("method")]
-    keys = agg.index.droplevel([n for n in names if n not in lead]) if len(lead) < len(names) else agg.index
-    return [np.flatnonzero(keys == k) for k in dict.fromkeys(keys)]
+    positions = pd.Series(np.arange(len(agg)), index=agg.index)
+    return list(positions.groupby(level=names[: names.index("method")], sort=False).indices.values())
 
 
 def _cells(agg: pd.DataFrame, columns: list[str], pm: str, bold) -> pd.DataFrame:

@@ -164,11 +164,9 @@ def bpr_adagrad_batches(user_emb, item_emb, users, slots, items_flat, uniforms, 
         g = g_buf[:b]
         scores(user_emb, item_emb, ub, sb, kb, scale, s)
         bpr_score_grad(s, g)
-        if n_batches == 0:
-            scatter(user_emb, item_emb, ub, sb, g, reg / b, kb, scale, user_grad, item_grad, stale_users, stale_items)
-        else:
-            scatter(user_emb, item_emb, ub, sb, g, reg / b, kb, scale, user_grad, item_grad,
-                    users[start - batch:start], items_flat[2 * (start - batch):2 * start])
+        if n_batches > 0:  # the rows the previous (full) batch wrote
+            stale_users, stale_items = users[start - batch:start], items_flat[2 * (start - batch):2 * start]
+        scatter(user_emb, item_emb, ub, sb, g, reg / b, kb, scale, user_grad, item_grad, stale_users, stale_items)
         adagrad_rows(user_emb, user_sum, user_grad, ub, user_mark, lr, eps)
         adagrad_rows(item_emb, item_sum, item_grad, ib, item_mark, lr, eps)
         n_batches += 1

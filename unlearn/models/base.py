@@ -196,22 +196,25 @@ class MatrixFactorization(EpochTrainedModel):
     def batches(self, gen):
         return self._triples.epoch(gen, int(self.cfg["batch_size"]))
 
+    def _dropout_draws(self, n: int) -> torch.Tensor | None:
+        """The next n user vectors' dropout uniforms (n, d) from the fit's generator (an entry is
+        kept where its draw >= `dropout`), or None when nothing is dropped."""
+        p = float(self.cfg["dropout"])
+        if not (self.training and p > 0):
+            return None
+        return torch.rand((n, self.user_emb.shape[1]), generator=self._gen)
+
     def dropout_keep(self, n: int) -> torch.Tensor | None:
         """The training dropout mask of n user vectors (`dropout` = p = 1 - keep probability),
         drawn from the fit's generator, or None when nothing is dropped; kept entries are scaled
         by 1 / (1 - p) (`user_vectors`)."""
-        p = float(self.cfg["dropout"])
-        if not (self.training and p > 0):
-            return None
-        return (torch.rand((n, self.user_emb.shape[1]), generator=self._gen) >= p).to(self.user_emb.device)
+        draws = self._dropout_draws(n)
+        return None if draws is None else (draws >= float(self.cfg["dropout"])).to(self.user_emb.device)
 
     def _dropout_uniforms(self, n: int) -> np.ndarray:
-        """The next n rows' dropout draws (n, d), kept where >= `dropout`, or (0, 0) when nothing
-        is dropped: the draws `dropout_keep` makes batch by batch (the generator's stream is the same)."""
-        p = float(self.cfg["dropout"])
-        if not (self.training and p > 0):
-            return np.zeros((0, 0), np.float32)
-        return torch.rand((n, self.user_emb.shape[1]), generator=self._gen).numpy()
+        """`_dropout_draws` as the compiled epoch reads them: (n, d), or (0, 0) when nothing is dropped."""
+        draws = self._dropout_draws(n)
+        return np.zeros((0, 0), np.float32) if draws is None else draws.numpy()
 
     def user_vectors(self, users: torch.Tensor) -> torch.Tensor:
         """Batch user vectors, with dropout while training."""
