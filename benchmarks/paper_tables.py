@@ -36,6 +36,11 @@ CPU_PLAN: list[tuple[str, list[str], str]] = [
     ("eemu_main_cpu", ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "runtime.threads=1", "runtime.progress=false"],
      "ML-100K, the small two-tower tuned for a plain fit (tuned/ml100k_twotower), 3 seeds: 18 runs, 32 min of one "
      "core on a 2-core Xeon"),
+    ("latency_stream", ["method=sisa,receraser,ultrare,unlearn_als", "completeness.exact_replica=false",
+                        "runtime.threads=1", "runtime.progress=false"],
+     "ML-1M (ml1m_cure4rec), the tuned presets, 20 single-user requests, seeds 0-2, without retrain's own "
+     "stream (each speedup reads retrain's time for it as 20 fits of the oracle, `retrain_s`) and without the exact "
+     "replica: 12 runs, about 30 min of one core a seed on a 2-core Xeon"),
     ("receraser_utility", ["dataset=ml1m_receraser,yelp2018", "submodel=bpr_receraser", "seed=0",
                            "completeness.seed_floor=false", "completeness.exact_replica=false",
                            "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "runtime.threads=1", "runtime.progress=false"],
