@@ -20,7 +20,7 @@ _DIRECTIONS = [
     (r"partition_drift\.ari", "max"),
     (r"(exact_gap|retrain_gap|retrain_rank_gap|rank_gap_over_floor|partition_drift)", "min"),
     (r"speedup", "max"),
-    (r"(_s|_mb)$", "min"),
+    (r"(_s|_mb)(\.p\d+)?$", "min"),  # seconds and memory, and a stream's percentiles (unlearn_s.p50)
     (r"(recall|ndcg|hr|precision)@", "max"),
 ]
 

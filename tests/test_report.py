@@ -63,6 +63,7 @@ def test_directions():
     assert direction("after.ndcg@20") == "max" and direction("unlearn_s") == "min"
     assert direction("exact_gap") == "min" and direction("mia_auc.after") is None
     assert direction("forget_hit@20.after") is None and direction("speedup") == "max"
+    assert direction("unlearn_s.p50") == "min" and direction("unlearn_s.p95") == "min"
 
 
 def test_empty_results_dir_is_a_clear_error(tmp_path):
