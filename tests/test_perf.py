@@ -1,6 +1,8 @@
 """The performance benchmarks run and check what they compare (no wall time is asserted)."""
 import json
 
+import pytest
+
 
 def test_partitioning_benchmark_agrees_with_the_released_walk(tmp_path):
     from benchmarks.perf.partitioning import main
@@ -84,3 +86,20 @@ def test_bpr_benchmark_compares_the_row_restricted_steps_with_the_dense_ones_on_
     for opt in ("adagrad", "adam"):
         rows, dense = rec["ours"][f"{opt}/analytic"], rec["ours"][f"{opt}/analytic-dense"]
         assert abs(rows["ndcg@20"] - dense["ndcg@20"]) < 1e-6 and rows["epoch_s"] > 0 and dense["epoch_s"] > 0
+
+
+def test_bpr_benchmark_target_counts_only_epochs_that_learn(tmp_path):
+    """An epoch of a setting that never reaches implicit's NDCG@20 is no evidence for the target:
+    with --set lr=0 ours does not move, the record says so and the summary does not call it met."""
+    from benchmarks.perf.bpr_vs_implicit import main
+    from benchmarks.perf.summary import main as summary
+
+    rec = main(["--dataset", "synthetic", "--epochs", "2", "--eval-every", "2", "--threads", "1", "--grads", "analytic",
+                "--set", "lr=0", "--set", "init_std=0.1", "--out", str(tmp_path)])
+    assert rec["settings"]["lr"] == 0 and rec["settings"]["init_std"] == 0.1
+    assert rec["ours"]["adam/analytic"]["reach_implicit_ndcg"] is None and not rec["fastest_reaches_implicit"]
+    assert "not evidence" in (tmp_path / "bpr_vs_implicit.md").read_text()
+    row = next(line for line in summary(["--out", str(tmp_path)]).splitlines() if "a BPR epoch" in line)
+    assert "not evidence" in row and "| **no** |" in row
+    with pytest.raises(SystemExit):
+        main(["--dataset", "synthetic", "--epochs", "1", "--set", "no_such_key=1", "--out", str(tmp_path)])

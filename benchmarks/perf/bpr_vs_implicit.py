@@ -55,6 +55,8 @@ def main(argv=None) -> dict:
                          "a CPU Adagrad epoch would run in one compiled call)")
     ap.add_argument("--submodel", default="bpr", help="ours: the preset under conf/submodel/ (bpr_receraser: "
                     "RecEraser's released Adagrad settings; --dim / --batch-size / --lr still apply)")
+    ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                    help="ours: any other key of the preset (repeatable; YAML values), e.g. --set adagrad_init=1e-8 --set dropout=0")
     ap.add_argument("--user-share", type=float, default=1.0,
                     help="train on a random share of the users (a shard of a user partition; 1: all)")
     ap.add_argument("--implicit-lr", type=float, default=0.05)
@@ -93,6 +95,11 @@ def main(argv=None) -> dict:
     cfg.update(dim=args.dim, batch_size=args.batch_size, patience=0)
     if args.lr is not None:
         cfg["lr"] = args.lr
+    for item in args.sets:
+        key, sep, value = item.partition("=")
+        if not sep or key not in cfg:
+            ap.error(f"--set {item}: expected KEY=VALUE with KEY one of conf/submodel/{args.submodel}.yaml's keys")
+        cfg[key] = yaml.safe_load(value)
     trainset = TrainSet(data.n_users, data.n_items, data.train, data.valid)
     ours, setup = {}, {}
     for opt_name in args.optimizers:
@@ -149,13 +156,17 @@ def main(argv=None) -> dict:
         contenders[name] = {"epoch_s": per_epoch[name], "ratio": per_epoch[name] / per_epoch["implicit"],
                             "setup_s": setup[name], "ndcg@20": curve[name][-1][2],
                             "reach_implicit_ndcg": None if reach is None else {"epoch": reach[0], "seconds": reach[1]}}
-    best = min(contenders, key=lambda n: contenders[n]["epoch_s"])
+    # the target compares epochs that train: the fastest contender that reaches implicit's NDCG@20
+    # (an epoch of a setting that does not learn is no evidence), else the fastest with a flag
+    learners = [n for n in contenders if contenders[n]["reach_implicit_ndcg"] is not None]
+    best = min(learners or contenders, key=lambda n: contenders[n]["epoch_s"])
     res = {
         "dataset": args.dataset, "n_users": data.n_users, "n_items": data.n_items, "n_train": len(data.train),
         "submodel": args.submodel, "user_share": args.user_share, "dim": args.dim, "batch_size": args.batch_size, "lr": cfg["lr"],
         "implicit_lr": args.implicit_lr, "implicit_reg": args.implicit_reg, "epochs": args.epochs,
         "versions": {"implicit": implicit.__version__},
-        "ours": contenders, "fastest": best,
+        "settings": {k: cfg[k] for k in ("optimizer", "lr", "adagrad_init", "reg", "dropout", "init_std") if k in cfg},
+        "ours": contenders, "fastest": best, "fastest_reaches_implicit": bool(learners),
         "epoch_s_ours": contenders[best]["epoch_s"], "epoch_s_implicit": per_epoch["implicit"],
         "ratio": contenders[best]["ratio"], "setup_s_implicit": setup_implicit,
         "ndcg@20_implicit": target, "implicit_total_s": float(sum(times["implicit"])),
@@ -181,7 +192,10 @@ def markdown(r: dict) -> str:
     lines += [f"| implicit (SGD lr {r['implicit_lr']}, reg {r['implicit_reg']}) | {r['epoch_s_implicit']:.3f} | 1 | "
               f"{r['setup_s_implicit']:.3f} | {r['ndcg@20_implicit']:.4f} | {r['implicit_total_s']:.1f} s for "
               f"{r['epochs']} epochs |", "",
-              f"Target: a BPR epoch <= 1.5x implicit's (fastest of ours: {r['fastest']}, {r['ratio']:.2f}x).", "",
+              f"Target: a BPR epoch <= 1.5x implicit's (fastest of ours that reaches implicit's NDCG@20: "
+              f"{r['fastest']}, {r['ratio']:.2f}x)." if r.get("fastest_reaches_implicit", True) else
+              f"Target: a BPR epoch <= 1.5x implicit's: none of ours reached implicit's NDCG@20 (fastest: "
+              f"{r['fastest']}, {r['ratio']:.2f}x, not evidence).", "",
               f"Command: `{r['command']}`", ""]
     return "\n".join(lines)
 
