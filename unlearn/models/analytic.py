@@ -112,7 +112,8 @@ class DotProductGrads:
         masks (thresholded in the loop: 0.26 s of a 0.85 s ML-1M epoch was the mask's compare and
         float conversion in torch). Every batch is the per-batch step (`fill`, `step`) but for
         dL/ds, whose sigmoid is libm's (`bpr_score_grad`), so the fit is the per-batch one to float
-        rounding; it stays a deterministic function of the seed and data. ML-1M with `bpr_receraser` (batch 256): see `benchmarks.perf.bpr_vs_implicit`."""
+        rounding; it stays a deterministic function of the seed and data. ML-1M with
+        `bpr_receraser` (batch 256): see `benchmarks.perf.bpr_vs_implicit`."""
         from . import analytic_cpu
 
         group = opt.param_groups[0]
