@@ -59,7 +59,7 @@ def execute(cfg: dict, job_num: int = 0, multirun: bool = False) -> dict | None:
     if done and done.get("status") == "ok" and not cfg.get("force"):
         log.info("run %s already has a result; skipping (force=true reruns it)", rid)
         return None
-    started, t0 = datetime.now(timezone.utc), time.perf_counter()
+    started, t0, cpu0 = datetime.now(timezone.utc), time.perf_counter(), time.process_time()
     try:
         import_user_modules(cfg.get("plugins"))
         runtime = Runtime.from_config(cfg.get("runtime") or {}, job_num)
@@ -75,6 +75,7 @@ def execute(cfg: dict, job_num: int = 0, multirun: bool = False) -> dict | None:
                   "traceback": traceback.format_exc()}
         log.error("run %s failed: %s", rid, record["error"])
     man = manifest(started, time.perf_counter() - t0, prepared.runtime.device)
+    man["wall_cpu_s"] = time.process_time() - cpu0  # the job's process CPU seconds beside its wall_s
     record.update(man)
     io.write_json(out / "manifest.json", man)
     (out / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(cfg)))

@@ -229,13 +229,25 @@ def test_wmf_item_blocks_sum_to_the_whole_data_loss(data):
 def test_plateaus_halve_the_learning_rate_before_the_fit_stops(data, schedule, halvings):
     """lr_halvings=auto: on the entity schedule each of two plateaus sends the fit back to its best
     state at half the step; the released batch schedule stops at its first plateau."""
-    method = METHODS.get("receraser")(spec("bpr", agg="mean"))
+    s = spec("bpr", agg="mean")
+    s["submodel"]["epochs"] = 200  # the shards' cap also caps the aggregator's; early stopping ends both
+    method = METHODS.get("receraser")(s)
     method.fit(fitdata(data))
     agg = AGGREGATORS.get("attention")({"epochs": 200, "patience": 1, "lr": 0.01, "schedule": schedule},
                                        data.n_users, data.n_items)
     info = agg.fit(method.shards, method.partition, method.data, 3)
     assert info["stop_reason"] == "patience" and info["settings"]["lr_halvings"] == halvings
     assert info["lr_final"] == pytest.approx(0.01 / 2 ** halvings)
+
+
+def test_the_aggregator_follows_the_shards_epoch_cap(data):
+    """submodel.epochs=4 caps the attention aggregator's 400 epochs at 4 too (a quick run stays quick)."""
+    method = METHODS.get("receraser")(spec("bpr", agg="mean"))
+    method.fit(fitdata(data))
+    agg = AGGREGATORS.get("attention")({"epochs": 400, "patience": 1000, "lr_halvings": 0},
+                                       data.n_users, data.n_items)
+    info = agg.fit(method.shards, method.partition, method.data, 3)
+    assert info["epoch_cap"] == 4 and info["epochs"] == 4 and info["stop_reason"] == "epoch_cap"
 
 
 @pytest.mark.parametrize("sub,schedule,expected", [
@@ -361,7 +373,7 @@ def test_interaction_deletion_touches_the_shards_that_hold_it(data):
     rows = np.array([0, 7, 31])
     report = method.unlearn(rows)
     assert report.shards_retrained == sorted(set(method.partition.row_shard[rows].tolist()))
-    assert report.aggregator_s == 0.0  # mean has nothing to refit
+    assert report.aggregator_s.wall == 0.0  # mean has nothing to refit
 
 
 @pytest.mark.parametrize("axis,name", [("aggregator", "own"), ("submodel", "bce"), ("partitioner", "none")])

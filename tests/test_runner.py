@@ -22,7 +22,8 @@ SPEC_KEYS = [
     "partition_uses_forget", "git_commit", "git_dirty", "versions", "cpu", "gpu", "started_at", "wall_s", "shard_sizes",
 ]
 TIMING = ("_s", "speedup", "wall_s", "started_at", "peak_rss_mb", "retrain_cached", "unlearn_s.per_request",
-          "unlearn_s.p50", "unlearn_s.p95", "git_dirty", "git_commit")
+          "unlearn_s.p50", "unlearn_s.p95", "git_dirty", "git_commit", "speedup.cpu", "speedup.basis",
+          "speedup.floored", "calibration.drift", "retrain_s.measured")
 # one user deleted: one of the 3 shards is retrained, so exact_gap can fail
 SISA = ["method=sisa", "partitioner.n_shards=3", "deletion.ratio=null", "deletion.count=1", *FAST]
 

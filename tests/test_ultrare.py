@@ -182,7 +182,7 @@ def test_combiner_refitted_without_forget_set(data, unlearned):
     """Unlearning refits the combiner on the retained rows from its own seed (what it computes is
     checked independently by test_combiner_is_the_regularised_logistic_regression_optimum)."""
     m, rows, users, report, _ = unlearned
-    assert report.aggregator_s > 0
+    assert report.aggregator_s.wall > 0
     kept = minus(data, rows, users)
     assert m.aggregator.trained_on == positives_hash(kept.train.users, kept.train.items)
     assert m.aggregator.trained_on != positives_hash(data.train.users, data.train.items)

@@ -4,10 +4,12 @@ provide is in `unlearn.methods.base`; this module reads nothing else of it."""
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 
+import torch
+
 from . import oracle as oracles
+from .calibration import Calibration, calibrate
 from .data.deletion import DeletionRequest, draw
 from .data.interactions import Dataset, TrainSet
 from .data.load import load_dataset
@@ -16,9 +18,11 @@ from .methods.base import Method
 from .methods.costs import UnlearnCost
 from .metrics.completeness import RankGap, score_gaps
 from .metrics.stages import StageMetrics
-from .metrics.timing import peak_memory
+from .metrics.keys import KEYS
+from .metrics.timing import TIMER_FLOOR_S, Span, clock, peak_memory
 from .registry import METHODS, PROBES
 from .runtime import Runtime
+from .warmup import warm_up
 
 log = logging.getLogger(__name__)
 AXES = ("method", "submodel", "partitioner", "aggregator")
@@ -64,51 +68,93 @@ def prepare(cfg: dict, runtime: Runtime) -> Prepared:
 def execute(p: Prepared) -> dict:
     """The SPEC §2 sequence; returns the record's measured keys."""
     cfg, method, rt, ccfg = p.cfg, p.method, p.runtime, p.cfg.get("completeness") or {}
-    wall0 = time.perf_counter()
+    start = clock()
     full = TrainSet(p.data.n_users, p.data.n_items, p.data.train, p.data.valid,
                     features=p.data.info.get("features"))  # side features of the id universe (twotower)
     minus = full.without(p.request.rows)  # train minus F: methods, oracle and replica read this one view
     stages = StageMetrics(p.data, p.request, cfg, rt)
+    rec: dict = {"threads": torch.get_num_threads()}
+    # before anything is timed: compilation and first calls (warm-up), then this process's scale
+    rec.update(warm_up(p.spec, full, rt, method.n_shards))
+    calibrated = [calibrate(full, p.spec["submodel"], rt)]
 
     def oracle(trained=None, seed=p.spec["seed"]):
         spec = {**p.spec, "seed": seed}
         key = oracles.oracle_key(p.data.split_hash, p.request.content_hash(), spec)
-        return oracles.retrain_oracle(minus, spec, key, rt, cfg.get("cache_dir"), trained=trained)
+        cal = calibrated[0] if len(calibrated) == 1 else calibrated[0].mean(calibrated[1])
+        return oracles.retrain_oracle(minus, spec, key, rt, cfg.get("cache_dir"), trained=trained, calibration=cal)
 
     log.info("fit %s on %d rows", p.spec["method"]["name"], len(p.data.train))
-    rec = method.fit(full).record()                                     # 3-4: M0
+    rec.update(method.fit(full).record())                               # 3-4: M0
     rec.update(stages.measure("before", method.score, method, method.user_vectors))
     ref = oracle() if method.needs_reference and ccfg.get("retrain_oracle", True) else None
     if ref is not None:
         method.set_reference(ref[0].score, ref[0])
-    costs = [method.unlearn(rows) for rows in p.request.rounds]         # 5-6: M1, request by request
+    costs = []
+    for i, rows in enumerate(p.request.rounds):                         # 5-6: M1, request by request
+        costs.append(method.unlearn(rows))
+        log.info("request %d/%d: %d rows unlearned in %.3g s", i + 1, len(p.request.rounds), len(rows),
+                 costs[-1].span.wall)
     rec.update(UnlearnCost.record(costs))
+    calibrated.append(calibrate(full, p.spec["submodel"], rt))
+    cal = calibrated[0].mean(calibrated[1])
+    rec.update(cal.record())
+    rec["calibration.drift"] = calibrated[1].span.wall / calibrated[0].span.wall
     rec.update(stages.measure("after", method.score, method, method.user_vectors))
     if ccfg.get("retrain_oracle", True):                                # 7: oracles
         # retrain's model after its last request is a fit on train minus F: the oracle itself
         own = method.is_retrain_oracle()
         model, info = ref or oracle(trained=(method, costs[-1]) if own else None)
-        rec.update({"retrain_s": info["retrain_s"], "retrain_epochs": info["retrain_epochs"],
-                    "retrain_cached": bool(info.get("cached", False))})
-        # against retraining from scratch once per request (a stream of R requests costs R fits)
-        rec["speedup"] = rec["retrain_s"] * len(costs) / rec["unlearn_s"] if rec["unlearn_s"] > 0 else float("inf")
+        rec.update(speedup(costs, info, cal, own))
         rec.update(stages.measure("retrain", model.score, method, model.user_vectors))
         # the seed floor: an oracle that differs only in its seed (cached like the oracle)
-        t0 = time.perf_counter()
+        t0 = clock()
         twin = oracle(seed=p.spec["seed"] + 1)[0] if ccfg.get("seed_floor", True) else None
         rec.update(oracle_gaps(p, minus, method, model, twin))
-        rec["oracle_gaps_s"] = time.perf_counter() - t0  # what measuring them cost (twin fit included)
+        rec.update((clock() - t0).keys("oracle_gaps"))  # what measuring them cost (twin fit included)
     if method.builds_exact_replica:
         rec.update(exact_gap(p, minus, method, rec["n_shards_retrained"], ccfg.get("exact_replica", True)))
     if ccfg.get("partition_drift", True):
-        t0 = time.perf_counter()
+        t0 = clock()
         rec.update(method.partition_drift(minus))
-        rec["partition_drift_s"] = time.perf_counter() - t0  # a rebuilt partition (re-pretraining) costs
+        rec.update((clock() - t0).keys("partition_drift"))  # a rebuilt partition (re-pretraining) costs
     rec.update(stages.finish())
     rec.update(method.describe())                                       # 8: the record
     rec.update(peak_memory(rt.device))
-    rec["lifecycle_s"] = time.perf_counter() - wall0
+    rec.update((clock() - start).keys("lifecycle"))
     return rec
+
+
+def speedup(costs: list[UnlearnCost], oracle: dict, cal: Calibration, own: bool) -> dict:
+    """Unlearning against retraining from scratch once per request (a stream of R requests costs R
+    fits), with both sides on this process's scale. `speedup.basis`: `self` (the method is
+    retrain: 1 by definition), `same_process` (the oracle was trained in this run), `calibrated`
+    (a cached oracle's seconds carried over by the ratio of the two processes' calibrations) or
+    `uncalibrated` (a cached oracle without a comparable calibration: its seconds as they were).
+    Unlearning shorter than the timer floor counts as the floor (`speedup.floored`)."""
+    n = len(costs)
+    spent = sum((c.span for c in costs), Span())
+    measured: Span = oracle["span"]
+    then: Calibration | None = oracle.get("calibration")
+    if own:
+        basis, retrain = "self", costs[-1].span
+    elif not oracle["cached"]:
+        basis, retrain = "same_process", measured
+    elif then is not None and then.key == cal.key:
+        basis = "calibrated"
+        retrain = Span(measured.wall * cal.span.wall / then.span.wall, measured.cpu * cal.span.cpu / then.span.cpu)
+    else:
+        basis, retrain = "uncalibrated", measured
+    floor = TIMER_FLOOR_S * n
+    out = {**retrain.keys("retrain"), "retrain_epochs": int(oracle["epochs"]), "retrain_cached": bool(oracle["cached"]),
+           "retrain_s.measured": float(measured.wall), "speedup.basis": basis,
+           "speedup.floored": bool(spent.wall < floor)}
+    if own:
+        out.update({"speedup": 1.0, "speedup.cpu": 1.0})
+    else:
+        out["speedup"] = retrain.wall * n / max(spent.wall, floor)
+        out["speedup.cpu"] = retrain.cpu * n / max(spent.cpu, floor) if spent.cpu == spent.cpu else None
+    return out
 
 
 def oracle_gaps(p: Prepared, minus: TrainSet, method: Method, model: Method, twin: Method | None) -> dict:
@@ -138,9 +184,9 @@ def exact_gap(p: Prepared, minus: TrainSet, method: Method, n_retrained: int, fi
     so with `untouched_shards` = 0 it is null (not informative) and no replica is fitted."""
     out = {"untouched_shards": method.n_shards - n_retrained, "exact_gap": None}
     if fit_replica and out["untouched_shards"] > 0:
-        t0 = time.perf_counter()
+        t0 = clock()
         replica = method.exact_replica(minus)
-        out["exact_replica_s"] = time.perf_counter() - t0
+        out.update((clock() - t0).keys("exact_replica"))
         out["exact_gap"] = score_gaps(method.score, replica.score, p.data.n_users, p.runtime.eval_batch,
                                       p.runtime.device)["max_abs"]
     return out
@@ -184,3 +230,20 @@ def run(cfg: dict, runtime: Runtime) -> dict:
     """Library entry point: prepare (checks, nothing trained) then execute."""
     p = prepare(cfg, runtime)
     return {**describe(p), **execute(p)}
+
+
+_EFF = {"group": "efficiency"}
+KEYS.declare("retrain_s", "retrain time", unit="s", reference=True, doc=(
+    "wall seconds of one fit of the retrain oracle on this run's scale (see speedup.basis)"), **_EFF)
+KEYS.declare("retrain_cpu_s", "retrain CPU", unit="s", reference=True,
+             doc="process CPU seconds of one oracle fit on this run's scale", **_EFF)
+KEYS.declare("retrain_epochs", "retrain epochs", reference=True, **_EFF)
+KEYS.declare("speedup", "speedup", unit="x", better="higher", doc=(
+    "retrain seconds x requests / unlearning seconds, both on this run's scale; 1 for retrain itself"), **_EFF)
+KEYS.declare("speedup.cpu", "speedup (CPU)", unit="x", better="higher",
+             doc="the same ratio of process CPU seconds", **_EFF)
+KEYS.declare("threads", "threads", group="identity", doc="torch intra-op threads of the run")
+for _name, _label in (("oracle_gaps", "oracle gaps"), ("exact_replica", "exact replica"),
+                      ("partition_drift", "partition drift"), ("lifecycle", "whole run"), ("warm_up", "warm-up")):
+    KEYS.declare(f"{_name}_s", _label, unit="s", doc=f"wall seconds of {_label} (not part of fit or unlearning)", **_EFF)
+    KEYS.declare(f"{_name}_cpu_s", f"{_label} CPU", unit="s", doc=f"process CPU seconds of {_label}", **_EFF)

@@ -33,7 +33,7 @@ def partition_embeddings(dataset: str, results_dir: Path, run_seed: int, embeddi
     data = load_named_dataset(dataset, cache)
     seed = derive_seed(run_seed, "partition")  # what ShardedMethod hands its partitioner
     users, items, seconds = pretrained_embeddings(data.train, data.n_users, data.n_items, embedding, seed, CPU, cache)
-    return data, users, items, seconds, cache, seed
+    return data, users, items, seconds.wall, cache, seed  # wall seconds of the pretraining
 
 
 def limit_threads(n: int) -> None:

@@ -61,6 +61,7 @@ shards and 0.274 vs 0.282 with WMF shards; the mean aggregator 0.244 and 0.251.
 """
 from __future__ import annotations
 
+import logging
 import math
 import time
 
@@ -74,6 +75,8 @@ from ..training import (STOPPING_DEFAULTS, EarlyStopping, NegativeSampler, Train
                         block_negatives, make_optimizer, pair_scores,
                         wmf_whole_data_loss)
 from .base import Aggregator
+
+log = logging.getLogger(__name__)
 
 TRAINABLE_LOSSES = ("bpr", "wmf")  # the loss families this aggregator can train with
 # `optimizer: auto` / `lr: auto` on the entity schedule, per loss family (schedule=batch takes the
@@ -292,7 +295,8 @@ class Attention(Aggregator):
         self.net.reset_parameters(gen, ("normal" if family == "wmf" else "glorot") if init == "auto" else init)
         reg = self.cfg["reg"]
         reg = (0.0 if family == "wmf" else 1.0e-5) if reg == "auto" else float(reg)
-        self.resolved = {**self._optimizer_settings(family), **self._block_sizes(data), "lr_halvings": self._halvings()}
+        self.resolved = {**self._optimizer_settings(family), **self._block_sizes(data), "lr_halvings": self._halvings(),
+                         "epochs": self._epoch_cap()}
         opt = make_optimizer(self.net.parameters(), self.resolved)
         hp = {"p_drop": float(self._setting("dropout", 0.0)), "reg": reg,
               "c0": float(self._setting("c0", 0.2))}
@@ -307,7 +311,7 @@ class Attention(Aggregator):
             steps = self._batch_steps(rows, triples, family, bs, hp)
         stopper = EarlyStopping(data, self.cfg, self.runtime)
         halvings_left = self.resolved["lr_halvings"]
-        for epoch in range(1, int(self.cfg["epochs"]) + 1):
+        for epoch in range(1, self.resolved["epochs"] + 1):
             self.net.train()
             self._items_cache = None
             for loss in steps(gen):
@@ -330,7 +334,17 @@ class Attention(Aggregator):
         if shard_state(shards) != before:  # stop-gradient: no shard parameter or gradient moved
             raise RuntimeError("aggregator=attention: a shard's parameters or gradients changed while fitting it")
         self.runtime.sync()
-        return {**stopper.report(start), "settings": dict(self.resolved), "lr_final": opt.param_groups[0]["lr"]}
+        return {**stopper.report(start), "settings": dict(self.resolved), "lr_final": opt.param_groups[0]["lr"],
+                "epoch_cap": self.resolved["epochs"]}
+
+    def _epoch_cap(self) -> int:
+        """The aggregator's epoch cap, lowered to the sub-model's: a user who caps the shards'
+        epochs (a quick run) caps the aggregator's training too."""
+        own, shards = int(self.cfg["epochs"]), self._sub_cfg.get("epochs")
+        if shards is None or int(shards) >= own:
+            return own
+        log.debug("aggregator=attention: epoch cap %d lowered to the sub-model's %d", own, int(shards))
+        return int(shards)
 
     def _optimizer_settings(self, family: str) -> dict:
         """optimizer / lr / adagrad_init: a value, null (the sub-model's) or auto (the sub-model's

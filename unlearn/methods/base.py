@@ -38,14 +38,13 @@ seeds) and refits a trainable aggregator; every other shard is left bit-identica
 """
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from ..data.interactions import TrainSet
 from ..errors import ConfigError
+from ..metrics.timing import Span, timed
 from ..registry import AGGREGATORS, PARTITIONERS, SUBMODELS
 from ..runtime import CPU, Runtime
 from ..seeding import derive_seed
@@ -180,18 +179,14 @@ class ShardedMethod(Method):
                                                    derive_seed(self.seed, "aggregator")) or {}
         return self.aggregator_info
 
-    def _timed(self, fn, *args):
-        self.runtime.sync()
-        t0 = time.perf_counter()
-        out = fn(*args)
-        self.runtime.sync()
-        return out, time.perf_counter() - t0
+    def _timed(self, fn, *args) -> tuple[object, Span]:
+        return timed(fn, *args, sync=self.runtime.sync)
 
-    def _train_shards(self, ks: list[int]) -> float:
-        total = 0.0
+    def _train_shards(self, ks: list[int]) -> Span:
+        total = Span()
         for k in tqdm(ks, desc="shards", leave=False, disable=None if (self.runtime.progress and len(ks) > 1) else True):
-            _, sec = self._timed(self.train_shard, k)
-            total += sec
+            _, spent = self._timed(self.train_shard, k)
+            total += spent
         return total
 
     # -- the method API -------------------------------------------------------------
@@ -201,7 +196,7 @@ class ShardedMethod(Method):
         if partition is None:
             self.partition, pretrain_s, cluster_s = self.build_partition(data)
         else:
-            self.partition, pretrain_s, cluster_s = partition, 0.0, 0.0
+            self.partition, pretrain_s, cluster_s = partition, Span(), Span()
         k = self.partition.n_shards
         self.shards, self.shard_info = [None] * k, [None] * k
         shards_s = self._train_shards(list(range(k)))
@@ -214,13 +209,13 @@ class ShardedMethod(Method):
         )
 
     def build_partition(self, data: TrainSet):
-        """(partition of `data`'s retained rows as a partition of all its rows, pretraining seconds,
-        clustering seconds); the pretraining seconds are what the embeddings cost to train, also
-        when a cache served them."""
+        """(partition of `data`'s retained rows as a partition of all its rows, pretraining Span,
+        clustering Span); the pretraining Span is what the embeddings cost to train, also when a
+        cache served them."""
         part, part_s = self._timed(self.partitioner.partition, data.train, data.n_users, data.n_items,
                                    derive_seed(self.seed, "partition"))
-        pretrain_s = float(part.info.get("pretrain_s", 0.0))
-        cluster_s = float(part.info.get("cluster_s", part_s - pretrain_s))
+        pretrain_s = Span.of(part.info["pretrain"]) if "pretrain" in part.info else Span()
+        cluster_s = Span.of(part.info["cluster"]) if "cluster" in part.info else part_s - pretrain_s
         return part.over_rows(data.row_index, len(data.rows)), pretrain_s, cluster_s
 
     @property
@@ -240,12 +235,12 @@ class ShardedMethod(Method):
             touched = sorted({int(s) for s in np.unique(np.concatenate([old.row_shard[moved],
                               self.partition.row_shard[moved]])) if s >= 0})
         shards_s = self._train_shards(touched)
-        agg_s = 0.0
+        agg_s = Span()
         if self.aggregator.trainable:
             _, agg_s = self._timed(self.fit_aggregator)
         elif partition_s is not None:
             self.aggregator.bind(self.shards, self.partition)  # e.g. `own` routes users by the new partition
-        return UnlearnCost(seconds=shards_s + agg_s + (partition_s or 0.0), shards_s=shards_s, aggregator_s=agg_s,
+        return UnlearnCost(seconds=shards_s + agg_s + (partition_s or Span()), shards_s=shards_s, aggregator_s=agg_s,
                            partition_s=partition_s, shards_retrained=touched)
 
     def partition_drift(self, data: TrainSet) -> dict:
@@ -318,3 +313,23 @@ class ShardedMethod(Method):
         self.aggregator = self.new_aggregator()
         self.aggregator.bind(self.shards, self.partition)
         self.aggregator.load_state_dict({n[len("aggregator."):]: t for n, t in state.items() if n.startswith("aggregator.")})
+
+
+from ..metrics.keys import KEYS  # noqa: E402
+
+# identity: the axes of a method spec, its seed and its number of shards
+_ID = {"group": "identity"}
+KEYS.declare("method", "method", doc="the method's registered name", **_ID)
+KEYS.declare("submodel", "sub-model", doc="the sub-model's registered name", **_ID)
+KEYS.declare("seed", "seed", doc="the run's seed, from which every component's seed derives", **_ID)
+KEYS.declare("n_shards", "shards", doc="shards of the partition (1: one model)", **_ID)
+KEYS.declare("device", "device", doc="the torch device of the run", **_ID)
+# what `describe` reports of a sharded method's training
+KEYS.declare("shard_sizes", "shard sizes", group="other", doc="retained training rows per shard")
+KEYS.declare("shard_epochs", "shard epochs", group="other", doc="epochs each shard's last fit ran")
+KEYS.declare("shard_best_epochs", "shard best epochs", group="other", doc="the epoch each shard's fit kept")
+KEYS.declare("shard_stop_reasons", "shard stop reasons", group="other", doc="why each shard's fit ended")
+KEYS.declare("shards_at_epoch_cap", "shards at epoch cap", group="other",
+             doc="shards whose fit the epoch cap ended while validation still improved (a diagnostic)")
+KEYS.declare("partition_uses_forget", "partition reads F", group="completeness",
+             doc="1 where the partition was built from something trained on F")

@@ -20,12 +20,12 @@ adapting and scoring are recorded (`eemu.score_s`, `eemu.score_s_per_user_shard`
 """
 from __future__ import annotations
 
-import time
 
 import numpy as np
 import torch
 
 from .. import meta
+from ..metrics.timing import Span, clock
 from ..registry import METHODS
 from ..runtime import CPU
 from ..seeding import derive_seed
@@ -62,7 +62,7 @@ class EEMU(ShardedMethod):
         self._query_all: np.ndarray | None = None
         self._cache: dict = {}
         self._adapter = None
-        self.score_s = 0.0
+        self.score_s = Span()  # adapting and scoring, outside every timed region of the lifecycle
         self.score_user_shards = 0
 
     # -- training ------------------------------------------------------------------------
@@ -121,7 +121,7 @@ class EEMU(ShardedMethod):
     def _block(self, b: int) -> torch.Tensor:
         if b not in self._cache:
             self.runtime.sync()
-            t0 = time.perf_counter()
+            t0 = clock()
             size = int(self.cfg["score_block"])
             users = torch.arange(b * size, min((b + 1) * size, self.data.n_users), device=self.runtime.device)
             total = None
@@ -130,7 +130,7 @@ class EEMU(ShardedMethod):
                 total = s if total is None else total + s
             self._cache[b] = total / len(self.shards)
             self.runtime.sync()
-            self.score_s += time.perf_counter() - t0
+            self.score_s += clock() - t0
             self.score_user_shards += len(users) * len(self.shards)
         return self._cache[b]
 
@@ -152,9 +152,10 @@ class EEMU(ShardedMethod):
         out.update({
             "eemu.meta_update": self.cfg["meta_update"],
             "eemu.adapt": self.cfg["adapt"],
-            "eemu.score_s": float(self.score_s),
-            "eemu.score_s_per_user_shard": float(self.score_s / max(self.score_user_shards, 1)),
+            **self.score_s.keys("eemu.score"),
+            "eemu.score_s_per_user_shard": float(self.score_s.wall / max(self.score_user_shards, 1)),
             "eemu.epoch_s": float(np.mean([i.get("epoch_s", 0.0) for i in self.shard_info])),
+            "eemu.epoch_cpu_s": float(np.mean([i.get("epoch_cpu_s", 0.0) for i in self.shard_info])),
             # what a deletion costs: one interaction touches one shard, a user every shard they have rows in
             "eemu.unlearn_scope": "interaction: its shard; user: every shard holding the user's rows (all K for >= K rows)",
         })
@@ -164,3 +165,16 @@ class EEMU(ShardedMethod):
 def _features(data):
     f = getattr(data, "features", None)
     return f.get() if hasattr(f, "get") else f
+
+
+from ..metrics.keys import KEYS  # noqa: E402
+
+KEYS.declare("eemu.meta_update", "meta update", group="other", doc="sequential (released) or batched meta-updates")
+KEYS.declare("eemu.adapt", "adapted weights", group="other", doc="which weights the inference step adapts")
+KEYS.declare("eemu.score_s", "scoring", unit="s", better="lower", group="efficiency",
+             doc="wall seconds of the adapted scoring (every evaluation)")
+KEYS.declare("eemu.score_s_per_user_shard", "scoring per user shard", unit="s", better="lower", group="efficiency",
+             doc="scoring seconds per adapted (user block, shard)")
+KEYS.declare("eemu.epoch_s", "meta-epoch", unit="s", better="lower", group="efficiency",
+             doc="mean wall seconds of one meta-epoch of a shard")
+KEYS.declare("eemu.unlearn_scope", "unlearning scope", group="other", doc="which shards a deletion retrains")

@@ -36,9 +36,25 @@ class UltraRE(ShardedMethod):
     def describe(self) -> dict:
         out = super().describe()
         info = self.partition.info if self.partition is not None else {}
-        for key in ("iterations", "inertia", "converged", "pretrain_s", "cluster_s"):
+        for key in ("iterations", "inertia", "converged"):
             if key in info:
                 out[f"partition.{key}"] = info[key]
+        for key in ("pretrain", "cluster"):
+            if key in info:
+                out.update(info[key].keys(f"partition.{key}"))
         if self.aggregator is not None and getattr(self.aggregator, "weight", None) is not None:
             out["aggregator.weight"] = self.aggregator.weight.detach().cpu().tolist()
         return out
+
+
+from ..metrics.keys import KEYS  # noqa: E402
+
+KEYS.declare("partition.iterations", "partition iterations", group="other", doc="clustering iterations")
+KEYS.declare("partition.converged", "partition converged", group="other", doc="1 where the clustering converged")
+KEYS.declare("partition.inertia", "partition inertia", group="other",
+             doc="sum of squared distances of the embeddings to their group's centroid")
+for _part, _label in (("pretrain", "pretraining"), ("cluster", "clustering")):
+    KEYS.declare(f"partition.{_part}_s", _label, sub="partition", unit="s", better="lower", group="efficiency",
+                 doc=f"wall seconds of the partition's {_label}")
+    KEYS.declare(f"partition.{_part}_cpu_s", f"{_label} CPU", sub="partition", unit="s", better="lower",
+                 group="efficiency", doc=f"process CPU seconds of the partition's {_label}")

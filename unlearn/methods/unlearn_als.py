@@ -22,13 +22,13 @@ objective traces in the convergence figure.
 """
 from __future__ import annotations
 
-import time
 
 import numpy as np
 import torch
 
 from ..data.interactions import TrainSet
 from ..errors import ConfigError
+from ..metrics.timing import Span, clock
 from ..models.als import ImplicitALS
 from ..registry import METHODS
 from ..runtime import CPU
@@ -113,13 +113,13 @@ class UnlearnALS(Method):
     def fit(self, data: TrainSet) -> FitCost:
         self._bind(data)
         self.runtime.sync()
-        t0 = time.perf_counter()
+        t0 = clock()
         self.model = self.new_model()
         info = self.model.fit(data, self.model_seed())
         self.model.requires_grad_(False)
         self.runtime.sync()
-        seconds = time.perf_counter() - t0
-        return FitCost(seconds=seconds, partition_s=0.0, pretrain_s=0.0, shards_s=seconds, aggregator_s=0.0,
+        spent = clock() - t0
+        return FitCost(seconds=spent, partition_s=Span(), pretrain_s=Span(), shards_s=spent, aggregator_s=Span(),
                        epochs=int(info["epochs"]), extra={"sweeps": int(info["epochs"]), "objective": float(info["objective"])})
 
     def _bind(self, data: TrainSet) -> None:
@@ -160,29 +160,29 @@ class UnlearnALS(Method):
         m = self.model
         track = self._reference is not None and bool(self.cfg["track_gap"])
         self.runtime.sync()
-        t0 = time.perf_counter()
+        t0 = clock()
         removed, updated = self.forget_cells(rows)
         before = m.objective()   # the trained factors under the retraining objective
         self.runtime.sync()
-        mark_s = time.perf_counter() - t0
+        mark = clock() - t0
         gaps = [self._gap()] if track else []
         trace_rank = self._rank_tracer(rows) if track else None
         ranks = [trace_rank(m.score)] if track else []
-        timed = {"s": 0.0}
-        clock = {"t": time.perf_counter()}
+        sweeps = [Span()]  # the sweeps' time so far
+        last = [clock()]
 
         def after_sweep(_sweep, _obj):  # the gap is computed outside the timed region
             self.runtime.sync()
-            timed["s"] += time.perf_counter() - clock["t"]
+            sweeps[0] += clock() - last[0]
             if track:
                 gaps.append(self._gap())
                 ranks.append(trace_rank(m.score))
-            clock["t"] = time.perf_counter()
+            last[0] = clock()
 
         trace = m.run_sweeps(int(self.cfg["max_sweeps"]), float(self.cfg["tol"]), start=before, callback=after_sweep)
         self.runtime.sync()
-        timed["s"] += time.perf_counter() - clock["t"]
-        sweeps_s = timed["s"]
+        sweeps[0] += clock() - last[0]
+        swept = sweeps[0]
         values = [before] + trace
         converged = len(values) >= 2 and abs(values[-2] - values[-1]) <= float(self.cfg["tol"]) * abs(values[-2])
         cold = self.cold_start_trace(trace_rank) if (track and self.cfg["cold_trace"]) else {}
@@ -190,11 +190,11 @@ class UnlearnALS(Method):
             **cold,
             "rows": len(rows), "cells_removed": removed, "cells_updated": updated, "sweeps": len(trace),
             "objective_before": before, "objective_after": trace[-1] if trace else before,
-            "objective_trace": [before] + trace, "retrain_gap_trace": gaps, "rank_gap_trace": ranks, "mark_s": mark_s,
-            "sweeps_s": sweeps_s, "converged": bool(converged),
+            "objective_trace": [before] + trace, "retrain_gap_trace": gaps, "rank_gap_trace": ranks, "mark_s": mark.wall,
+            "sweeps_s": swept.wall, "converged": bool(converged),
         })
-        return UnlearnCost(seconds=mark_s + sweeps_s, extra={
-            "mark_s": mark_s, "sweeps_s": sweeps_s, "sweeps": len(trace), "cells_removed": removed})
+        return UnlearnCost(seconds=mark + swept, extra={
+            "mark_s": mark, "sweeps_s": swept, "sweeps": len(trace), "cells_removed": removed})
 
     def cold_start_trace(self, trace_rank=None) -> dict:
         """For the convergence figure (outside every timed region): ALS from a random start on
@@ -271,3 +271,44 @@ class UnlearnALS(Method):
         self.model.to(self.runtime.device).requires_grad_(False).eval()
         kept_rows = data.train
         self.model.observe(kept_rows.users, kept_rows.items, kept_rows.ratings)
+
+
+from ..metrics.keys import KEYS  # noqa: E402
+
+KEYS.declare("fit.sweeps", "ALS sweeps", sub="fit", group="other", doc="ALS sweeps of the fit")
+KEYS.declare("fit.objective", "ALS objective", sub="fit", group="other", doc="the ALS objective after the fit")
+KEYS.declare("unlearn.sweeps", "ALS sweeps", sub="unlearn", group="other",
+             doc="ALS sweeps of unlearning, over all requests")
+KEYS.declare("unlearn.round_sweeps", "ALS sweeps per request", sub="unlearn", group="other",
+             doc="ALS sweeps of each request")
+KEYS.declare("unlearn.cells_removed", "cells removed", sub="unlearn", group="other",
+             doc="cells whose observation the forget rows removed")
+KEYS.declare("unlearn.cells_updated", "cells updated", sub="unlearn", group="other",
+             doc="cells whose value or confidence changed")
+KEYS.declare("unlearn.converged", "converged", sub="unlearn", group="other",
+             doc="1 where every request's sweeps met the tolerance")
+for _part, _label in (("mark", "marking"), ("sweeps", "sweeps")):
+    KEYS.declare(f"unlearn.{_part}_s", _label, sub="unlearn", unit="s", better="lower", group="efficiency",
+                 doc=f"wall seconds of unlearning's {_label}, over all requests")
+    KEYS.declare(f"unlearn.{_part}_cpu_s", f"{_label} CPU", sub="unlearn", unit="s", better="lower",
+                 group="efficiency", doc=f"process CPU seconds of unlearning's {_label}, over all requests")
+KEYS.declare("unlearn.objective_before", "ALS objective", sub="before sweeps", group="other",
+             doc="the retraining objective at the trained factors, F removed")
+KEYS.declare("unlearn.objective_after", "ALS objective", sub="after sweeps", group="other",
+             doc="the retraining objective after the last request's sweeps")
+KEYS.declare("unlearn.oracle_objective", "ALS objective", sub="oracle", reference=True, group="other",
+             doc="the retrain oracle's objective on the final retained data")
+KEYS.declare("unlearn.objective_trace", "objective trace", sub="unlearn", group="other",
+             doc="the objective before and after every sweep, requests concatenated")
+KEYS.declare("unlearn.retrain_gap_trace", "score gap trace", sub="unlearn", group="completeness",
+             doc="the score gap to the oracle after every sweep")
+KEYS.declare("unlearn.rank_gap_trace", "rank gap trace", sub="unlearn", group="completeness",
+             doc="the rank gap to the oracle after every sweep")
+KEYS.declare("unlearn.rank_gap_trace.deleted", "rank gap trace", sub="unlearn, deleted", group="completeness",
+             doc="the rank gap over the users who lost rows after every sweep")
+KEYS.declare("retrain.objective_trace", "objective trace", sub="cold start", reference=True, group="other",
+             doc="ALS from a random start on the retained rows: its objective after every sweep")
+KEYS.declare("retrain.retrain_gap_trace", "score gap trace", sub="cold start", reference=True, group="completeness",
+             doc="ALS from a random start: its score gap to the oracle after every sweep")
+KEYS.declare("retrain.rank_gap_trace", "rank gap trace", sub="cold start", reference=True, group="completeness",
+             doc="ALS from a random start: its rank gap to the oracle after every sweep")

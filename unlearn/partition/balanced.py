@@ -32,13 +32,13 @@ member) by a monotone fixed-point iteration over whole-array operations; see tha
 from __future__ import annotations
 
 import math
-import time
 from fractions import Fraction
 
 import numpy as np
 import torch
 
 from ..errors import ConfigError
+from ..metrics.timing import clock
 from ..registry import PARTITIONERS
 from ..seeding import numpy_rng
 from ..data.units import unit_ids
@@ -154,7 +154,7 @@ class BalancedPartition(Partitioner):
         u, i, seconds = pretrained_embeddings(
             train, n_users, n_items, dict(self.cfg["embedding"]), seed, self.runtime, self.cache_dir
         )
-        return u.double().cpu(), i.double().cpu(), seconds
+        return u.double().cpu(), i.double().cpu(), seconds  # a Span
 
     def _update(self, x: torch.Tensor, ids: torch.Tensor, assign: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
         """New anchors from the members' embeddings x[ids] grouped by `assign` (K x d)."""
@@ -176,9 +176,9 @@ class BalancedPartition(Partitioner):
         raise NotImplementedError
 
     def assign(self, train, n_users, n_items, seed):
-        start = time.perf_counter()
-        users_emb, items_emb, pretrain_s = self._embeddings(train, n_users, n_items, seed)
-        cluster_start = time.perf_counter()
+        start = clock()
+        users_emb, items_emb, pretrain = self._embeddings(train, n_users, n_items, seed)
+        cluster_start = clock()
         k = self.n_shards
         space = self.space(train, n_users, n_items, users_emb, items_emb)
         n = space.n
@@ -197,15 +197,18 @@ class BalancedPartition(Partitioner):
             anchors = space.update(self._update, assign, anchors)
         assign_np = assign.numpy().astype(np.int64)
         sizes = np.bincount(assign_np, minlength=k)
+        cluster = clock() - cluster_start
         info = {
-            "pretrain_s": float(pretrain_s),
-            "cluster_s": time.perf_counter() - cluster_start,
+            "pretrain": pretrain,
+            "cluster": cluster,
+            "pretrain_s": float(pretrain.wall),
+            "cluster_s": float(cluster.wall),
             "iterations": iters,
             "converged": converged,
             "greedy_rounds": rounds,
             "capacity": int(capacity),
             "empty_shards": int((sizes == 0).sum()),
-            "seconds": time.perf_counter() - start,
+            "seconds": (clock() - start).wall,
         }
         row_shard, unit_shard = space.shards(train, assign_np)
         return Partition(self.unit, k, row_shard, unit_shard, uses_forget=True, info=info)

@@ -10,12 +10,12 @@ time and never recomputed by unlearning.
 """
 from __future__ import annotations
 
-import time
 
 import numpy as np
 import torch
 
 from ..errors import ConfigError
+from ..metrics.timing import Span, clock
 from ..registry import PARTITIONERS
 from ..seeding import torch_generator
 from .base import Partition, Partitioner, rows_from_units
@@ -122,13 +122,13 @@ class EmbeddingPartitioner(Partitioner):
             emb = {**DEFAULT_EMBEDDING, **emb}
         self.cfg["embedding"] = dict(emb)
 
-    def user_embeddings(self, train, n_users: int, n_items: int, seed: int) -> tuple[np.ndarray, torch.Tensor, float]:
-        """(present user ids, their embeddings as float64 on the runtime device, pretrain seconds)."""
+    def user_embeddings(self, train, n_users: int, n_items: int, seed: int) -> tuple[np.ndarray, torch.Tensor, Span]:
+        """(present user ids, their embeddings as float64 on the runtime device, pretraining Span)."""
         users, _, seconds = pretrained_embeddings(train, n_users, n_items, self.cfg["embedding"], seed,
                                                   self.runtime, self.cache_dir)
         present = np.flatnonzero(train.user_mask(n_users))
         x = users[torch.as_tensor(present)].to(self.runtime.device, torch.float64)
-        return present, x, float(seconds)
+        return present, x, seconds
 
     def to_partition(self, train, n_users: int, present: np.ndarray, labels: np.ndarray, info: dict) -> Partition:
         unit_shard = np.full(n_users, -1, dtype=np.int64)
@@ -155,12 +155,13 @@ class KMeansPartition(EmbeddingPartitioner):
             raise ConfigError(f"partitioner.max_iter must be at least 1, got {self.cfg['max_iter']}.")
 
     def assign(self, train, n_users, n_items, seed):
-        present, x, pretrain_s = self.user_embeddings(train, n_users, n_items, seed)
+        present, x, pretrain = self.user_embeddings(train, n_users, n_items, seed)
         self.runtime.sync()
-        t0 = time.perf_counter()
+        t0 = clock()
         out = lloyd_kmeans(x, self.n_shards, torch_generator(seed, "partition", "kmeans"), self.cfg["init"],
                            int(self.cfg["max_iter"]), float(self.cfg["tol"]))
         self.runtime.sync()
-        info = {"pretrain_s": pretrain_s, "cluster_s": time.perf_counter() - t0, "iterations": out["iterations"],
-                "converged": out["converged"], "inertia": out["inertia"]}
+        cluster = clock() - t0
+        info = {"pretrain": pretrain, "cluster": cluster, "pretrain_s": pretrain.wall, "cluster_s": cluster.wall,
+                "iterations": out["iterations"], "converged": out["converged"], "inertia": out["inertia"]}
         return self.to_partition(train, n_users, present, out["labels"].numpy(), info)

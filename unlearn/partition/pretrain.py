@@ -11,14 +11,15 @@ then the model is refitted on all of train for the best epoch count). `converge:
 `epochs` epochs (the old behaviour). `partitioner.embedding` overrides it per partitioner."""
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from .. import io
+from ..code_version import training_code_version
 from ..data.interactions import Interactions, TrainSet
+from ..metrics.timing import Span, clock
 from ..registry import SUBMODELS
 from ..runtime import Runtime
 from ..seeding import derive_seed, numpy_rng
@@ -41,9 +42,9 @@ def _carve_valid(train: Interactions, seed: int, ratio: float = 0.1):
 
 
 def pretrained_embeddings(train: Interactions, n_users: int, n_items: int, model_cfg: dict, seed: int,
-                          runtime: Runtime, cache_dir: str | None = None) -> tuple[torch.Tensor, torch.Tensor, float]:
-    """(user embeddings, item embeddings, seconds their training took). A cache hit returns the
-    seconds recorded when they were trained, so records do not depend on what ran before."""
+                          runtime: Runtime, cache_dir: str | None = None) -> tuple[torch.Tensor, torch.Tensor, Span]:
+    """(user embeddings, item embeddings, the Span their training took). A cache hit returns the
+    Span recorded when they were trained, so records do not depend on what ran before."""
     cfg = dict(model_cfg)
     name = cfg.get("name", "wmf")
     converge = bool(cfg.pop("converge", False))
@@ -53,12 +54,13 @@ def pretrained_embeddings(train: Interactions, n_users: int, n_items: int, model
     resolved = {**cls.defaults, **{k: v for k, v in cfg.items() if k != "name"}}  # a changed default is a new key
     model_key = {"name": name, **resolved, **({"converge": True} if converge else {})}
     key = io.stable_hash({"train": train.content_hash(), "n": [n_users, n_items], "model": model_key,
-                          "seed": seed}, 16)
+                          "seed": seed, "code": training_code_version()}, 16)
     path = Path(cache_dir) / "pretrain" / f"{name}-{key}.pt" if cache_dir else None
     if path is not None and path.is_file():
         t = io.read_tensors(path)
-        return t["users"], t["items"], float(t["seconds"])  # the cost of producing them, cached or not
-    start = time.perf_counter()
+        cpu = float(t["cpu_seconds"]) if "cpu_seconds" in t else float("nan")
+        return t["users"], t["items"], Span(float(t["seconds"]), cpu)  # the cost of producing them, cached or not
+    start = clock()
     if converge:  # find the converged epoch count on a carved validation set, then refit on all of train
         fit_rows, valid_rows = _carve_valid(train, derive_seed(seed, "pretrain"))
         probe = cls(n_users, n_items, cfg, runtime=runtime)
@@ -71,7 +73,8 @@ def pretrained_embeddings(train: Interactions, n_users: int, n_items: int, model
     empty = train.subset(slice(0, 0))
     model.fit(TrainSet(n_users, n_items, train, empty), derive_seed(seed, "pretrain"))
     users, items = (e.detach().cpu().float() for e in model.embeddings())
-    seconds = time.perf_counter() - start
+    spent = clock() - start
     if path is not None:
-        io.write_tensors(path, {"users": users, "items": items, "seconds": torch.tensor(seconds, dtype=torch.float64)})
-    return users, items, seconds
+        io.write_tensors(path, {"users": users, "items": items, "seconds": torch.tensor(spent.wall, dtype=torch.float64),
+                                "cpu_seconds": torch.tensor(spent.cpu, dtype=torch.float64)})
+    return users, items, spent
