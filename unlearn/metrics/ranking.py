@@ -2,7 +2,9 @@
 
 Every item is ranked for every evaluated user (users with at least one target item), with the
 user's excluded items (their training rows) masked. Ties are broken by the lower item id, so
-the result is deterministic and independent of the batch size.
+the result is deterministic and independent of the batch size. `per_user` gives every metric per
+evaluated user (in the order of `users`, ascending ids) and `summarise` averages those as `evaluate`
+does, so a caller can keep the per-user vectors (`bootstrap_means`: intervals over users).
 
 Two options make the numbers comparable with a peer's code (defaults: the suite's definitions):
 
@@ -26,6 +28,7 @@ import torch
 
 from ..data.csr import CSR
 from ..data.interactions import Interactions
+from .keys import KEYS
 
 ScoreFn = Callable[[torch.Tensor], torch.Tensor]
 METRICS = ("recall", "ndcg", "hr", "precision")
@@ -226,7 +229,12 @@ class RankingEvaluator:
         groups. `user_groups` (a group label for every user id, e.g. the shard of a user
         partition; None: one group) is what `group_average=unweighted` averages over; it then also
         records `n_eval_groups`."""
-        per_user = self.per_user(score_fn, item_groups=groups)
+        return self.summarise(self.per_user(score_fn, item_groups=groups), groups, user_groups)
+
+    def summarise(self, per_user: dict[str, np.ndarray], groups: bool = True,
+                  user_groups: np.ndarray | None = None) -> dict[str, float]:
+        """`evaluate`'s result from `per_user`'s arrays (aligned with `self.users`), for a caller
+        that keeps the per-user values too."""
         labels = None if user_groups is None else np.asarray(user_groups)[self.users]
         average = GROUP_AVERAGES[self.group_average]
         result: dict[str, float] = {}
@@ -242,3 +250,53 @@ class RankingEvaluator:
         if self.group_average == "unweighted":
             result["n_eval_groups"] = int(len(np.unique(labels))) if labels is not None else 1
         return result
+
+
+def bootstrap_means(values: np.ndarray, n_boot: int, rng: np.random.Generator,
+                    max_cells: int = 1 << 18) -> np.ndarray:
+    """Means of each row of `values` (rows: quantities, columns: users) over `n_boot` resamples of
+    the columns with replacement, every row under the same resample (paired, when the rows are
+    per-user differences between two models): a (rows x n_boot) array. A resample is a vector of
+    per-user counts (a bincount of n draws), so a chunk of resamples is one matrix product; chunks
+    of at most `max_cells` counts stay in cache and bound the memory on large user sets."""
+    values = np.ascontiguousarray(np.atleast_2d(values), dtype=np.float64)
+    n = values.shape[1]
+    out = np.full((values.shape[0], n_boot), np.nan)
+    if n == 0:
+        return out
+    rows = torch.from_numpy(values)  # torch's product keeps to the run's thread count (numpy's BLAS does not)
+    step = max(1, max_cells // n)
+    index = np.int32 if step * n < 2**31 else np.int64
+    for start in range(0, n_boot, step):
+        b = min(step, n_boot - start)
+        draws = rng.integers(0, n, (b, n), dtype=index)
+        draws += (np.arange(b, dtype=index) * n)[:, None]  # resample r counts in cells [r n, (r + 1) n)
+        counts = np.bincount(draws.ravel(), minlength=b * n).reshape(b, n).astype(np.float64)
+        out[:, start : start + b] = (rows @ torch.from_numpy(counts).T).numpy() / n
+    return out
+
+
+def percentile_interval(replicates: np.ndarray, level: float = 0.95) -> np.ndarray:
+    """[low, high] percentile interval of each row of bootstrap `replicates`: a (rows x 2) array."""
+    tail = (1.0 - level) / 2.0
+    return np.quantile(np.atleast_2d(replicates), [tail, 1.0 - tail], axis=1).T
+
+
+# the record keys `evaluate` yields, under a stage prefix (`StageMetrics`: before, after, retrain)
+_LABELS = {"recall": "Recall", "ndcg": "NDCG", "hr": "HR", "precision": "Precision"}
+_VARIANTS = {
+    "": "the mean over the evaluated users (eval.group_average=unweighted: the mean of the shard groups' means)",
+    ".active": "the mean over the active users (the top eval.active_top of the evaluated users by train count)",
+    ".inactive": "the mean over the evaluated users outside the active group",
+    ".cold": "hits and ideal counted on cold target items only (the 80% of items with the fewest retained "
+             "train rows), mean over the users with such items",
+    ".warm": "hits and ideal counted on warm (not cold) target items only, mean over the users with such items",
+}
+for _metric, _label in _LABELS.items():
+    for _suffix, _doc in _VARIANTS.items():
+        KEYS.declare(f"{{stage}}.{_metric}@{{k}}{_suffix}", f"{_label}@{{k}}{_suffix.replace('.', ' ')}",
+                     better="higher", group="utility", sub="{stage}",
+                     doc=f"{_label}@{{k}} of the model at this stage on the test rows of the users still in the "
+                         f"system, their retained train rows masked: {_doc}.")
+KEYS.declare("{stage}.n_eval_groups", "eval groups", group="utility", sub="{stage}",
+             doc="user groups the headline metrics average over (eval.group_average=unweighted).")

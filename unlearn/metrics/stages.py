@@ -1,4 +1,4 @@
-"""Everything measured of one model at one stage of a run (SPEC §2 steps 4, 6, 7; §5): utility,
+"""Everything measured of one model at one stage of a run: utility,
 membership inference, forget-hit and the configured probes, built once per run and called once
 per stage (`before`, `after`, `retrain`)."""
 from __future__ import annotations
@@ -8,15 +8,20 @@ import torch
 
 from ..data.deletion import DeletionRequest
 from ..data.interactions import Dataset, Interactions
+from ..errors import ConfigError
 from ..registry import PROBES
 from ..runtime import Runtime
+from ..seeding import numpy_rng
 from .completeness import MembershipProbe, forget_hits, mean_pairwise_cosine, popularity_scores
-from .ranking import RankingEvaluator, ScoreFn
+from .keys import KEYS
+from .ranking import RankingEvaluator, ScoreFn, bootstrap_means, percentile_interval
 
 
 # the stage that scores the retrain oracle: one unpartitioned model (`unlearn.oracle.oracle_spec`),
 # so its users form one group whatever the method's partition
 ORACLE_STAGE = "retrain"
+# the metrics whose per-user values each stage keeps, for the utility loss against the oracle
+LOSS_METRICS = ("recall", "ndcg")
 
 
 def user_groups(method) -> np.ndarray | None:
@@ -47,7 +52,9 @@ class StageMetrics:
     each model ranks every item but the user's retained train rows (train minus F) against the test
     rows of the users still in the system (a deleted user's test rows leave the evaluation), so the
     stages differ only in the model. The active group (top `eval.active_top` of the evaluated users
-    by train count) is fixed at fit time, from the counts in all of train."""
+    by train count) is fixed at fit time, from the counts in all of train. Each stage keeps its
+    per-user recall / NDCG (vectors over the evaluated users, never score matrices) so `finish`
+    can compare `after` with the oracle user by user."""
 
     def __init__(self, data: Dataset, request: DeletionRequest, cfg: dict, runtime: Runtime):
         ecfg, ccfg = cfg.get("eval") or {}, cfg.get("completeness") or {}
@@ -66,6 +73,12 @@ class StageMetrics:
                                active_top=float(ecfg.get("active_top", 0.05)), hr=ecfg.get("hr", "any_hit"),
                                group_average=ecfg.get("group_average", "weighted"))
         self.utility = {"before": one, "after": one, "retrain": one}
+        self.seed = int(cfg.get("seed", 0))
+        self.loss_boot = int(ecfg.get("loss_bootstrap", 1000))
+        if self.loss_boot < 0:
+            raise ConfigError(f"eval.loss_bootstrap must be >= 0 (0: no interval), not {self.loss_boot}.")
+        self.loss_names = [f"{m}@{k}" for m in LOSS_METRICS for k in one.ks]
+        self.per_user: dict[str, dict[str, np.ndarray]] = {}  # stage -> metric -> values per evaluated user
         self.membership = MembershipProbe(self.forget, Interactions.concat([data.valid, data.test]), n_u, n_i,
                                           int(cfg.get("seed", 0)), int(ccfg.get("mia_max_pairs", 20000)), dev, batch,
                                           n_boot=int(ccfg.get("mia_bootstrap", 200)))
@@ -76,7 +89,10 @@ class StageMetrics:
         """Utility, membership AUC (with its interval), forget-hit, the deleted users' collapse
         (`user_vectors`: users -> final user representations, or None) and probes at `stage`."""
         groups = None if stage == ORACLE_STAGE else user_groups(method)
-        out = prefixed(stage, self.utility[stage].evaluate(score_fn, user_groups=groups))
+        ev = self.utility[stage]
+        values = ev.per_user(score_fn, item_groups=True)
+        self.per_user[stage] = {name: values[name] for name in self.loss_names}
+        out = prefixed(stage, ev.summarise(values, user_groups=groups))
         out.update(staged(stage, self.membership.measure(score_fn)))
         hits = forget_hits(score_fn, self.n_users, self.n_items, self.retained, self.forget, self.hit_ks,
                            self.device, self.batch)
@@ -91,10 +107,39 @@ class StageMetrics:
     def finish(self) -> dict:
         """What needs no model (the MIA's pairs, the popularity ranker's forget-hit) and what the
         probes measure across stages (e.g. against the oracle), once all ran."""
-        out: dict = {"mia_pairs": int(self.membership.n_pairs)}
+        out: dict = {"mia_pairs": int(self.membership.n_pairs), **self.utility_loss()}
         pop = forget_hits(popularity_scores(self.retained, self.n_items), self.n_users, self.n_items, self.retained,
                           self.forget, self.hit_ks, self.device, self.batch)
         out.update(staged("popularity", pop))
         for probe in self.probes:
             out.update(probe.finish())
         return out
+
+    def utility_loss(self) -> dict:
+        """`<metric>@K.loss_vs_oracle`: the mean over the evaluated users of oracle minus `after`
+        (positive: unlearning lost utility against retraining), with `.ci95`, a paired percentile
+        bootstrap over users (`eval.loss_bootstrap` resamples, seeded by the run's seed; 0: None).
+        Nothing when the oracle stage did not run."""
+        after, oracle = self.per_user.get("after"), self.per_user.get(ORACLE_STAGE)
+        if after is None or oracle is None:
+            return {}
+        diffs = np.stack([oracle[name] - after[name] for name in self.loss_names])
+        means = diffs.mean(1) if diffs.shape[1] else np.full(len(diffs), np.nan)
+        ci = None
+        if self.loss_boot > 0:
+            ci = percentile_interval(bootstrap_means(diffs, self.loss_boot, numpy_rng(self.seed, "utility_loss")))
+        out = {}
+        for i, name in enumerate(self.loss_names):
+            out[f"{name}.loss_vs_oracle"] = float(means[i])
+            out[f"{name}.loss_vs_oracle.ci95"] = None if ci is None else [float(ci[i, 0]), float(ci[i, 1])]
+        return out
+
+
+_LOSS_DOC = ("the mean over the evaluated users of the retrain oracle's {metric}@{{k}} minus the unlearned "
+             "model's (positive: unlearning lost utility against retraining); a plain per-user mean even when "
+             "the headline {metric} averages shard groups (eval.group_average=unweighted). Its .ci95 is a "
+             "per-user paired bootstrap 95% interval (eval.loss_bootstrap resamples; null when 0).")
+KEYS.declare("recall@{k}.loss_vs_oracle", "Recall@{k} loss vs oracle", better="lower", group="utility",
+             doc=_LOSS_DOC.format(metric="recall"))
+KEYS.declare("ndcg@{k}.loss_vs_oracle", "NDCG@{k} loss vs oracle", better="lower", group="utility",
+             doc=_LOSS_DOC.format(metric="NDCG"))
