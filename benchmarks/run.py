@@ -39,10 +39,10 @@ def _job() -> tuple[int, bool]:
 def refuse(exc: UserError, multirun: bool) -> dict:
     """A user error found before training: one message, nothing written. In a sweep the other jobs
     go on (the sweep exits non-zero at its end); a single run exits with 2."""
-    print(f"error: {exc}", file=sys.stderr)
-    log.error("%s", exc)
-    if multirun:
+    if multirun:  # the job's log line is its one message (the sweep's console shows it)
+        log.error("%s", exc)
         return {"status": "refused", "error": str(exc)}
+    print(f"error: {exc}", file=sys.stderr)
     sys.exit(2)
 
 

@@ -25,7 +25,7 @@ from .seeding import derive_seed, numpy_rng
 
 ROWS = 50_000      # training rows the workload fits on (all of them on smaller data)
 EPOCHS = 2         # epochs (ALS: sweeps) of one repetition
-REPEATS = 3        # timed repetitions after one untimed one; the median is kept
+REPEATS = 5        # timed repetitions after one untimed one; the median is kept
 # settings that make a fit a fixed amount of work: no early stopping, no validation
 FIXED_BUDGET = {"selection": "last", "patience": 0, "min_epochs": 0, "epochs": EPOCHS,
                 "iterations": EPOCHS, "tol": 0.0, "valid_metric": None}

@@ -48,7 +48,10 @@ def method_spec(cfg: dict) -> dict:
         if not isinstance(cfg.get(axis), dict) or "name" not in cfg[axis]:
             raise ConfigError(f"The config has no '{axis}' with a name; choose one with {axis}=NAME.")
     spec = {axis: dict(cfg[axis]) for axis in AXES}
-    spec["seed"] = int(cfg.get("seed", 0))
+    seed = cfg.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int) and not (isinstance(seed, str) and seed.lstrip("-").isdigit()):
+        raise ConfigError(f"seed must be an integer, not {seed!r}.")
+    spec["seed"] = int(seed)
     return spec
 
 
@@ -58,7 +61,10 @@ def prepare(cfg: dict, runtime: Runtime) -> Prepared:
     method_cls = METHODS.get(spec["method"]["name"])
     for name in (cfg.get("eval") or {}).get("probes") or []:
         PROBES.get(name)
+    t0 = clock()
     data = load_dataset(cfg["dataset"], cfg.get("cache_dir"))
+    log.info("data %s: %d users, %d items, %d train rows (%.2g s)", data.name, data.n_users, data.n_items,
+             len(data.train), (clock() - t0).wall)
     request = draw(data.train, data.n_users, data.n_items, cfg.get("deletion") or {}, spec["seed"])
     method = method_cls(spec, runtime, cfg.get("cache_dir"))
     method.validate(TrainSet(data.n_users, data.n_items, data.train, data.valid))
@@ -77,6 +83,7 @@ def execute(p: Prepared) -> dict:
     # before anything is timed: compilation and first calls (warm-up), then this process's scale
     rec.update(warm_up(p.spec, full, rt, method.n_shards))
     calibrated = [calibrate(full, p.spec["submodel"], rt)]
+    log.info("warm-up %s (%.2g s); calibration %.3g s", rec["warm_up"], rec["warm_up_s"], calibrated[0].span.wall)
 
     def oracle(trained=None, seed=p.spec["seed"]):
         spec = {**p.spec, "seed": seed}
@@ -86,7 +93,8 @@ def execute(p: Prepared) -> dict:
 
     log.info("fit %s on %d rows", p.spec["method"]["name"], len(p.data.train))
     rec.update(method.fit(full).record())                               # 3-4: M0
-    rec.update(stages.measure("before", method.score, method, method.user_vectors))
+    log.info("fit done in %.3g s", rec["fit_s"])
+    rec.update(measured(stages, "before", method.score, method, method.user_vectors))
     ref = oracle() if method.needs_reference and ccfg.get("retrain_oracle", True) else None
     if ref is not None:
         method.set_reference(ref[0].score, ref[0])
@@ -100,13 +108,15 @@ def execute(p: Prepared) -> dict:
     cal = calibrated[0].mean(calibrated[1])
     rec.update(cal.record())
     rec["calibration.drift"] = calibrated[1].span.wall / calibrated[0].span.wall
-    rec.update(stages.measure("after", method.score, method, method.user_vectors))
+    rec.update(measured(stages, "after", method.score, method, method.user_vectors))
     if ccfg.get("retrain_oracle", True):                                # 7: oracles
         # retrain's model after its last request is a fit on train minus F: the oracle itself
         own = method.is_retrain_oracle()
         model, info = ref or oracle(trained=(method, costs[-1]) if own else None)
         rec.update(speedup(costs, info, cal, own))
-        rec.update(stages.measure("retrain", model.score, method, model.user_vectors))
+        log.info("oracle %s in %.3g s; speedup %.3g (%s)", "read from the cache, trained" if info["cached"] else "trained",
+                 rec["retrain_s"], rec["speedup"], rec["speedup.basis"])
+        rec.update(measured(stages, "retrain", model.score, method, model.user_vectors))
         # the seed floor: an oracle that differs only in its seed (cached like the oracle)
         t0 = clock()
         twin = oracle(seed=p.spec["seed"] + 1)[0] if ccfg.get("seed_floor", True) else None
@@ -122,7 +132,16 @@ def execute(p: Prepared) -> dict:
     rec.update(method.describe())                                       # 8: the record
     rec.update(peak_memory(rt.device))
     rec.update((clock() - start).keys("lifecycle"))
+    log.info("run done in %.3g s", rec["lifecycle_s"])
     return rec
+
+
+def measured(stages: StageMetrics, stage: str, *args) -> dict:
+    """One stage's measurements, logged with their seconds."""
+    t0 = clock()
+    out = stages.measure(stage, *args)
+    log.info("evaluated %s in %.2g s", stage, (clock() - t0).wall)
+    return out
 
 
 def speedup(costs: list[UnlearnCost], oracle: dict, cal: Calibration, own: bool) -> dict:
@@ -187,6 +206,7 @@ def exact_gap(p: Prepared, minus: TrainSet, method: Method, n_retrained: int, fi
         t0 = clock()
         replica = method.exact_replica(minus)
         out.update((clock() - t0).keys("exact_replica"))
+        log.info("exact replica fitted in %.3g s", out["exact_replica_s"])
         out["exact_gap"] = score_gaps(method.score, replica.score, p.data.n_users, p.runtime.eval_batch,
                                       p.runtime.device)["max_abs"]
     return out
