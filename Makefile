@@ -50,10 +50,13 @@ DATASET ?= ml100k
 tune: $(STAMP)
 	UNLEARN_RESULTS_DIR=$(RESULTS) $(PY) -m benchmarks.run -m experiment=tune_$(SUBMODEL) dataset=$(DATASET)
 
-# reference results: the paper tables a 2-core CPU finishes in a few hours, into docs/results/
-# (Markdown and CSV with commit, machine, seeds, wall time); lists what it leaves for a GPU
+# reference results: the paper tables in docs/results/, each rendered from its committed records
+# (docs/results/<table>.jsonl): seeds $(RESULTS)/paper with them, runs only the runs missing from
+# them, merges the new ones back, renders. PAPER_ARGS: --only NAME, --render-only (run nothing),
+# --plan gpu (the GPU plan, same files), --set KEY=VALUE (e.g. a SLURM launcher), --list
+PAPER_ARGS ?=
 paper-tables: $(STAMP)
-	$(PY) -m benchmarks.paper_tables --results $(RESULTS)/paper
+	$(PY) -m benchmarks.paper_tables --results $(RESULTS)/paper $(PAPER_ARGS)
 
 # side-by-side performance benchmarks: each appends a record to results/perf/<name>.jsonl; the
 # summary puts the latest figures against the targets (results/perf/summary.md). `methods` runs

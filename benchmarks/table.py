@@ -1,15 +1,20 @@
 """One command per paper table: run the table's experiment sweep, then render the table.
 
-    python -m benchmarks.table receraser_utility [results_dir=DIR] [extra Hydra overrides...]
+    python -m benchmarks.table receraser_utility [results_dir=DIR] [records=FILE.jsonl] [extra Hydra overrides...]
 
 Runs already done are skipped by the runner, so re-running only renders. A choice of a config
 group the table filters on (`dataset=ml100k`, `submodel=wmf`: e.g. to try a paper's protocol on a
-smaller dataset) also points the table at those runs."""
+smaller dataset) also points the table at those runs. With `records=FILE.jsonl` (e.g.
+docs/results/NAME.jsonl) the results directory is first seeded with the file's records (runs
+recorded there are skipped), the table's records are merged back into it after the sweep, and the
+table is rendered from the file alone."""
 from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
+from . import reference
 from .report import SPEC_DIR, load_spec, narrowing, report
 
 
@@ -17,20 +22,41 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or "=" in argv[0]:
         names = ", ".join(sorted(p.stem for p in SPEC_DIR.glob("*.yaml")))
-        print(f"usage: python -m benchmarks.table NAME [results_dir=DIR] [overrides]. Tables: {names}", file=sys.stderr)
+        print(f"usage: python -m benchmarks.table NAME [results_dir=DIR] [records=FILE.jsonl] [overrides]. "
+              f"Tables: {names}", file=sys.stderr)
         return 2
     name, rest = argv[0], argv[1:]
     spec = load_spec(name)
     results_dir = next((a.split("=", 1)[1] for a in rest if a.startswith("results_dir=")), "results")
-    overrides = [a for a in rest if not a.startswith("results_dir=")]
+    jsonl = next((Path(a.split("=", 1)[1]) for a in rest if a.startswith("records=")), None)
+    overrides = [a for a in rest if not a.startswith(("results_dir=", "records="))]
+    where = narrowing(spec, overrides)
+    if jsonl is not None:
+        records = reference.read(jsonl)
+        if records.bad:
+            print(records.warning(jsonl), file=sys.stderr)
+        print(f"{jsonl}: {len(records.by_id)} record(s), {reference.seed(Path(results_dir), records)} seeded "
+              f"into {results_dir}/runs", file=sys.stderr)
     experiments = spec["experiment"] if isinstance(spec["experiment"], list) else [spec["experiment"]]
-    for experiment in experiments:  # a table may gather several sweeps
-        cmd = [sys.executable, "-m", "benchmarks.run", "-m", f"experiment={experiment}",
-               f"results_dir={results_dir}", *overrides]
-        print("+", " ".join(cmd), file=sys.stderr)
-        if subprocess.run(cmd).returncode != 0:
-            return 1
-    for path in report(results_dir, table=name, where=narrowing(spec, overrides)):
+    rc = 0
+    try:
+        for experiment in experiments:  # a table may gather several sweeps
+            cmd = [sys.executable, "-m", "benchmarks.run", "-m", f"experiment={experiment}",
+                   f"results_dir={results_dir}", *overrides]
+            print("+", " ".join(cmd), file=sys.stderr)
+            if subprocess.run(cmd).returncode != 0:
+                rc = 1
+                break
+    finally:  # what the sweep finished is kept, even when it failed or was interrupted
+        if jsonl is not None:
+            print(reference.export(Path(results_dir), jsonl, name, where), file=sys.stderr)
+    if rc:
+        return rc
+    if jsonl is not None:
+        paths = reference.render(reference.read(jsonl), name, where, Path(results_dir))
+    else:
+        paths = report(results_dir, table=name, where=where)
+    for path in paths:
         print(path)
     return 0
 
