@@ -8,7 +8,7 @@ export UNLEARN_DATA_DIR ?= $(abspath ../shared/datasets)
 RESULTS ?= results
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-slow bench tables table tune paper-tables perf clean
+.PHONY: install test test-slow bench tables table tune paper-tables perf clean docs
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -73,3 +73,9 @@ perf: $(STAMP)
 
 clean:
 	rm -rf $(RESULTS)/runs $(RESULTS)/tables $(RESULTS)/figures $(RESULTS)/logs $(RESULTS)/cache .pytest_cache
+
+# the documentation site (mkdocs.yml, docs/) into site/, every warning an error; installs the
+# `docs` extra (mkdocs, mkdocs-material, mkdocstrings) into $(VENV) when it is missing
+docs: $(STAMP)
+	$(PY) -c "import mkdocs, material, mkdocstrings_handlers.python" 2>/dev/null || $(PY) -m pip install --quiet -e ".[docs]"
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
