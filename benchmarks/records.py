@@ -73,3 +73,18 @@ def manifest(started_at: datetime, wall_s: float, device) -> dict:
         "wall_s": wall_s,
         "python": platform.python_version(),
     }
+
+
+from unlearn.metrics.keys import KEYS  # noqa: E402
+
+# the runner's own keys: identity, provenance and the job's clock
+_ID = {"group": "identity"}
+KEYS.declare("run_id", "run", doc="hash of the run's configuration (launch keys aside)", **_ID)
+KEYS.declare("status", "status", doc="ok, failed or refused", **_ID)
+KEYS.declare("presets", "sub-model preset", doc="where the sub-model's settings came from", **_ID)
+KEYS.declare("git_commit", "commit", **_ID)
+KEYS.declare("cpu", "CPU", doc="processor model and logical cores", **_ID)
+KEYS.declare("gpu", "GPU", **_ID)
+KEYS.declare("started_at", "started", **_ID)
+KEYS.declare("wall_s", "job time", unit="s", group="efficiency", doc="wall seconds of the whole job")
+KEYS.declare("wall_cpu_s", "job CPU", unit="s", group="efficiency", doc="process CPU seconds of the whole job")

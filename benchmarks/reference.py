@@ -19,10 +19,7 @@ from unlearn import io
 
 from .records import load_result
 
-try:  # the reporter's own loading and filtering (records_load after the renderer's split)
-    from .records_load import apply_filter, load_records
-except ImportError:
-    from .tables_fmt import apply_filter, load_records
+from .records_load import apply_filter, load_records  # the reporter's own loading and filtering
 
 DROPPED = ("traceback",)
 KEPT = ("unlearn_s.per_request",)  # a stream's latency per request: short, and what its percentiles rest on

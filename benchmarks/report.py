@@ -1,9 +1,13 @@
 """Tables and figures from result files alone.
 
     python -m benchmarks.report results_dir=DIR [table=NAME [dataset=... submodel=...]] [ks=[10,20,50]]
+                                [interval=std|ci95]
 
 Writes <results_dir>/tables/{utility,efficiency,completeness}.{md,tex,csv}, one table per spec in
-benchmarks/tables/ whose runs exist, and figures under <results_dir>/figures/ (PNG and PDF)."""
+benchmarks/tables/ whose runs exist, and figures under <results_dir>/figures/ (PNG and PDF). Cells
+are mean ± std over seeds; `interval=ci95` (or `interval: ci95` in a table spec) shows the 95%
+t-interval over seeds instead. Records are read (`records_load`), aggregated over seeds
+(`aggregate`) and rendered (`render`)."""
 from __future__ import annotations
 
 import sys
@@ -14,7 +18,11 @@ import yaml
 from omegaconf import OmegaConf
 
 from . import figures
-from .tables_fmt import FEW_PAIRS_MARK, GROUP_KEYS, MIN_PAIRS, aggregate, interval_columns, apply_filter, load_records, varying, with_variants, write_table
+from .aggregate import GROUP_KEYS, aggregate, varying, with_variants
+from .cells import INTERVALS, PUBLISHED
+from .layout import row_header
+from .records_load import LeftOut, apply_filter, load_records
+from .render import write_table
 
 SPEC_DIR = Path(__file__).parent / "tables"
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -41,17 +49,16 @@ def default_tables(ks: list[int], main_k: int) -> dict[str, list[str]]:
     }
 
 
-EXACT_GAP_NOTE = ("exact_gap is empty (-) where unlearning retrained every shard (untouched_shards = 0): the exact "
+EXACT_GAP_NOTE = ("Exact gap is empty (-) where unlearning retrained every shard (untouched shards = 0): the exact "
                   "replica would then be the same computation as the unlearned model, so the gap could not fail.")
-COMPLETENESS_NOTE = ("retrain_gap: relative distance to the retrain oracle's per-user standardised scores; "
-                     "retrain_rank_gap@K: 1 - mean top-K Jaccard with the oracle over retained users (.deleted: users "
-                     "who lost rows); seed_floor: the same between the oracle and one with another seed; "
-                     "rank_gap_over_floor = gap / floor (about 1: as close to the oracle as a reseeded retrain). "
-                     "partition_drift: share of retained units whose shard differs from a partition rebuilt without "
-                     "F (ari: adjusted Rand index). MIA AUC of one seed with its bootstrap 95% interval [low, high]; "
-                     f"{FEW_PAIRS_MARK}: fewer than {MIN_PAIRS} pairs a side (mia_pairs). forget_hit .popularity: a "
-                     "popularity ranker that remembers nothing. forgotten_collapse: deleted users' mean pairwise "
-                     "cosine of their final user vectors (.untransferred: RecEraser's plain mean of shard vectors).")
+COMPLETENESS_NOTE = ("Score gap: relative distance to the retrain oracle's per-user standardised scores; rank gap@K: "
+                     "1 - mean top-K Jaccard with the oracle over retained users (deleted: users who lost rows); seed "
+                     "floor: the same between the oracle and one with another seed; gap/floor = rank gap / seed floor "
+                     "(about 1: as close to the oracle as a reseeded retrain). Partition drift: share of retained "
+                     "units whose shard differs from a partition rebuilt without F (moved), and the adjusted Rand "
+                     "index of the two (ARI). Forget hit, popularity stage: a popularity ranker that remembers "
+                     "nothing. Collapse: deleted users' mean pairwise cosine of their final user vectors "
+                     "(untransferred: RecEraser's plain mean of shard vectors).")
 
 
 def load_spec(name: str) -> dict:
@@ -62,25 +69,33 @@ def load_spec(name: str) -> dict:
     return yaml.safe_load(path.read_text())
 
 
-def render_spec(name: str, spec: dict, df: pd.DataFrame, out: Path) -> list[Path]:
+def interval_of(spec: dict, override: str | None = None) -> str:
+    """The spread a table shows: the caller's choice, else the spec's `interval`, else std."""
+    interval = override or spec.get("interval") or "std"
+    if interval not in INTERVALS:
+        raise SystemExit(f"error: unknown interval '{interval}'. Valid: {', '.join(INTERVALS)}.")
+    return interval
+
+
+def render_spec(name: str, spec: dict, df: pd.DataFrame, out: Path, left_out: LeftOut | None = None,
+                interval: str | None = None) -> list[Path]:
     sub = apply_filter(df, spec.get("filter"))
     if sub.empty:
         return []
     rows, columns = with_variants(sub, list(spec["rows"])), spec["columns"]
     agg = aggregate(sub, rows, columns)
     published = spec.get("published")
-    caption = ""
+    notes = []
     if published and published.get("rows"):
         pub = pd.DataFrame(published["rows"])
         pub_rows = [r for r in rows if r in pub]
         pub = pub.assign(**{r: pub[r].astype(str) + " (published)" for r in pub_rows[-1:]})
         pub = pub.assign(**{r: "-" for r in rows if r not in pub}).set_index(rows)  # same index levels as ours
-        pub["n"] = 0
-        for c in columns:
-            pub[f"{c}.std"] = float("nan")
-        agg = pd.concat([agg, pub[[c for c in agg.columns if c in pub]]])
-        caption = f"Published values from {published.get('source', 'the paper')}."
-    paths = write_table(agg, columns, out / "tables" / name, spec.get("title", name), caption)
+        pub["n"], pub[PUBLISHED] = 0, True
+        agg = pd.concat([agg.assign(**{PUBLISHED: False}), pub[[c for c in [*agg.columns, PUBLISHED] if c in pub]]])
+        notes.append(f"Published values from {published.get('source', 'the paper')}.")
+    paths = write_table(agg, columns, out / "tables" / name, spec.get("title", name), notes,
+                        interval_of(spec, interval), left_out)
     if spec.get("protocol"):  # the one-line protocol caption, printed under the table (docs/protocols.md)
         with open(paths[0], "a") as fh:
             fh.write(f"\nprotocol: {spec['protocol']}\n")
@@ -120,35 +135,39 @@ def narrowed(spec: dict, where: dict | None) -> dict:
     return spec
 
 
-def report(results_dir: str, table: str | None = None, ks=None, where: dict | None = None) -> list[Path]:
+def report(results_dir: str, table: str | None = None, ks=None, where: dict | None = None,
+           interval: str | None = None) -> list[Path]:
     out = Path(results_dir)
-    df, failed = load_records(out)
+    df, left_out = load_records(out)
     if df.empty:
-        raise SystemExit(f"error: no successful result records under {out / 'runs'} ({failed} failed).")
-    if failed:
-        print(f"note: {failed} failed run(s) left out; their result.json holds the error.", file=sys.stderr)
+        raise SystemExit(f"error: no successful result records under {out / 'runs'}. {left_out.note()}".rstrip())
+    if left_out:
+        print(f"note: {left_out.note()}", file=sys.stderr)
+    interval_of({}, interval)  # an unknown interval fails before anything is written
     written: list[Path] = []
     if table:
-        written += render_spec(table, narrowed(load_spec(table), where), df, out)
+        written += render_spec(table, narrowed(load_spec(table), where), df, out, left_out, interval)
         if not written:
             raise SystemExit(f"error: no records match table '{table}'; run its experiment first.")
         return written
     ks = list(ks or sorted({int(c.split("@")[1]) for c in df.columns if c.startswith("after.recall@") and c.count(".") == 1}))
+    ks = ks or [20]  # records without ranking metrics: the other tables still render
     main_k = 20 if 20 in ks else ks[len(ks) // 2]
     rows, fixed = varying(df, GROUP_KEYS)
-    caption = "Mean ± std over seeds; n runs; best in bold. Fixed: " + ", ".join(f"{k}={v}" for k, v in fixed.items())
+    fixed_note = "Fixed: " + ", ".join(f"{row_header(k)}={v}" for k, v in fixed.items()) + "." if fixed else ""
     for name, columns in default_tables(ks, main_k).items():
-        agg = aggregate(df, rows, columns + interval_columns(columns))
+        agg = aggregate(df, rows, columns)
         if not agg.empty:
-            note = caption + (f" {EXACT_GAP_NOTE} {COMPLETENESS_NOTE}" if name == "completeness" else "")
-            written += write_table(agg, columns, out / "tables" / name, name.capitalize(), note)
+            notes = [fixed_note] + ([EXACT_GAP_NOTE, COMPLETENESS_NOTE] if name == "completeness" else [])
+            written += write_table(agg, columns, out / "tables" / name, name.capitalize(), notes,
+                                   interval_of({}, interval), left_out)
     label = [k for k in rows if k not in ("deletion.ratio",)] or rows
     written += figures.utility_vs_time(df, label, f"after.ndcg@{main_k}", out / "figures" / "utility_vs_time")
     written += figures.metric_vs_k(df, label, "ndcg", ks, out / "figures" / "ndcg_vs_k")
     written += figures.metric_vs(df, "deletion.ratio", f"after.ndcg@{main_k}", label, out / "figures" / "ndcg_vs_ratio")
     written += figures.convergence(df, out / "figures" / "als_convergence")
     for spec_path in sorted(SPEC_DIR.glob("*.yaml")):
-        written += render_spec(spec_path.stem, yaml.safe_load(spec_path.read_text()), df, out)
+        written += render_spec(spec_path.stem, yaml.safe_load(spec_path.read_text()), df, out, left_out, interval)
     return written
 
 
@@ -158,12 +177,12 @@ def main(argv: list[str] | None = None) -> None:
     table = args.get("table")
     spec = load_spec(table) if table else {}
     axes = set(spec.get("filter") or {}) & {p.name for p in CONF.iterdir() if p.is_dir()}
-    unknown = set(args) - {"results_dir", "table", "ks"} - axes
+    unknown = set(args) - {"results_dir", "table", "ks", "interval"} - axes
     if unknown:
-        valid = ", ".join(["results_dir", "table", "ks", *sorted(axes)])
+        valid = ", ".join(["results_dir", "table", "ks", "interval", *sorted(axes)])
         raise SystemExit(f"error: unknown option(s) {', '.join(sorted(unknown))}. Valid: {valid}.")
     where = narrowing(spec, [a for a in argv if a.partition("=")[0] in axes]) if table else None
-    paths = report(str(args.get("results_dir", "results")), table, args.get("ks"), where)
+    paths = report(str(args.get("results_dir", "results")), table, args.get("ks"), where, args.get("interval"))
     for p in paths:
         print(p)
 

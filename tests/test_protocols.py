@@ -124,7 +124,7 @@ def test_every_table_spec_has_a_protocol_caption(path):
 
 def test_reporter_prints_the_protocol_under_the_table(tmp_path):
     from benchmarks.report import render_spec
-    from benchmarks.tables_fmt import load_records
+    from benchmarks.records_load import load_records
 
     rec = {"run_id": "r0", "status": "ok", "dataset": "d", "method": "a", "seed": 0, "after.ndcg@20": 0.3}
     (tmp_path / "runs" / "r0").mkdir(parents=True)

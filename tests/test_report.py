@@ -4,7 +4,7 @@ import json
 import pytest
 
 from benchmarks.report import report
-from benchmarks.tables_fmt import direction
+from unlearn.metrics.keys import KEYS
 
 
 def fake_record(i, method, seed, ndcg, unlearn_s):
@@ -31,12 +31,12 @@ def results(tmp_path):
 def test_mean_std_n_and_bold(results):
     paths = report(str(results))
     md = (results / "tables" / "utility.md").read_text()
-    assert "**0.3100 ± 0.0141**" in md  # mean ± std of method a, best in bold
-    assert "0.2000" in md and "**0.2000" not in md
+    assert "**0.310 ± 0.014**" in md  # mean ± std of method a, best in bold
+    assert "0.200" in md and "**0.200" not in md
     eff = (results / "tables" / "efficiency.md").read_text()
-    assert "**0.1000**" in eff  # fastest unlearning in bold
+    assert "**0.10**" in eff and "1.10 ± 0.14" in eff  # fastest unlearning in bold, the column's decimals
     tex = (results / "tables" / "utility.tex").read_text()
-    assert r"\toprule" in tex and r"\textbf{0.3100 $\pm$ 0.0141}" in tex
+    assert r"\toprule" in tex and r"\textbf{0.310{\scriptsize\,$\pm$\,0.014}}" in tex
     csv = (results / "tables" / "utility.csv").read_text().splitlines()
     assert csv[0].startswith("method,") and "after.ndcg@20.std" in csv[0]
     assert any(p.suffix == ".pdf" for p in paths)
@@ -48,22 +48,23 @@ def test_best_is_marked_per_dataset_where_rows_list_methods_per_dataset():
     import numpy as np
     import pandas as pd
 
-    from benchmarks.tables_fmt import _cells
+    from benchmarks.cells import column_cells, reference_rows
 
-    idx = pd.MultiIndex.from_tuples([("ml1m", "bpr", "retrain"), ("ml1m", "bpr", "sisa"),
-                                     ("yelp", "bpr", "retrain"), ("yelp", "bpr", "sisa")],
+    idx = pd.MultiIndex.from_tuples([("ml1m", "bpr", "receraser"), ("ml1m", "bpr", "sisa"),
+                                     ("yelp", "bpr", "receraser"), ("yelp", "bpr", "sisa")],
                                     names=["dataset", "submodel", "method"])
     agg = pd.DataFrame({"after.ndcg@20": [0.30, 0.20, 0.04, 0.05], "after.ndcg@20.std": [np.nan] * 4,
                         "n": [1] * 4}, index=idx)
-    cells = _cells(agg, ["after.ndcg@20"], "±", lambda t: f"**{t}**")["after.ndcg@20"].tolist()
-    assert cells == ["**0.3000**", "0.2000", "0.0400", "**0.0500**"]
+    cells = column_cells(agg, "after.ndcg@20", KEYS.get("after.ndcg@20"), reference_rows(agg))
+    assert [c.best for c in cells] == [True, False, False, True]
+    assert [c.value for c in cells] == ["0.300", "0.200", "0.040", "0.050"]
 
 
-def test_directions():
-    assert direction("after.ndcg@20") == "max" and direction("unlearn_s") == "min"
-    assert direction("exact_gap") == "min" and direction("mia_auc.after") is None
-    assert direction("forget_hit@20.after") is None and direction("speedup") == "max"
-    assert direction("unlearn_s.p50") == "min" and direction("unlearn_s.p95") == "min"
+def test_directions_come_from_the_key_registry():
+    assert KEYS.get("after.ndcg@20").better == "higher" and KEYS.get("exact_gap").better == "lower"
+    assert KEYS.get("mia_auc.after").better is None and KEYS.get("forget_hit@20.after").better is None
+    assert KEYS.get("partition_drift.ari").better == "higher" and KEYS.get("retrain_rank_gap@20").better == "lower"
+    assert KEYS.get("retrain.ndcg@20").reference and KEYS.get("seed_floor@20").reference
 
 
 def test_empty_results_dir_is_a_clear_error(tmp_path):
@@ -103,7 +104,7 @@ def test_spec_table_splits_variants_and_keeps_published_rows(tmp_path):
     """Two settings of one method under the same spec rows get a row each (seeds alone are
     averaged), and published values still line up beside them."""
     from benchmarks.report import render_spec
-    from benchmarks.tables_fmt import load_records
+    from benchmarks.records_load import load_records
 
     recs = [fake_record(i, "a", seed, ndcg, 1.0) for i, (seed, ndcg) in enumerate([(0, 0.30), (1, 0.32), (0, 0.10)])]
     for r, epochs in zip(recs, (400, 400, 100)):
@@ -120,7 +121,7 @@ def test_spec_table_splits_variants_and_keeps_published_rows(tmp_path):
     csv = (tmp_path / "tables" / "t.csv").read_text()
     assert "cfg.aggregator.epochs" in csv.splitlines()[0] and "cfg.aggregator.hidden" not in csv.splitlines()[0]
     md = (tmp_path / "tables" / "t.md").read_text()
-    assert "0.3100 ± 0.0141" in md and "0.1000" in md and "a (published)" in md and "0.5000" in md
+    assert "0.310 ± 0.014" in md and "0.100" in md and "a (published)" in md and "0.500" in md
 
 
 def test_two_runs_of_one_seed_count_once():
@@ -128,7 +129,7 @@ def test_two_runs_of_one_seed_count_once():
     sample of their seed: n counts seeds, and the std is over seeds."""
     import pandas as pd
 
-    from benchmarks.tables_fmt import aggregate
+    from benchmarks.aggregate import aggregate
 
     df = pd.DataFrame({"method": ["a", "a", "a"], "seed": [0, 0, 1], "unlearn_s": [1.0, 3.0, 4.0]})
     out = aggregate(df, ["method"], ["unlearn_s"])
@@ -152,15 +153,16 @@ def test_completeness_table_never_shows_a_bare_zero_exact_gap_and_prints_interva
     md = (tmp_path / "tables" / "completeness.md").read_text()
     header = next(line for line in md.splitlines() if line.startswith("| method"))
     cols = [c.strip() for c in header.strip("|").split("|")]
-    assert {"untouched_shards", "exact_gap", "retrain_rank_gap@20", "seed_floor@20", "rank_gap_over_floor@20"} <= set(cols)
+    assert {"untouched shards", "exact gap", "rank gap@20 retained", "seed floor@20 retained",
+            "gap/floor@20 retained"} <= set(cols)
     row = {m: [c.strip() for c in line.strip("|").split("|")] for line in md.splitlines()
            for m in ("sisa", "receraser") if line.startswith(f"| {m} ")}
-    gap = cols.index("exact_gap")
-    assert row["sisa"][gap] == "-" and row["receraser"][gap].strip("*") == "0.0000"
-    assert row["sisa"][cols.index("untouched_shards")] == "0"  # a count, printed as one
-    assert "untouched_shards = 0" in md  # the footnote
-    mia = cols.index("mia_auc.after")
-    assert row["sisa"][mia] == "0.6100 [0.52, 0.70] †" and row["receraser"][mia] == "0.5500 [0.53, 0.57]"
+    gap = cols.index("exact gap")
+    assert row["sisa"][gap] == "-" and row["receraser"][gap].strip("*") == "0"
+    assert row["sisa"][cols.index("untouched shards")] == "0"  # a count, printed as one
+    assert "untouched shards = 0" in md  # the footnote
+    mia = cols.index("MIA AUC after")
+    assert row["sisa"][mia] == "0.610 [0.520, 0.700] †" and row["receraser"][mia] == "0.550 [0.530, 0.570]"
 
 
 def test_a_setting_only_some_methods_have_still_keeps_their_variants_apart(tmp_path):

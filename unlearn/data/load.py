@@ -73,3 +73,16 @@ def _from_arrays(name: str, key: str, a: dict, folder: str | None = None) -> Dat
     features = LazyFeatures(name, folder, a["user_map"], a["item_map"])  # side files, read on first use
     return Dataset(name, int(a["n_users"]), int(a["n_items"]), parts["train"], parts["valid"], parts["test"],
                    split_hash=key, info={"user_map": a["user_map"], "item_map": a["item_map"], "features": features})
+
+
+from ..metrics.keys import KEYS  # noqa: E402
+
+# identity of a split dataset (`Dataset.summary`, built here)
+_ID = {"group": "identity"}
+KEYS.declare("dataset", "dataset", doc="the dataset's registered name", **_ID)
+KEYS.declare("n_users", "users", doc="users of the id universe", **_ID)
+KEYS.declare("n_items", "items", doc="items of the id universe", **_ID)
+KEYS.declare("n_train", "train rows", doc="training rows before deletion", **_ID)
+KEYS.declare("n_valid", "valid rows", doc="validation rows", **_ID)
+KEYS.declare("n_test", "test rows", doc="test rows", **_ID)
+KEYS.declare("split_hash", "split hash", doc="hash of the split's content", **_ID)

@@ -33,3 +33,14 @@ class RecEraser(ShardedMethod):
             if key in info:
                 out[f"partition.{key}"] = info[key]
         return out
+
+
+from ..metrics.keys import KEYS  # noqa: E402
+
+# the balanced partitioner's report (also written by UltraRE where its partitioner reports it)
+KEYS.declare("partition.iterations", "partition iterations", group="other", doc="clustering iterations")
+KEYS.declare("partition.converged", "partition converged", group="other", doc="1 where the clustering converged")
+KEYS.declare("partition.greedy_rounds", "partition greedy rounds", group="other",
+             doc="rounds of the balanced partitioner's greedy assignment")
+KEYS.declare("partition.capacity", "shard capacity", group="other", doc="the balanced partitioner's units per shard")
+KEYS.declare("partition.empty_shards", "empty shards", group="other", doc="shards the partitioner left empty")

@@ -241,3 +241,48 @@ class RankGap:
                 inter = (tb.gather(1, pos) == ta).sum(1).to(torch.float64)
                 out[f"@{k}{name}"] = float((1.0 - inter / (2 * kk - inter)).mean())
         return out
+
+
+# what the completeness probes' record keys mean (the lifecycle names them from these functions)
+from .keys import KEYS  # noqa: E402
+
+_C = {"group": "completeness"}
+KEYS.declare("exact_gap", "exact gap", better="lower",
+             doc="max |score difference| to the exact replica (the same partition and seeds fitted on train minus "
+                 "F); empty where every shard was retrained", **_C)
+KEYS.declare("untouched_shards", "untouched shards",
+             doc="shards left as they were by unlearning: what the exact gap tests", **_C)
+KEYS.declare("retrain_gap", "score gap", sub="std.", better="lower",
+             doc="relative distance to the retrain oracle's per-user standardised scores", **_C)
+KEYS.declare("retrain_gap.raw", "score gap", sub="raw", better="lower",
+             doc="relative Frobenius distance to the retrain oracle's raw scores", **_C)
+KEYS.declare("seed_floor.retrain_gap", "score gap", sub="seed floor", reference=True,
+             doc="the score gap between the oracle and the oracle with another seed", **_C)
+KEYS.declare("retrain_rank_gap@{k}", "rank gap@{k}", sub="retained", better="lower",
+             doc="1 - mean top-{k} Jaccard with the retrain oracle over retained users", **_C)
+KEYS.declare("retrain_rank_gap@{k}.deleted", "rank gap@{k}", sub="deleted", better="lower",
+             doc="1 - mean top-{k} Jaccard with the retrain oracle over the users who lost rows", **_C)
+KEYS.declare("seed_floor@{k}", "seed floor@{k}", sub="retained", reference=True,
+             doc="the rank gap@{k} between the oracle and the oracle with another seed", **_C)
+KEYS.declare("seed_floor@{k}.deleted", "seed floor@{k}", sub="deleted", reference=True,
+             doc="the seed floor@{k} over the users who lost rows", **_C)
+KEYS.declare("rank_gap_over_floor@{k}", "gap/floor@{k}", sub="retained", better="lower",
+             doc="rank gap / seed floor (about 1: as close to the oracle as a reseeded retrain)", **_C)
+KEYS.declare("rank_gap_over_floor@{k}.deleted", "gap/floor@{k}", sub="deleted", better="lower",
+             doc="rank gap / seed floor over the users who lost rows", **_C)
+KEYS.declare("mia_auc.{stage}", "MIA AUC", sub="{stage}",
+             doc="rank AUC of the raw score, F's pairs against the same users' held-out pairs; the oracle's "
+                 "value is the target, so no direction is better", **_C)
+KEYS.declare("mia_lr_auc.{stage}", "MIA-LR AUC", sub="{stage}",
+             doc="AUC of a logistic attacker on score features; the oracle's value is the target", **_C)
+KEYS.declare("mia_auc.{stage}.ci95", "MIA AUC 95% interval", sub="{stage}",
+             doc="percentile bootstrap interval [low, high] of the MIA AUC over the pairs", **_C)
+KEYS.declare("mia_lr_auc.{stage}.ci95", "MIA-LR AUC 95% interval", sub="{stage}",
+             doc="percentile bootstrap interval [low, high] of the MIA-LR AUC", **_C)
+KEYS.declare("mia_pairs", "MIA pairs", doc="pairs a side the membership probe rests on", **_C)
+KEYS.declare("forget_hit@{k}.{stage}", "forget hit@{k}", sub="{stage}",
+             doc="share of F's pairs back in the user's top {k}; the oracle's value is the target", **_C)
+KEYS.declare("forgotten_collapse.{stage}", "collapse", sub="{stage}",
+             doc="deleted users' mean pairwise cosine of their final user vectors", **_C)
+KEYS.declare("forgotten_collapse.{stage}.untransferred", "collapse untransferred", sub="{stage}",
+             doc="the collapse of the plain mean of the shards' user vectors (before any transfer)", **_C)

@@ -159,3 +159,21 @@ class HeldoutCellsGrid(HeldoutCells):
     """The released protocol's held-out cells: 1% of all grid cells (see the module docstring)."""
 
     negatives = "grid"
+
+
+from .keys import KEYS  # noqa: E402
+
+KEYS.declare("{stage}.cells_auc", "cells AUC", sub="{stage}", better="higher", group="utility",
+             doc="AUC of the score, held-out positive cells against held-out never-observed cells")
+KEYS.declare("{stage}.cells_mse", "cells MSE", sub="{stage}", better="lower", group="utility",
+             doc="squared error of the score against the held-out cells' values (1 / 0)")
+KEYS.declare("{stage}.cells_negatives", "held-out negatives", sub="{stage}", group="utility",
+             doc="never-observed cells the cells AUC / MSE rest on")
+KEYS.declare("{stage}.removed_mse", "removed MSE", sub="{stage}", group="completeness",
+             doc="squared error against 1 on the removed cells; the oracle's value is the target")
+KEYS.declare("similar_jaccard.{stage}", "similar-item overlap", sub="{stage}", better="higher", group="completeness",
+             doc="Jaccard of every item's 200 most similar items (score columns) with the oracle's, mean over items")
+KEYS.declare("similar_items_released.{stage}", "similar items vs M0", sub="{stage}", group="completeness",
+             doc="Jaccard of item-factor neighbours with the undeleted model's (released); the oracle's is the target")
+KEYS.declare("similar_users_released.{stage}", "similar users vs M0", sub="{stage}", group="completeness",
+             doc="Jaccard of user-factor neighbours with the undeleted model's (released); the oracle's is the target")

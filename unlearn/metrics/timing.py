@@ -74,3 +74,11 @@ def peak_memory(device: torch.device) -> dict:
     if device.type == "cuda":
         out["peak_gpu_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
     return out
+
+
+from .keys import KEYS  # noqa: E402
+
+KEYS.declare("peak_rss_mb", "peak memory", unit="MB", better="lower", group="efficiency",
+             doc="the process's peak resident memory over the whole run")
+KEYS.declare("peak_gpu_mb", "peak GPU memory", unit="MB", better="lower", group="efficiency",
+             doc="the peak of torch's allocated GPU memory over the whole run")

@@ -117,3 +117,12 @@ def partition_drift(kept: Partition, rebuilt: Partition, train: Interactions) ->
         a, b = kept.row_shard[keep], rebuilt.row_shard[keep]
     return {"partition_drift": float(np.mean(a != b)) if len(a) else 0.0,
             "partition_drift.ari": adjusted_rand_index(a, b)}
+
+
+from ..metrics.keys import KEYS  # noqa: E402
+
+KEYS.declare("partitioner", "partitioner", group="identity", doc="the partitioner's registered name")
+KEYS.declare("partition_drift", "partition drift", sub="moved", better="lower", group="completeness",
+             doc="share of retained units whose shard differs from a partition rebuilt without F")
+KEYS.declare("partition_drift.ari", "partition drift", sub="ARI", better="higher", group="completeness",
+             doc="adjusted Rand index of the partition in use and one rebuilt without F (1: the same grouping)")
