@@ -32,10 +32,10 @@ def default_tables(ks: list[int], main_k: int) -> dict[str, list[str]]:
     stages = ("before", "after", "retrain")
     return {
         "utility": [f"{s}.{m}@{main_k}" for m in ("recall", "ndcg") for s in stages]
-        + [f"after.ndcg@{main_k}.active", f"after.ndcg@{main_k}.inactive"]
+        + [f"ndcg@{main_k}.loss_vs_oracle", f"after.ndcg@{main_k}.active", f"after.ndcg@{main_k}.inactive"]
         + [f"after.{m}@{k}" for k in ks if k != main_k for m in ("recall", "ndcg")],
         "efficiency": ["fit_s", "unlearn_s", "unlearn_s.p50", "unlearn_s.p95", "retrain_s", "speedup",
-                       "n_shards_retrained", "unlearn.shards_s",
+                       "speedup.cpu", "unlearn_cpu_s", "n_shards_retrained", "unlearn.shards_s",
                        "unlearn.aggregator_s", "fit.partition_s", "fit.pretrain_s", "peak_rss_mb"],
         "completeness": ["untouched_shards", "exact_gap", "partition_drift", "partition_drift.ari",
                          "retrain_gap", "seed_floor.retrain_gap",
@@ -69,6 +69,22 @@ def load_spec(name: str) -> dict:
     return yaml.safe_load(path.read_text())
 
 
+BASES = {"self": "retrain itself (1 by definition)", "same_process": "the oracle trained in the same run",
+         "calibrated": "a cached oracle's seconds carried over by the two processes' calibration",
+         "uncalibrated": "a cached oracle's seconds as measured elsewhere (read with care)"}
+
+
+def speedup_note(df: pd.DataFrame, columns: list[str]) -> str:
+    """What the speedups of a table rest on: how many runs had each basis."""
+    if not any(c.startswith("speedup") for c in columns):
+        return ""
+    if "speedup.basis" not in df:
+        return "Speedup: recorded before runs stated their basis (the oracle's seconds may come from another process)."
+    counts = df["speedup.basis"].fillna("not stated").value_counts()
+    parts = [f"{n} run{'s' if n > 1 else ''} {BASES.get(b, b)}" for b, n in counts.items()]
+    return ("Speedup = retraining seconds x requests / unlearning seconds, on one scale: " + "; ".join(parts) + ".")
+
+
 def interval_of(spec: dict, override: str | None = None) -> str:
     """The spread a table shows: the caller's choice, else the spec's `interval`, else std."""
     interval = override or spec.get("interval") or "std"
@@ -94,6 +110,7 @@ def render_spec(name: str, spec: dict, df: pd.DataFrame, out: Path, left_out: Le
         pub["n"], pub[PUBLISHED] = 0, True
         agg = pd.concat([agg.assign(**{PUBLISHED: False}), pub[[c for c in [*agg.columns, PUBLISHED] if c in pub]]])
         notes.append(f"Published values from {published.get('source', 'the paper')}.")
+    notes += [n for n in [speedup_note(sub, columns), *(spec.get("notes") or [])] if n]
     paths = write_table(agg, columns, out / "tables" / name, spec.get("title", name), notes,
                         interval_of(spec, interval), left_out)
     if spec.get("protocol"):  # the one-line protocol caption, printed under the table (docs/protocols.md)
@@ -158,7 +175,9 @@ def report(results_dir: str, table: str | None = None, ks=None, where: dict | No
     for name, columns in default_tables(ks, main_k).items():
         agg = aggregate(df, rows, columns)
         if not agg.empty:
-            notes = [fixed_note] + ([EXACT_GAP_NOTE, COMPLETENESS_NOTE] if name == "completeness" else [])
+            notes = [fixed_note, speedup_note(df, columns)] + ([EXACT_GAP_NOTE, COMPLETENESS_NOTE]
+                                                               if name == "completeness" else [])
+            notes = [n for n in notes if n]
             written += write_table(agg, columns, out / "tables" / name, name.capitalize(), notes,
                                    interval_of({}, interval), left_out)
     label = [k for k in rows if k not in ("deletion.ratio",)] or rows
