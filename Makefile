@@ -8,12 +8,22 @@ export UNLEARN_DATA_DIR ?= $(abspath ../shared/datasets)
 RESULTS ?= results
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-slow bench tables table tune paper-tables perf clean docs
+.PHONY: install test test-slow bench tables table tune paper-tables perf clean docs FORCE
 
-$(STAMP): pyproject.toml
+# a wheel index for torch (e.g. https://download.pytorch.org/whl/cu126 with TORCH=torch==2.13.0+cu126)
+TORCH_INDEX ?=
+TORCH_STAMP := $(VENV)/.torch
+
+# the torch request as last made: rewritten (and so newer than the install stamp) only when it changes,
+# so `make install TORCH=... TORCH_INDEX=...` installs the requested build even after a first install
+$(TORCH_STAMP): FORCE
+	@mkdir -p $(VENV)
+	@echo "$(TORCH) $(TORCH_INDEX)" | cmp -s - $@ 2>/dev/null || echo "$(TORCH) $(TORCH_INDEX)" > $@
+
+$(STAMP): pyproject.toml $(TORCH_STAMP)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet "$(TORCH)"
+	$(PY) -m pip install --quiet "$(TORCH)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX) --extra-index-url https://pypi.org/simple)
 	$(PY) -m pip install --quiet -e ".[test,perf]"
 	touch $(STAMP)
 

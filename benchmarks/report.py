@@ -190,8 +190,27 @@ def report(results_dir: str, table: str | None = None, ks=None, where: dict | No
     return written
 
 
+HELP = """usage: python -m benchmarks.report [results_dir=DIR] [table=NAME [AXIS=OPTION ...]] [ks=[10,20,50]]
+                                  [interval=std|ci95]
+
+Tables and figures from the result records under DIR (default: results).
+
+  results_dir=DIR     where the runs' records are (DIR/runs/*/result.json); tables and figures go to
+                      DIR/tables and DIR/figures
+  table=NAME          only the paper table NAME (benchmarks/tables/NAME.yaml); AXIS=OPTION narrows
+                      it to a config option it filters on (e.g. dataset=ml100k)
+  ks=[K,...]          the cut-offs of the default utility table (default: those the records hold)
+  interval=std|ci95   the spread after +/-: std over seeds (default) or the 95% t-interval"""
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = list(argv if argv is not None else sys.argv[1:])
+    if any(a in ("-h", "--help") for a in argv):
+        print(HELP)
+        return
+    bad = [a for a in argv if "=" not in a]
+    if bad:
+        raise SystemExit(f"error: expected KEY=VALUE options, got {' '.join(bad)} (see --help).")
     args = OmegaConf.from_dotlist(argv)
     table = args.get("table")
     spec = load_spec(table) if table else {}

@@ -20,10 +20,18 @@ from .report import SPEC_DIR, load_spec, narrowing, report
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    names = ", ".join(sorted(p.stem for p in SPEC_DIR.glob("*.yaml")))
+    usage = (f"usage: python -m benchmarks.table NAME [results_dir=DIR] [records=FILE.jsonl] [Hydra overrides ...]\n\n"
+             f"Runs the sweep of paper table NAME (runs already recorded are skipped), then renders it into\n"
+             f"DIR/tables (default DIR: results). records=FILE.jsonl seeds DIR with a committed record file,\n"
+             f"merges the new records back into it and renders from it. Overrides go to every run of the\n"
+             f"sweep (e.g. runtime=gpu, seed=0); a choice of an axis the table filters on (dataset=ml100k)\n"
+             f"also narrows the table to it.\n\nTables: {names}")
+    if argv and argv[0] in ("-h", "--help"):
+        print(usage)
+        return 0
     if not argv or "=" in argv[0]:
-        names = ", ".join(sorted(p.stem for p in SPEC_DIR.glob("*.yaml")))
-        print(f"usage: python -m benchmarks.table NAME [results_dir=DIR] [records=FILE.jsonl] [overrides]. "
-              f"Tables: {names}", file=sys.stderr)
+        print(usage, file=sys.stderr)
         return 2
     name, rest = argv[0], argv[1:]
     spec = load_spec(name)

@@ -62,6 +62,10 @@ class Runtime:
         if kind == "cpu":
             device = torch.device("cpu")
         elif kind in ("cuda", "gpu"):
+            if torch.version.cuda is None:
+                raise ConfigError(f"runtime=gpu needs a CUDA build of torch; this one (torch {torch.__version__}) is "
+                                  f"CPU-only. Install one: make install TORCH=torch==<version>+cu<tag> "
+                                  f"TORCH_INDEX=https://download.pytorch.org/whl/cu<tag>.")
             if not torch.cuda.is_available():
                 raise ConfigError("runtime=gpu asks for CUDA, but no CUDA device is visible to this job. Use runtime=cpu.")
             index = pick_gpu(job_index, torch.cuda.device_count(), os.environ, cfg.get("gpu_index"))

@@ -15,7 +15,14 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def data_root() -> Path:
-    return Path(os.environ.get("UNLEARN_DATA_DIR") or REPO_ROOT / "data").expanduser().resolve()
+    """Where datasets live: $UNLEARN_DATA_DIR; else `data/` of the checkout this code runs from;
+    else (an installed package) the user's cache folder, $XDG_CACHE_HOME/recunlearn/data."""
+    if os.environ.get("UNLEARN_DATA_DIR"):
+        return Path(os.environ["UNLEARN_DATA_DIR"]).expanduser().resolve()
+    if (REPO_ROOT / "pyproject.toml").is_file() and (REPO_ROOT / "unlearn").is_dir():
+        return (REPO_ROOT / "data").resolve()
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser()
+    return (cache / "recunlearn" / "data").resolve()
 
 
 def file_digest(path: Path, algo: str = "sha256") -> str:
