@@ -19,7 +19,7 @@ import yaml
 
 from unlearn.errors import ConfigError
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+CONF = Path(__file__).resolve().parent / "conf"  # the Hydra configs (pkg://benchmarks.conf; conf/ in a checkout)
 MODES = ("default", "tuned")
 
 

@@ -25,7 +25,7 @@ from .records_load import LeftOut, apply_filter, load_records
 from .render import write_table
 
 SPEC_DIR = Path(__file__).parent / "tables"
-CONF = Path(__file__).resolve().parents[1] / "conf"
+CONF = Path(__file__).resolve().parent / "conf"  # the Hydra configs (pkg://benchmarks.conf; conf/ in a checkout)
 
 
 def default_tables(ks: list[int], main_k: int) -> dict[str, list[str]]:

@@ -87,7 +87,7 @@ def execute(cfg: dict, job_num: int = 0, multirun: bool = False) -> dict | None:
     return record
 
 
-@hydra.main(config_path="../conf", config_name="config", version_base="1.3")
+@hydra.main(config_path="pkg://benchmarks.conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> dict | float | None:
     container = OmegaConf.to_container(cfg, resolve=True)
     job_num, multirun = _job()
