@@ -4,15 +4,17 @@ provide is in `unlearn.methods.base`; this module reads nothing else of it."""
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 
 import torch
 
 from . import oracle as oracles
 from .calibration import Calibration, calibrate
-from .data.deletion import DeletionRequest, draw
+from .data.deletion import DeletionRequest
 from .data.interactions import Dataset, TrainSet
 from .data.load import load_dataset
+from .data.request_kinds import prepare_request
 from .errors import ConfigError
 from .methods.base import Method
 from .methods.costs import UnlearnCost
@@ -65,7 +67,7 @@ def prepare(cfg: dict, runtime: Runtime) -> Prepared:
     data = load_dataset(cfg["dataset"], cfg.get("cache_dir"))
     log.info("data %s: %d users, %d items, %d train rows (%.2g s)", data.name, data.n_users, data.n_items,
              len(data.train), (clock() - t0).wall)
-    request = draw(data.train, data.n_users, data.n_items, cfg.get("deletion") or {}, spec["seed"])
+    data, request = prepare_request(data, cfg.get("deletion") or {}, spec["seed"])  # a kind may inject users first
     method = method_cls(spec, runtime, cfg.get("cache_dir"))
     method.validate(TrainSet(data.n_users, data.n_items, data.train, data.valid))
     return Prepared(cfg, data, request, method, runtime)
@@ -79,7 +81,11 @@ def execute(p: Prepared) -> dict:
                     features=p.data.info.get("features"))  # side features of the id universe (twotower)
     minus = full.without(p.request.rows)  # train minus F: methods, oracle and replica read this one view
     stages = StageMetrics(p.data, p.request, cfg, rt)
-    rec: dict = {"threads": torch.get_num_threads()}
+    rec: dict = {"threads": torch.get_num_threads(), "load_avg.start": os.getloadavg()[0]}
+    if rec["threads"] > 1 and rec["load_avg.start"] + rec["threads"] > (os.cpu_count() or 1) + 0.5:
+        log.warning("%d torch threads on a machine already loaded %.1f of %d cores: multi-threaded timings under "
+                    "load are erratic (runtime.threads=1 keeps them comparable)", rec["threads"],
+                    rec["load_avg.start"], os.cpu_count() or 1)
     # before anything is timed: compilation and first calls (warm-up), then this process's scale
     rec.update(warm_up(p.spec, full, rt, method.n_shards))
     calibrated = [calibrate(full, p.spec["submodel"], rt)]
@@ -132,6 +138,7 @@ def execute(p: Prepared) -> dict:
     rec.update(method.describe())                                       # 8: the record
     rec.update(peak_memory(rt.device))
     rec.update((clock() - start).keys("lifecycle"))
+    rec["load_avg.end"] = os.getloadavg()[0]
     log.info("run done in %.3g s", rec["lifecycle_s"])
     return rec
 
@@ -263,6 +270,8 @@ KEYS.declare("speedup", "speedup", unit="x", better="higher", doc=(
 KEYS.declare("speedup.cpu", "speedup (CPU)", unit="x", better="higher",
              doc="the same ratio of process CPU seconds", **_EFF)
 KEYS.declare("threads", "threads", group="identity", doc="torch intra-op threads of the run")
+KEYS.declare("load_avg.{name}", "load average", sub="{name}", group="efficiency",
+             doc="the machine's 1-minute load average at the start and end of the run (other processes' load)")
 for _name, _label in (("oracle_gaps", "oracle gaps"), ("exact_replica", "exact replica"),
                       ("partition_drift", "partition drift"), ("lifecycle", "whole run"), ("warm_up", "warm-up")):
     KEYS.declare(f"{_name}_s", _label, unit="s", doc=f"wall seconds of {_label} (not part of fit or unlearning)", **_EFF)
