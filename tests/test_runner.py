@@ -23,7 +23,7 @@ SPEC_KEYS = [
 ]
 TIMING = ("_s", "speedup", "wall_s", "started_at", "peak_rss_mb", "retrain_cached", "unlearn_s.per_request",
           "unlearn_s.p50", "unlearn_s.p95", "git_dirty", "git_commit", "speedup.cpu", "speedup.basis",
-          "speedup.floored", "calibration.drift", "retrain_s.measured")
+          "speedup.floored", "calibration.drift", "retrain_s.measured", "load_avg.start", "load_avg.end")
 # one user deleted: one of the 3 shards is retrained, so exact_gap can fail
 SISA = ["method=sisa", "partitioner.n_shards=3", "deletion.ratio=null", "deletion.count=1", *FAST]
 
