@@ -164,10 +164,19 @@ def test_every_experiment_composes_every_job(experiment):
         ids[rid] = job
 
 
+@lru_cache(maxsize=None)
+def _default_dataset():
+    from unlearn.data import load_dataset
+
+    return load_dataset(OmegaConf.to_container(composed().dataset))
+
+
 @pytest.mark.parametrize("option", options("deletion"))
-def test_every_deletion_preset_draws_a_forget_set(option, synthetic):
-    from unlearn.data.deletion import draw
+def test_every_deletion_preset_draws_a_forget_set(option):
+    """On the default dataset (ML-100K: `deletion=sensitive` reads its genres)."""
+    from unlearn.data.request_kinds import prepare_request
 
     cfg = OmegaConf.to_container(composed(f"deletion={option}").deletion)
-    req = draw(synthetic.train, synthetic.n_users, synthetic.n_items, cfg, 0)
+    data, req = prepare_request(_default_dataset(), cfg, 0)
     assert req.n_forget > 0 and req.unit == cfg["unit"] and req.selection == cfg["selection"]
+    assert req.rows.max() < len(data.train)

@@ -47,7 +47,8 @@ SUBMODELS: Registry = Registry("submodel")
 AGGREGATORS: Registry = Registry("aggregator")
 METHODS: Registry = Registry("method")
 PROBES: Registry = Registry("probe")  # extra per-stage metrics (eval.probes)
+REQUESTS: Registry = Registry("deletion selection")  # deletion.selection -> (data, cfg, seed) -> (data, request)
 
 
 def list_all() -> dict[str, list[str]]:
-    return {r.kind: r.names() for r in (DATASETS, SPLITS, PARTITIONERS, SUBMODELS, AGGREGATORS, METHODS, PROBES)}
+    return {r.kind: r.names() for r in (DATASETS, SPLITS, PARTITIONERS, SUBMODELS, AGGREGATORS, METHODS, PROBES, REQUESTS)}

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -23,6 +23,8 @@ class DeletionRequest:
     units: np.ndarray           # the selected users / items / rows
     n_forget_users: int
     deleted_users: np.ndarray   # users whose every train row is forgotten (they leave the system)
+    probes: tuple = ()          # probes (unlearn.registry.PROBES) this kind of request is read with
+    context: dict = field(default_factory=dict)  # what those probes read (a kind's genre, its targets)
 
     @property
     def n_forget(self) -> int:
@@ -101,3 +103,16 @@ def draw(train: Interactions, n_users: int, n_items: int, cfg: dict, seed: int) 
     deleted = np.flatnonzero((forget_counts > 0) & (forget_counts == train.user_counts(n_users)))
     return DeletionRequest(unit, selection, rows, row_rounds, np.sort(chosen),
                            int((forget_counts > 0).sum()), deleted)
+
+
+from ..metrics.keys import KEYS  # noqa: E402
+
+# identity of a deletion request
+_ID = {"group": "identity"}
+KEYS.declare("deletion.unit", "deletion unit", doc="what a request deletes: interactions, users or items", **_ID)
+KEYS.declare("deletion.selection", "selection", doc="how F is chosen: random, core, edge", **_ID)
+KEYS.declare("deletion.ratio", "deletion ratio", doc="share of the units deleted (when no count is set)", **_ID)
+KEYS.declare("deletion.count", "deleted", doc="units deleted (when set, instead of a ratio)", **_ID)
+KEYS.declare("deletion.rounds", "requests", doc="requests F is split into, unlearned in turn", **_ID)
+KEYS.declare("n_forget", "forget rows", doc="training rows in F", **_ID)
+KEYS.declare("n_forget_users", "forget users", doc="users with rows in F", **_ID)

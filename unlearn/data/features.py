@@ -28,6 +28,10 @@ from ..seeding import numpy_rng
 from .download import data_root
 
 TITLE_DIM = 32
+# the 19 genre flags of ML-100K's u.item, in column order (its u.genre)
+ML100K_GENRES = ("unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary",
+                 "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller",
+                 "War", "Western")
 AGE_EDGES = np.array([18, 25, 35, 45, 50, 56])  # ML-1M's age codes 1, 18, 25, 35, 45, 50, 56
 
 
@@ -39,6 +43,7 @@ class SideFeatures:
     item_cat: dict = field(default_factory=dict)    # name -> (n_items,) int64, 0 = unknown
     item_multi: dict = field(default_factory=dict)  # name -> (n_items, m) float32 multi-hot
     item_dense: dict = field(default_factory=dict)  # name -> (n_items, d) float32
+    names: dict = field(default_factory=dict)       # item_multi name -> its columns' names (genres)
 
     def describe(self) -> list[str]:
         return [*(f"user.{k}" for k in self.user_cat), *(f"item.{k}" for k in self.item_cat),
@@ -134,7 +139,7 @@ def _ml100k(root: Path):
     titles = it[1].fillna("").astype(str)
     year = _year(it[2].fillna(""))
     year = np.where(year > 0, year, _year(titles.str.extract(r"\((\d{4})\)")[0].fillna("")))
-    return users, (it[0].to_numpy(), year, genres, titles.tolist())
+    return users, (it[0].to_numpy(), year, genres, titles.tolist(), list(ML100K_GENRES))
 
 
 def _ml1m(root: Path, item_map: Path):
@@ -154,7 +159,7 @@ def _ml1m(root: Path, item_map: Path):
     imap = pd.read_csv(item_map)  # movie_id,iid
     iid = _lookup(m["id"].to_numpy(), imap["movie_id"].to_numpy(), imap["iid"].to_numpy(), fill=-1)
     keep = iid >= 0
-    return users, (iid[keep], year[keep], genres[keep], [t for t, k in zip(titles, keep) if k])
+    return users, (iid[keep], year[keep], genres[keep], [t for t, k in zip(titles, keep) if k], names)
 
 
 def side_features(folder: str | None, user_map: np.ndarray, item_map: np.ndarray) -> SideFeatures | None:
@@ -173,8 +178,9 @@ def side_features(folder: str | None, user_map: np.ndarray, item_map: np.ndarray
     feats = SideFeatures()
     for name, codes in ucols.items():
         feats.user_cat[name] = _lookup(raw_u, uid, np.asarray(codes, dtype=np.int64))
-    iid, year, genres, titles = items
+    iid, year, genres, titles, genre_names = items
     feats.item_cat["year"] = _lookup(raw_i, iid, _year_codes(year))
     feats.item_multi["genre"] = _lookup(raw_i, iid, genres, fill=0.0)
+    feats.names["genre"] = genre_names
     feats.item_dense["title"] = _lookup(raw_i, iid, title_embedding(titles), fill=0.0)
     return feats

@@ -83,7 +83,12 @@ class StageMetrics:
                                           int(cfg.get("seed", 0)), int(ccfg.get("mia_max_pairs", 20000)), dev, batch,
                                           n_boot=int(ccfg.get("mia_bootstrap", 200)))
         self.hit_ks = sorted({int(ccfg.get("forget_k", 20)), *ks})
-        self.probes = [PROBES.get(name)(data, request, runtime) for name in ecfg.get("probes") or []]
+        # configured probes key as `<stage>.<name>`; the probes a request kind attaches (e.g.
+        # sensitive_exposure) as forget-hit does, `<name>@K.<stage>`, at forget-hit's cut-offs
+        self.probes = [(PROBES.get(name)(data, request, runtime), prefixed)
+                       for name in ecfg.get("probes") or [] if name not in request.probes]
+        self.probes += [(PROBES.get(name)(data, request, runtime, ks=self.hit_ks), staged) for name in request.probes]
+        self.mia_reason = request.context.get("mia_reason", "the forget set's users have no held-out rows")
 
     def measure(self, stage: str, score_fn: ScoreFn, method=None, user_vectors=None) -> dict:
         """Utility, membership AUC (with its interval), forget-hit, the deleted users' collapse
@@ -93,25 +98,30 @@ class StageMetrics:
         values = ev.per_user(score_fn, item_groups=True)
         self.per_user[stage] = {name: values[name] for name in self.loss_names}
         out = prefixed(stage, ev.summarise(values, user_groups=groups))
-        out.update(staged(stage, self.membership.measure(score_fn)))
+        mia = self.membership.measure(score_fn)
+        if self.membership.n_pairs == 0:  # nothing to attack: null, with `mia.reason`
+            mia = {k: None for k in mia}
+        out.update(staged(stage, mia))
         hits = forget_hits(score_fn, self.n_users, self.n_items, self.retained, self.forget, self.hit_ks,
                            self.device, self.batch)
         out.update(staged(stage, hits))
         vectors = user_vectors(torch.as_tensor(self.deleted_users, device=self.device)) if user_vectors else None
         for reading, v in (vectors or {}).items():
             out[f"forgotten_collapse.{stage}{reading}"] = mean_pairwise_cosine(v)
-        for probe in self.probes:
-            out.update(prefixed(stage, probe.measure(stage, score_fn, method)))
+        for probe, keyed in self.probes:
+            out.update(keyed(stage, probe.measure(stage, score_fn, method)))
         return out
 
     def finish(self) -> dict:
         """What needs no model (the MIA's pairs, the popularity ranker's forget-hit) and what the
         probes measure across stages (e.g. against the oracle), once all ran."""
         out: dict = {"mia_pairs": int(self.membership.n_pairs), **self.utility_loss()}
+        if self.membership.n_pairs == 0:
+            out["mia.reason"] = self.mia_reason
         pop = forget_hits(popularity_scores(self.retained, self.n_items), self.n_users, self.n_items, self.retained,
                           self.forget, self.hit_ks, self.device, self.batch)
         out.update(staged("popularity", pop))
-        for probe in self.probes:
+        for probe, _ in self.probes:
             out.update(probe.finish())
         return out
 
@@ -143,3 +153,5 @@ KEYS.declare("recall@{k}.loss_vs_oracle", "Recall@{k} loss vs oracle", better="l
              doc=_LOSS_DOC.format(metric="recall"))
 KEYS.declare("ndcg@{k}.loss_vs_oracle", "NDCG@{k} loss vs oracle", better="lower", group="utility",
              doc=_LOSS_DOC.format(metric="NDCG"))
+KEYS.declare("mia.reason", "MIA note", group="completeness",
+             doc="why the membership keys are null: the forget set's users have no held-out rows to attack with")
