@@ -62,7 +62,7 @@ class Runtime:
         if kind == "cpu":
             device = torch.device("cpu")
         elif kind in ("cuda", "gpu"):
-            if torch.version.cuda is None:
+            if not torch.cuda.is_available() and torch.version.cuda is None:
                 raise ConfigError(f"runtime=gpu needs a CUDA build of torch; this one (torch {torch.__version__}) is "
                                   f"CPU-only. Install one: make install TORCH=torch==<version>+cu<tag> "
                                   f"TORCH_INDEX=https://download.pytorch.org/whl/cu<tag>.")
