@@ -1,4 +1,4 @@
-"""Run ids, result files and manifests (SPEC §6)."""
+"""Run ids, result files and manifests."""
 from __future__ import annotations
 
 import json

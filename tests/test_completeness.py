@@ -41,7 +41,7 @@ def test_forget_hits_counts_pairs_in_top_k():
     assert hits == {"forget_hit@1": 0.5, "forget_hit@3": 0.5}
 
 
-# -- issue 12: numbers that can fail ----------------------------------------------------------
+# -- numbers that can fail ----------------------------------------------------------
 
 def _ranker(scores):
     return lambda u: scores[u]

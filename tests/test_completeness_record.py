@@ -1,4 +1,4 @@
-"""The completeness keys of a real record (issue 12): rank gaps against the oracle and their seed
+"""The completeness keys of a real record: rank gaps against the oracle and their seed
 floor, MIA intervals and pairs, forget-hit baselines, the deleted users' collapse."""
 import pytest
 

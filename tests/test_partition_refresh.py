@@ -1,4 +1,4 @@
-"""Partitions that forget (issue 12): `partition_drift` of a kept partition against one rebuilt on
+"""Partitions that forget: `partition_drift` of a kept partition against one rebuilt on
 train minus F, and `method.partition_refresh=rebuild`, which makes a clustered pipeline exact."""
 from __future__ import annotations
 

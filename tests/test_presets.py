@@ -1,4 +1,4 @@
-"""presets=tuned (issue 14.3): each run's sub-model takes its dataset's tuned preset by name."""
+"""presets=tuned: each run's sub-model takes its dataset's tuned preset by name."""
 import pytest
 import yaml
 

@@ -1,4 +1,4 @@
-"""Model selection (SPEC §4, issue 14): best validation evaluation with patience in epochs,
+"""Model selection: best validation evaluation with patience in epochs,
 min_epochs and min_delta, or a fixed budget (`selection: last`); never the test split."""
 import dataclasses
 

@@ -1,4 +1,4 @@
-"""Tuning as a sweep (issue 14.2): experiment=tune_<submodel> runs Hydra's Optuna sweeper over
+"""Tuning as a sweep: experiment=tune_<submodel> runs Hydra's Optuna sweeper over
 method=retrain's validation score and writes the best trial as a preset that loads by name."""
 import json
 

@@ -1,4 +1,4 @@
-"""One run (SPEC §2): data -> forget set -> fit -> evaluate -> unlearn -> evaluate -> oracles ->
+"""One run: data -> forget set -> fit -> evaluate -> unlearn -> evaluate -> oracles ->
 completeness -> one flat record. Takes plain dicts; knows nothing of Hydra. What a method must
 provide is in `unlearn.methods.base`; this module reads nothing else of it."""
 from __future__ import annotations
@@ -74,7 +74,7 @@ def prepare(cfg: dict, runtime: Runtime) -> Prepared:
 
 
 def execute(p: Prepared) -> dict:
-    """The SPEC §2 sequence; returns the record's measured keys."""
+    """The run's sequence; returns the record's measured keys."""
     cfg, method, rt, ccfg = p.cfg, p.method, p.runtime, p.cfg.get("completeness") or {}
     start = clock()
     full = TrainSet(p.data.n_users, p.data.n_items, p.data.train, p.data.valid,
@@ -220,7 +220,7 @@ def exact_gap(p: Prepared, minus: TrainSet, method: Method, n_retrained: int, fi
 
 
 def describe(p: Prepared) -> dict:
-    """Identity keys of the record (SPEC §6)."""
+    """Identity keys of the record."""
     d = p.cfg.get("deletion") or {}
     return {
         **p.data.summary(),

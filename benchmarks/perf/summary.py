@@ -82,7 +82,7 @@ def bench(rec):
              rec["seconds"] <= 600)]
 
 
-# benchmark name -> the targets it measures (issue 11)
+# benchmark name -> the targets it measures
 TARGETS = {"methods": methods, "aggregator": aggregator, "bpr_vs_implicit": bpr, "als_vs_implicit": als,
            "evaluation": evaluation, "bench": bench}
 

@@ -1,4 +1,4 @@
-"""Deletion requests (SPEC §3.4): which training rows a user asks to forget, and in what order."""
+"""Deletion requests: which training rows a user asks to forget, and in what order."""
 from __future__ import annotations
 
 import hashlib

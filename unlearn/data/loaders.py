@@ -1,4 +1,4 @@
-"""Readers for the raw formats of SPEC §3.1. Each returns (frames, has_published_split) where
+"""Readers for the raw formats of Each returns (frames, has_published_split) where
 frames maps 'all' or 'train'/'test' to a DataFrame of user, item, rating[, ts] (raw ids)."""
 from __future__ import annotations
 

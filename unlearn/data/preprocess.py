@@ -1,4 +1,4 @@
-"""Preprocessing (SPEC §3.2): duplicates, rating threshold, iterative k-core, id remapping."""
+"""Preprocessing: duplicates, rating threshold, iterative k-core, id remapping."""
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""Splits (SPEC §3.3), all seeded: `random` per-user ratios, `loo` temporal leave-one-out,
+"""Splits, all seeded: `random` per-user ratios, `loo` temporal leave-one-out,
 `published` (given train/test; validation carved from train per user)."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The method contract (SPEC §2, §4.4). This docstring is the one place a new method's author reads.
+"""The method contract. This docstring is the one place a new method's author reads.
 
 A method is a class registered by name (`@METHODS.register("name")`) with:
 

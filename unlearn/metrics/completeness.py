@@ -1,4 +1,4 @@
-"""Completeness probes (SPEC §5): how close the unlearned model is to never having seen F."""
+"""Completeness probes: how close the unlearned model is to never having seen F."""
 from __future__ import annotations
 
 import numpy as np
