@@ -96,13 +96,20 @@ def draw(train: Interactions, n_users: int, n_items: int, cfg: dict, seed: int) 
         row_rounds = [np.flatnonzero(row_round == r) for r in range(rounds)]
     if any(len(r) == 0 for r in row_rounds):
         raise ConfigError(f"deletion.rounds={rounds} is more than the {n} selected {unit}s can fill.")
+    return assemble(train, n_users, unit, selection, row_rounds, chosen)
+
+
+def assemble(train: Interactions, n_users: int, unit: str, selection: str, row_rounds: list[np.ndarray],
+             chosen: np.ndarray, **extra) -> DeletionRequest:
+    """The request whose parts are `row_rounds` (train row indices, none empty): F is their union,
+    which may not be all of train; the users who lose every row leave the system."""
     rows = np.sort(np.concatenate(row_rounds))
     if len(rows) >= len(train):
         raise ConfigError(f"The forget set ({len(rows)} rows) would remove all of train ({len(train)} rows).")
     forget_counts = np.bincount(train.users[rows], minlength=n_users)
     deleted = np.flatnonzero((forget_counts > 0) & (forget_counts == train.user_counts(n_users)))
-    return DeletionRequest(unit, selection, rows, row_rounds, np.sort(chosen),
-                           int((forget_counts > 0).sum()), deleted)
+    return DeletionRequest(unit, selection, rows, row_rounds, np.sort(np.asarray(chosen)),
+                           int((forget_counts > 0).sum()), deleted, **extra)
 
 
 from ..metrics.keys import KEYS  # noqa: E402

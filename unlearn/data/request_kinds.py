@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..registry import REQUESTS
-from .deletion import SELECTIONS, DeletionRequest, draw
+from .deletion import SELECTIONS, DeletionRequest, assemble, draw
 from .interactions import Dataset, Interactions
 
 
@@ -65,10 +65,4 @@ def user_request(train: Interactions, n_users: int, unit: str, selection: str, r
     row_rounds = [np.flatnonzero(row_round == r) for r in range(rounds)]
     if any(len(r) == 0 for r in row_rounds):
         raise ConfigError(f"deletion.rounds={rounds} is more requests than the {len(chosen)} chosen users fill.")
-    forget = np.sort(np.concatenate(row_rounds))
-    if len(forget) >= len(train):
-        raise ConfigError(f"The forget set ({len(forget)} rows) would remove all of train ({len(train)} rows).")
-    forget_counts = np.bincount(train.users[forget], minlength=n_users)
-    deleted = np.flatnonzero((forget_counts > 0) & (forget_counts == train.user_counts(n_users)))
-    return DeletionRequest(unit, selection, forget, row_rounds, np.sort(chosen), int((forget_counts > 0).sum()),
-                           deleted, **extra)
+    return assemble(train, n_users, unit, selection, row_rounds, chosen, **extra)
