@@ -2,20 +2,17 @@
 
 `experiment=tune_<submodel>` writes conf/submodel/tuned/<dataset>_<submodel>.yaml (benchmarks/tune.py).
 A sweep over several methods cannot name one sub-model file for all of them (Unlearn-ALS trains ALS,
-the others BPR), so `presets=tuned` picks, per run, the tuned file of (dataset, sub-model class):
-the sub-model a method chose by its plain class name (`submodel=bpr`, or a method's default) is
-replaced by the tuned one (`<dataset>_<submodel>_<method>.yaml` where that method's shards were
-tuned on its own validation score, else `<dataset>_<submodel>.yaml`, tuned for retrain), and
-`submodel.<key>=` settings given on the command line still win. A
-named preset (`submodel=bpr_receraser`, `submodel=tuned/...`) is kept as chosen. A missing tuned
-file is a clear error naming the command that writes it. The record's `presets` names the option
-the sub-model's settings came from (`tuned/ml100k_bpr`, `bpr_receraser`, `bpr`).
+the others BPR), so Hydra composes the tuned file of (dataset, sub-model option) over the option's
+class defaults (conf/config.yaml: the `submodel_preset` entries), and a file tuned on the method's
+own validation score (`<dataset>_<submodel>_<method>.yaml`) over that. So `--cfg job`, the run and
+the record show the same settings; experiments, protocols and `submodel.<key>=` on the command line
+still win. A named preset (`submodel=bpr_receraser`, `submodel=tuned/...`) names no such file and is
+kept as chosen. This module names what was applied (the record's `presets`) and turns a missing
+tuned file, which Hydra skips, into a clear error naming the command that writes it.
 """
 from __future__ import annotations
 
 from pathlib import Path
-
-import yaml
 
 from unlearn.errors import ConfigError
 
@@ -32,27 +29,25 @@ def preset_name(cfg: dict, method: bool = True) -> str:
     return f"{name}_{m}" if method and m and m != "retrain" else name
 
 
-def apply(cfg: dict, overrides: list[str], choice: str | None, conf: Path = CONF) -> dict:
-    """`cfg` with the tuned sub-model where `presets=tuned` asks for it. `overrides`: the run's
-    command-line overrides; `choice`: the submodel option Hydra composed (None: unknown)."""
+def applied(cfg: dict, choice: str | None, conf: Path = CONF) -> str:
+    """Where the composed sub-model's settings came from: `tuned/<file>` for the tuned preset Hydra
+    merged, else the sub-model option as chosen. `choice`: the submodel option (None: unknown).
+    Raises ConfigError for `presets=tuned` on a class with no tuned file for the dataset."""
     mode = cfg.get("presets", "default")
-    if mode not in MODES:
+    if mode not in MODES:  # pragma: no cover - Hydra refuses an unknown presets option first
         raise ConfigError(f"Unknown presets '{mode}'. Valid: {', '.join(MODES)}.")
-    sub = cfg["submodel"]
-    if mode == "default" or (choice is not None and choice != sub.get("name")):
-        return {**cfg, "presets": choice or sub.get("name")}
-    # a preset tuned for this method's own shards wins over the one tuned for retrain
+    sub = cfg["submodel"].get("name")
+    if mode == "default" or (choice is not None and choice != sub):
+        return choice or sub
     folder = conf / "submodel" / "tuned"
-    name = preset_name(cfg)
-    if not (folder / f"{name}.yaml").exists():
-        name = preset_name(cfg, method=False)
-    path = folder / f"{name}.yaml"
-    if not path.exists():
-        raise ConfigError(f"presets=tuned: there is no tuned preset for dataset={cfg['dataset']['name']} "
-                          f"submodel={sub['name']} ({path}). Write it with `make tune SUBMODEL={sub['name']} "
-                          f"DATASET={cfg['dataset']['name']}`, or run with presets=default.")
-    tuned = yaml.safe_load(path.read_text())
-    explicit = {o.split("=", 1)[0].lstrip("+~").split(".", 1)[1] for o in overrides
-                if o.lstrip("+~").startswith("submodel.") and "=" in o}
-    return {**cfg, "submodel": {**tuned, **{k: v for k, v in sub.items() if k in explicit}},
-            "presets": f"tuned/{name}"}
+    for name in (preset_name(cfg), preset_name(cfg, method=False)):
+        if (folder / f"{name}.yaml").exists():
+            return f"tuned/{name}"
+    raise ConfigError(f"presets=tuned: there is no tuned preset for dataset={cfg['dataset']['name']} "
+                      f"submodel={sub} ({folder / (preset_name(cfg, method=False) + '.yaml')}). Write it with "
+                      f"`make tune SUBMODEL={sub} DATASET={cfg['dataset']['name']}`, or run with presets=default.")
+
+
+def apply(cfg: dict, choice: str | None, conf: Path = CONF) -> dict:
+    """`cfg` with its `presets` key naming what was applied (see `applied`)."""
+    return {**cfg, "presets": applied(cfg, choice, conf)}

@@ -97,7 +97,7 @@ def main(cfg: DictConfig) -> dict | float | None:
         return objective(container, job_num)
     try:
         hc = HydraConfig.get()
-        container = presets.apply(container, list(hc.overrides.task), hc.runtime.choices.get("submodel"))
+        container = presets.apply(container, hc.runtime.choices.get("submodel"))
     except UserError as exc:
         return refuse(exc, multirun)
     record = execute(container, job_num, multirun)

@@ -62,7 +62,7 @@ def run_config(overrides, results_dir) -> dict:
     choice = cfg.hydra.runtime.choices.get("submodel")
     plain = {k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
              for k, v in cfg.items() if k != "hydra"}  # as the task function sees it: no hydra node
-    return presets.apply(plain, overrides, choice)
+    return presets.apply(plain, choice)
 
 
 def compose_run(overrides, results_dir, job_num: int = 0, multirun: bool = False):
