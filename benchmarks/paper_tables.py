@@ -51,6 +51,8 @@ CPU_PLAN: list[tuple[str, list[str], str]] = [
      "ML-1M (ml1m_cure4rec), the tuned presets, 20 single-user requests, seeds 0-2, without retrain's own "
      "stream (each speedup reads retrain's time for it as 20 fits of the oracle, `retrain_s`) and without the exact "
      "replica: 12 runs, about 30 min of one core a seed on a 2-core Xeon"),
+    ("realistic_requests", ["dataset=ml100k", "seed=0,1,2", "runtime.threads=1", "runtime.progress=false"],
+     "ML-100K, the tuned presets, sensitive interactions and a spam campaign as streams, every method, 3 seeds"),
     ("receraser_utility", ["dataset=ml1m_receraser,yelp2018", "submodel=bpr_receraser", "seed=0",
                            "completeness.seed_floor=false", "completeness.exact_replica=false",
                            "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "runtime.threads=1", "runtime.progress=false"],
@@ -70,6 +72,7 @@ GPU_PLAN: list[tuple[str, list[str], str]] = [
     ("unlearn_als_paper", ["runtime=gpu"], "ML-1M beside ML-100K"),
     ("eemu_main", ["runtime=gpu"], "two-tower meta-training on ML-100K and ML-1M"),
     ("latency_stream", ["runtime=gpu"], "20 single-user requests on ML-1M, every method"),
+    ("realistic_requests", ["dataset=ml1m_cure4rec", "runtime=gpu"], "CURE4Rec ML-1M, every method, 3 seeds"),
 ]
 
 
