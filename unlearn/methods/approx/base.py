@@ -1,0 +1,363 @@
+"""The approximate-unlearning family's base: one sub-model, fitted as `retrain` fits it, whose
+parameters unlearning changes in place instead of refitting them.
+
+`ApproximateMethod(Method)` is not sharded (`partitioner` None; partitioner and aggregator `none`)
+and builds no exact replica: what it leaves behind is read against the retrain oracle.
+
+- `fit(data)`: one sub-model, from `derive_seed(seed, "shard", 0)` on `data.select(all rows)`,
+  exactly as `retrain` fits its single shard, so M0 is retrain's model of all of train, bit for bit.
+- `unlearn(rows)`: `self.data = self.data.without(rows)`; the sub-model's training state is rebuilt
+  on the retained rows (`finish()` dropped its triples, LightGCN its graph); the subclass's
+  `update(rows)` changes the parameters; `finish()` then refreshes what the sub-model derives from
+  them (LightGCN's propagated buffers, which `score` reads: without the refresh it would score M0).
+  Rebuild, update and refresh are timed; nothing else is. An empty request changes nothing and
+  counts 0 of everything.
+- `score` / `user_vectors`: the sub-model's.
+
+A subclass sets `submodels` (the accepted sub-model names; None: every epoch-trained one) and
+`defaults`, and writes one hook:
+
+    update(rows: np.ndarray) -> dict
+
+`rows` index `self.data.rows` (F of this request; `self.data` no longer retains them, `self.before`
+still does). The sub-model `self.model` is prepared on the retained rows, in eval mode, its
+parameters requiring gradients. The returned report has three kinds of entries:
+
+- counts in `summed` (`hvps`, `solver_iters`, `steps`, `epochs`, `rows_touched`, ...) become
+  `unlearn.<name>` summed over requests (`UnlearnCost.extra`) and `unlearn.<name>.per_request`;
+- a `Span` under `<part>_s` (e.g. `grad_s`, `solve_s`) becomes `unlearn.<part>_s` / `_cpu_s`, summed;
+- anything else (`residual`, `converged`, `negative_curvature`, `damping`, `grad_norm_before`, ...)
+  is solver health: `unlearn.<name>.per_request`, one entry per request (None where absent).
+
+`step_norm` (||theta_after - theta_before||) and `params_touched` (entries changed) are measured by
+the base outside the timed region unless the report gives them. Every key must be declared
+(`KEYS.declare` in the module that reports it); an undeclared one is a ValueError.
+
+Helpers for subclasses (all deterministic on CPU):
+
+- `generator(stream)`: a torch generator seeded by (seed, "approx", stream, request number),
+  shared by every method of the family, so two methods drawing the same stream draw alike;
+- `retained_sample(k, gen)`: k retained rows (indices into `data.rows`), ascending;
+- `batches_of(rows, gen, batch_size=None, passes=1)`: the sub-model's own batches over exactly
+  `rows`, negatives rejected against those rows' and the retained rows' positives;
+- `loss_fn(batch)`: the sub-model's training loss with its regulariser on `batch`, in eval mode,
+  as a function of a {name: tensor} parameter dict (names missing from it keep the module's
+  own); differentiable twice (`torch.autograd.grad(..., create_graph=True)`);
+- `parameters()`, `flatten(tensors)`, `unflatten(vector, like)`: the trainable parameters by name,
+  and a dict of tensors as one vector and back;
+- `init_draw(gen)`: a fresh draw of the parameters from the sub-model's own initialisation;
+- `prepared_on(data)`: the sub-model prepared on another TrainSet for the duration of a `with`.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+
+import numpy as np
+import torch
+
+from ...data.interactions import TrainSet
+from ...errors import ConfigError
+from ...metrics.keys import KEYS
+from ...metrics.timing import Span, clock
+from ...models.base import EpochTrainedModel
+from ...registry import SUBMODELS
+from ...runtime import CPU
+from ...seeding import derive_seed, torch_generator
+from ...training import NegativeSampler
+from ..base import Method
+from ..costs import FitCost, UnlearnCost
+
+# counts a request reports that are summed over the stream (and listed per request)
+SUMMED = ("hvps", "solver_iters", "steps", "epochs", "rows_touched", "params_touched")
+# what the base measures after each update, outside the timed region
+MEASURED = ("step_norm", "params_touched")
+
+
+class _Allowed:
+    """`allowed` computed from the class's `submodels` when read, so that sub-models registered by
+    plugins count too."""
+
+    def __get__(self, obj, owner):
+        return {"partitioner": ["none"], "aggregator": ["none"], "submodel": owner.accepted_submodels()}
+
+
+class _UnionSampler(NegativeSampler):
+    """Rejects a negative that is a positive of either sampler."""
+
+    def __init__(self, a: NegativeSampler, b: NegativeSampler):
+        self.n_items, self.max_rounds, self.a, self.b = a.n_items, a.max_rounds, a, b
+
+    def is_positive(self, users, items):
+        return self.a.is_positive(users, items) | self.b.is_positive(users, items)
+
+
+def _sampler(model) -> NegativeSampler | None:
+    triples = getattr(model, "_triples", None)
+    return getattr(model, "_sampler", None) or (triples.sampler if triples is not None else None)
+
+
+def _set_sampler(model, sampler: NegativeSampler) -> None:
+    if getattr(model, "_sampler", None) is not None:
+        model._sampler = sampler
+    if getattr(model, "_triples", None) is not None:
+        model._triples.sampler = sampler
+
+
+class _LossCall(torch.nn.Module):
+    """model.loss(batch) as a forward, for `torch.func.functional_call`."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch):
+        return self.model.loss(batch)
+
+
+class ApproximateMethod(Method):
+    """Base of the approximate methods; the module docstring is its contract."""
+
+    builds_exact_replica = False
+    partitioner = None
+    submodels: tuple[str, ...] | None = None   # accepted sub-models; None: every EpochTrainedModel
+    summed = SUMMED
+    defaults: dict = {}
+    allowed = _Allowed()
+
+    @classmethod
+    def accepted_submodels(cls) -> list[str]:
+        if cls.submodels is not None:
+            return list(cls.submodels)
+        return [n for n in SUBMODELS.names() if issubclass(SUBMODELS.get(n), EpochTrainedModel)]
+
+    def __init__(self, spec, runtime=CPU, cache_dir=None):
+        super().__init__(spec, runtime, cache_dir)
+        unknown = sorted(set(self.cfg) - set(self.defaults))
+        if unknown:
+            raise ConfigError(f"method={self.registered_name} has no setting {', '.join(unknown)}. "
+                              f"Valid: {', '.join(sorted(self.defaults))}.")
+        self.cfg = {**self.defaults, **self.cfg}
+        self.model = None
+        self.before: TrainSet | None = None   # the data as the current request found it
+        self._requests: list[dict] = []
+
+    # -- fit, score ---------------------------------------------------------------------
+    def model_seed(self) -> int:
+        return derive_seed(self.seed, "shard", 0)  # what `retrain` (one shard, k = 0) uses
+
+    def new_submodel(self):
+        return SUBMODELS.get(self.spec["submodel"]["name"])(self.data.n_users, self.data.n_items,
+                                                            self.spec["submodel"], runtime=self.runtime)
+
+    def fit(self, data: TrainSet) -> FitCost:
+        self.data = data
+        self._requests = []
+        self.runtime.sync()
+        t0 = clock()
+        self.model = self.new_submodel()
+        info = self.model.fit(data.select(np.ones(len(data.rows), dtype=bool)), self.model_seed())
+        self.model.requires_grad_(False)
+        self.runtime.sync()
+        spent = clock() - t0
+        return FitCost(seconds=spent, partition_s=Span(), pretrain_s=Span(), shards_s=spent, aggregator_s=Span(),
+                       epochs=int(info["epochs"]))
+
+    def score(self, users):
+        return self.model.score(users)
+
+    def user_vectors(self, users):
+        from ...aggregate.base import shard_user_vectors
+
+        vecs = shard_user_vectors([self.model], users)
+        return None if vecs is None else {"": vecs[0]}
+
+    # -- unlearning ---------------------------------------------------------------------
+    def update(self, rows: np.ndarray) -> dict:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def unlearn(self, rows) -> UnlearnCost:
+        rows = np.unique(np.asarray(rows, dtype=np.int64))
+        if len(rows) == 0:  # nothing to forget: nothing is touched, no time is spent
+            self._requests.append({"step_norm": 0.0})
+            return UnlearnCost(seconds=Span(), extra={})
+        m = self.model
+        start = self.flatten(self.parameters()).detach().clone()
+        self.before, self.data = self.data, self.data.without(rows)
+        self.runtime.sync()
+        t0 = clock()
+        m.prepare(self.data)                 # the training state of the retained rows
+        m._gen = self.generator("model")     # any draw the sub-model makes itself
+        m.eval()
+        m.requires_grad_(True)
+        self.runtime.sync()
+        t1 = clock()
+        report = dict(self.update(rows) or {})
+        m.requires_grad_(False)
+        m.zero_grad(set_to_none=True)
+        self.runtime.sync()
+        t2 = clock()
+        m.finish()                           # LightGCN: propagate on the retained graph into its buffers
+        m.eval()
+        self.runtime.sync()
+        t3 = clock()
+        delta = self.flatten(self.parameters()).detach() - start
+        measured = {"step_norm": float(delta.double().norm()), "params_touched": int((delta != 0).sum())}
+        report = {**measured, **report}
+        report.update({"prepare_s": t1 - t0, "update_s": t2 - t1, "refresh_s": t3 - t2})
+        self._check_keys(report)
+        self._requests.append(report)
+        extra = {k: v for k, v in report.items() if isinstance(v, Span) or k in self.summed}
+        return UnlearnCost(seconds=t3 - t0, extra=extra)
+
+    def _check_keys(self, report: dict) -> None:
+        for k, v in report.items():
+            key = f"unlearn.{k}" if isinstance(v, Span) else f"unlearn.{k}.per_request"
+            if KEYS.get(key) is None:
+                raise ValueError(f"method {self.registered_name} reports '{k}', but no module declares {key}")
+
+    def describe(self) -> dict:
+        out = super().describe()
+        names = sorted({k for r in self._requests for k, v in r.items() if not isinstance(v, Span)})
+        for k in names:  # a count a request did not report is 0 there; a health value, None
+            missing = 0 if k in self.summed else None
+            out[f"unlearn.{k}.per_request"] = [_plain(r.get(k, missing)) for r in self._requests]
+        return out
+
+    # -- helpers for subclasses ---------------------------------------------------------
+    def generator(self, stream: str) -> torch.Generator:
+        """The request's generator of `stream`, the same for every method of the family."""
+        return torch_generator(self.seed, "approx", stream, len(self._requests))
+
+    def retained_sample(self, k: int, gen: torch.Generator) -> np.ndarray:
+        """k retained rows drawn without replacement (all of them when k >= their number), ascending."""
+        kept = self.data.row_index
+        if k >= len(kept):
+            return kept
+        return np.sort(kept[torch.randperm(len(kept), generator=gen)[: int(k)].numpy()])
+
+    @contextlib.contextmanager
+    def prepared_on(self, data: TrainSet):
+        """Inside: the sub-model prepared on `data`; after: its previous prepared state, as it was."""
+        m = self.model
+        saved = dict(m.__dict__)
+        try:
+            m.prepare(data)
+            yield m
+        finally:
+            for k in [k for k in m.__dict__ if k not in saved]:
+                del m.__dict__[k]
+            m.__dict__.update(saved)
+
+    def rows_data(self, rows: np.ndarray) -> TrainSet:
+        """`rows` (indices into `data.rows`) as a TrainSet of their own."""
+        d = self.data
+        return TrainSet(d.n_users, d.n_items, d.rows.subset(np.asarray(rows, dtype=np.int64)), d.all_valid,
+                        features=d.features)
+
+    def batches_of(self, rows: np.ndarray, gen: torch.Generator, batch_size: int | None = None,
+                   passes: int = 1) -> list[tuple]:
+        """The sub-model's own batches (shuffled by `gen`, negatives from `gen`) over exactly `rows`,
+        `passes` shuffles of them one after another, `batch_size` rows a batch (None: the
+        sub-model's; WMF batches users). Negatives are rejected against the positives of `rows`
+        and of the retained rows; the loss is evaluated later, on the retained state (LightGCN
+        propagates on the retained graph)."""
+        outer = _sampler(self.model)
+        cfg = self.model.cfg
+        size = cfg["batch_size"]
+        with self.prepared_on(self.rows_data(rows)) as m:
+            inner = _sampler(m)
+            if inner is not None and outer is not None:
+                _set_sampler(m, _UnionSampler(inner, outer))
+            if batch_size is not None:
+                cfg["batch_size"] = int(batch_size)
+            try:
+                return [b for _ in range(int(passes)) for b in m.batches(gen)]
+            finally:
+                cfg["batch_size"] = size
+
+    def parameters(self) -> dict[str, torch.Tensor]:
+        """The sub-model's parameters by name (in registration order)."""
+        return dict(self.model.named_parameters())
+
+    @staticmethod
+    def flatten(tensors: dict[str, torch.Tensor]) -> torch.Tensor:
+        return torch.cat([t.reshape(-1) for t in tensors.values()]) if tensors else torch.zeros(0)
+
+    @staticmethod
+    def unflatten(vector: torch.Tensor, like: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        out, at = {}, 0
+        for name, t in like.items():
+            out[name] = vector[at : at + t.numel()].view_as(t)
+            at += t.numel()
+        if at != len(vector):
+            raise ValueError(f"a vector of {len(vector)} entries for parameters of {at}")
+        return out
+
+    def loss_fn(self, batch: tuple):
+        """J(params) = the sub-model's `loss(batch)` (its regulariser included) in eval mode, with
+        `params` ({name: tensor}) in place of the named parameters."""
+        call = _LossCall(self.model)
+        prefixed = lambda params: {f"model.{k}": v for k, v in params.items()}  # noqa: E731
+
+        def fn(params: dict[str, torch.Tensor]) -> torch.Tensor:
+            was = self.model.training
+            self.model.eval()
+            try:
+                return torch.func.functional_call(call, prefixed(params), (batch,))
+            finally:
+                self.model.train(was)
+        return fn
+
+    def init_draw(self, gen: torch.Generator) -> dict[str, torch.Tensor]:
+        """A fresh draw of every parameter from the sub-model's own initialisation (`reset_parameters`
+        with `gen`); the parameters themselves are left as they were."""
+        m = self.model
+        kept = {n: p.detach().clone() for n, p in m.named_parameters()}
+        with torch.no_grad():
+            m.reset_parameters(gen)
+            drawn = {n: p.detach().clone() for n, p in m.named_parameters()}
+            for n, p in m.named_parameters():
+                p.copy_(kept[n])
+        return drawn
+
+
+def _plain(v):
+    if isinstance(v, (bool, np.bool_)):
+        return bool(v)
+    if isinstance(v, (int, np.integer)):
+        return int(v)
+    if isinstance(v, (float, np.floating)):
+        return None if math.isnan(float(v)) else float(v)
+    return v
+
+
+# per request (lists) and, for counts, summed over the stream
+_DOCS = {
+    "hvps": "Hessian-vector products",
+    "solver_iters": "solver iterations",
+    "steps": "optimiser steps",
+    "epochs": "passes over the retained rows",
+    "rows_touched": "training rows whose loss the update read",
+    "params_touched": "parameter entries the update changed",
+}
+for _k, _doc in _DOCS.items():
+    KEYS.declare(f"unlearn.{_k}", _doc, sub="unlearn", group="efficiency", doc=f"{_doc}, over all requests")
+    KEYS.declare(f"unlearn.{_k}.per_request", f"{_doc} per request", sub="unlearn", group="efficiency",
+                 doc=f"{_doc} of each request")
+for _k, _doc in {
+    "residual": "final relative residual ||(H + lambda I) x - v|| / ||v|| of the solve",
+    "converged": "1 where the solver met its tolerance",
+    "negative_curvature": "1 where the solver met a direction of non-positive curvature",
+    "damping": "the absolute damping lambda added to the Hessian",
+    "step_norm": "||theta_after - theta_before|| of the update",
+    "grad_norm_before": "the gradient norm of the retained objective before the update",
+}.items():
+    KEYS.declare(f"unlearn.{_k}.per_request", _k.replace("_", " "), sub="per request", group="other",
+                 doc=f"{_doc}, per request")
+for _part, _label in (("prepare", "rebuilding the training state"), ("update", "the parameter update"),
+                      ("refresh", "refreshing derived buffers"), ("grad", "gradients"), ("solve", "the solve")):
+    KEYS.declare(f"unlearn.{_part}_s", _label, sub="unlearn", unit="s", better="lower", group="efficiency",
+                 doc=f"wall seconds of unlearning's {_label}, over all requests")
+    KEYS.declare(f"unlearn.{_part}_cpu_s", f"{_label} CPU", sub="unlearn", unit="s", better="lower",
+                 group="efficiency", doc=f"process CPU seconds of unlearning's {_label}, over all requests")
