@@ -10,6 +10,8 @@ t-interval over seeds instead. Records are read (`records_load`), aggregated ove
 (`aggregate`) and rendered (`render`)."""
 from __future__ import annotations
 
+import re
+
 import sys
 from pathlib import Path
 
@@ -122,6 +124,25 @@ def render_spec(name: str, spec: dict, df: pd.DataFrame, out: Path, left_out: Le
         hue = (hue if isinstance(hue, list) else [hue]) + [r for r in rows if r.startswith("cfg.")]  # variants apart
         stem = out / "figures" / fig.get("file", name if i == 0 else f"{name}_{i + 1}")
         paths += figures.metric_vs(sub, fig["x"], fig["y"], hue, stem, fig.get("title", spec.get("title", "")))
+    if spec.get("tradeoff"):  # one trade-off figure per setting of its facets (e.g. dataset x regime)
+        paths += tradeoff_figures(sub, spec["tradeoff"], rows, out / "figures" / f"{name}_tradeoff")
+    return paths
+
+
+def tradeoff_figures(df, fig: dict, rows: list[str], stem: Path) -> list[Path]:
+    """`figures.tradeoff` for each value of the spec's `facets` (default: the table's rows that are
+    neither the method nor the family), each file named after its facet's values."""
+    style = fig.get("style", "method.family")
+    facets = [k for k in fig.get("facets", [r for r in rows if r not in ("method", style)]) if k in df]
+    paths = []
+    parts = df.groupby([df[k].astype(str) for k in facets], sort=True) if facets else [((), df)]
+    for values, part in parts:
+        values = values if isinstance(values, tuple) else (values,)
+        suffix = "_".join(re.sub(r"[^A-Za-z0-9.]+", "-", str(v)) for v in values)
+        where = ", ".join(f"{figures.axis_label(k)} {v}" for k, v in zip(facets, values))
+        title = fig.get("title", "What unlearning saves against what it leaves behind") + (f" ({where})" if where else "")
+        paths += figures.tradeoff(part, ["method"], fig["x"], fig["y"], stem.with_name(f"{stem.name}_{suffix}" if suffix else stem.name),
+                                  style, title)
     return paths
 
 

@@ -229,3 +229,25 @@ def test_saves_png_and_pdf(tmp_path):
     assert sorted(p.name for p in paths) == sorted(f"{s}.{e}" for s in "ukmc" for e in ("png", "pdf"))
     assert all(p.stat().st_size > 0 for p in paths)
     assert figures.metric_vs(df, "deletion.ratio", "unlearn_s", ["method"], tmp_path / "r") == []  # one ratio
+
+
+def test_the_tradeoff_marks_exact_and_approximate_methods_apart(tmp_path):
+    """Speedup (log) against what is left behind; exact methods filled circles, approximate ones
+    hollow triangles, each with its spread over seeds."""
+    recs = []
+    for s in (0, 1, 2):
+        for method, family, speed, gap in (("retrain", "exact", 1.0, 0.0), ("sisa", "exact", 5.0, 0.02),
+                                           ("scif", "approximate", 300.0 + s, 0.8 + 0.05 * s)):
+            recs.append(record(method, s, **{"method.family": family, "speedup": speed,
+                                             "rank_gap_over_floor@20.deleted": gap}))
+    df = pd.DataFrame(recs)
+    fig = figures.draw_tradeoff(df, ["method"], "speedup", "rank_gap_over_floor@20.deleted")
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log"
+    bars = {c.get_label(): c for c in ax.containers if isinstance(c, ErrorbarContainer)}
+    assert bars["scif"].lines[0].get_marker() == "^" and bars["sisa"].lines[0].get_marker() == "o"
+    hollow = [ln for ln in ax.lines if ln.get_markerfacecolor() == "white" and ln.get_marker() == "^"]
+    assert len(hollow) == 1  # the approximate point, drawn hollow
+    y = bars["scif"].lines[0].get_ydata()[0]
+    assert y == pytest.approx(0.85)
+    assert figures.draw_tradeoff(df.drop(columns=["speedup"]), ["method"], "speedup", "x") is None

@@ -225,6 +225,7 @@ def describe(p: Prepared) -> dict:
     return {
         **p.data.summary(),
         "method": p.spec["method"]["name"],
+        "method.family": p.method.family,
         "submodel": p.spec["submodel"]["name"],
         "partitioner": p.spec["partitioner"]["name"],
         "aggregator": p.spec["aggregator"]["name"],

@@ -29,6 +29,8 @@ Declared capabilities (class attributes; the lifecycle reads nothing else):
   function and the oracle itself to `set_reference(score_fn, oracle)` (e.g. to trace convergence
   outside the timed region).
 - `partitioner`: None, or the partitioner whose `validate` runs on the data before training.
+- `family`: `exact` (the unlearned model is retraining's, by construction or by converging to its
+  objective) or `approximate` (an update that estimates it); tables and figures mark them apart.
 - `is_retrain_oracle()`: this very model is the retrain oracle once unlearned (so it is not
   trained twice).
 
@@ -59,6 +61,7 @@ class Method:
     """Base class of every method; see the module docstring for the contract."""
 
     registered_name = "method"
+    family = "exact"   # exact: what it unlearns to is retraining's model (or its objective); else approximate
     builds_exact_replica = False
     needs_reference = False
     partitioner = None
@@ -320,6 +323,7 @@ from ..metrics.keys import KEYS  # noqa: E402
 # identity: the axes of a method spec, its seed and its number of shards
 _ID = {"group": "identity"}
 KEYS.declare("method", "method", doc="the method's registered name", **_ID)
+KEYS.declare("method.family", "kind", doc="exact (unlearns to retraining's model or objective) or approximate", **_ID)
 KEYS.declare("submodel", "sub-model", doc="the sub-model's registered name", **_ID)
 KEYS.declare("seed", "seed", doc="the run's seed, from which every component's seed derives", **_ID)
 KEYS.declare("n_shards", "shards", doc="shards of the partition (1: one model)", **_ID)

@@ -118,6 +118,7 @@ class _LossCall(torch.nn.Module):
 class ApproximateMethod(Method):
     """Base of the approximate methods; the module docstring is its contract."""
 
+    family = "approximate"
     builds_exact_replica = False
     partitioner = None
     submodels: tuple[str, ...] | None = None   # accepted sub-models; None: every EpochTrainedModel
