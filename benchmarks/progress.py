@@ -104,6 +104,12 @@ class SweepProgress(Callback):
         self.__init__()
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from .preflight import check_sweep
+
+        try:
+            check_sweep(config, _sweep_overrides(config))  # exits 2 when a job would be refused
+        except Exception:  # pragma: no cover - a job that cannot even compose fails on its own
+            pass
         launcher = str(config.hydra.launcher.get("_target_", ""))
         if "submitit" in launcher and "Slurm" in launcher:
             try:

@@ -167,9 +167,19 @@ def test_failure_while_running_writes_a_failed_record(capsys, tmp_path):
 
 @pytest.mark.timeout(CLI_TIMEOUT + MARGIN)
 def test_sweep_runs_past_a_refused_job_and_exits_nonzero(tmp_path):
-    """The one subprocess of this module: `-m`, the launcher and the callback's exit code."""
+    """`-m`, the launcher and the callback's exit code, for a job refused once its data is loaded."""
     proc = cli("benchmarks.run", "-m", "deletion.ratio=1.5,0.05", *FAST, results=tmp_path)
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert "1 job(s) of the sweep were refused" in proc.stderr and "deletion.ratio must lie in (0, 1)" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert [r["status"] for r in records(tmp_path)] == ["ok"]
+
+
+@pytest.mark.timeout(CLI_TIMEOUT + MARGIN)
+def test_a_sweep_with_an_incompatible_job_runs_nothing(tmp_path):
+    """A job no method accepts is refused before the sweep launches any job, its reason once."""
+    proc = cli("benchmarks.run", "-m", "method=sisa,unlearn_als", "submodel=bpr", *FAST, results=tmp_path)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert proc.stderr.count("method=unlearn_als cannot use submodel=bpr") == 1
+    assert "1 of the sweep's jobs would be refused; nothing was run" in proc.stderr
+    assert "Traceback" not in proc.stderr and records(tmp_path) == []

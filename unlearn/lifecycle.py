@@ -23,7 +23,7 @@ from .metrics.stages import StageMetrics
 from .metrics.keys import KEYS
 from .metrics.timing import TIMER_FLOOR_S, Span, clock, peak_memory
 from .registry import METHODS, PROBES
-from .runtime import Runtime
+from .runtime import CPU, Runtime
 from .warmup import warm_up
 
 log = logging.getLogger(__name__)
@@ -57,12 +57,22 @@ def method_spec(cfg: dict) -> dict:
     return spec
 
 
-def prepare(cfg: dict, runtime: Runtime) -> Prepared:
-    """Load data, draw F, build and check the method. Raises UserError; trains nothing."""
+def check(cfg: dict) -> dict:
+    """What can be refused without loading data: the axes and the seed, the probes' names, and the
+    method's accepted choices and settings (its constructor's checks). Returns the method spec;
+    raises UserError."""
     spec = method_spec(cfg)
     method_cls = METHODS.get(spec["method"]["name"])
     for name in (cfg.get("eval") or {}).get("probes") or []:
         PROBES.get(name)
+    method_cls(spec, CPU, None)
+    return spec
+
+
+def prepare(cfg: dict, runtime: Runtime) -> Prepared:
+    """Load data, draw F, build and check the method. Raises UserError; trains nothing."""
+    spec = check(cfg)
+    method_cls = METHODS.get(spec["method"]["name"])
     t0 = clock()
     data = load_dataset(cfg["dataset"], cfg.get("cache_dir"))
     log.info("data %s: %d users, %d items, %d train rows (%.2g s)", data.name, data.n_users, data.n_items,
