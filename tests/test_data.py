@@ -142,3 +142,38 @@ def test_real_dataset_configs_load(name):
         pytest.fail(why)
     ds = load_dataset(c)
     assert len(ds.train) > 10000 and len(ds.test) > 1000 and ds.n_items > 1000
+
+
+@pytest.fixture
+def served(tmp_path):
+    """A zip (one top folder holding u.data) served over loopback; yields (url, its md5)."""
+    import functools
+    import threading
+    import zipfile
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    site = tmp_path / "site"
+    site.mkdir()
+    with zipfile.ZipFile(site / "ml-x.zip", "w") as z:
+        z.writestr("ml-x/u.data", TAB)
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(site))
+    handler.log_message = lambda *a, **k: None
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        md5 = hashlib.md5((site / "ml-x.zip").read_bytes()).hexdigest()
+        yield f"http://127.0.0.1:{server.server_address[1]}/ml-x.zip", md5
+    finally:
+        server.shutdown()
+
+
+def test_a_missing_dataset_is_downloaded_checked_and_unzipped_into_place(datadir, served):
+    url, md5 = served
+    ds = load_dataset(cfg("movielens_tab", "dl", ["u.data"], url=url, md5=md5))
+    assert (ds.n_users, ds.n_items) == (8, 10) and (datadir / "dl" / "u.data").read_text() == TAB
+    assert not [p for p in datadir.iterdir() if p.name.startswith(".download-")]  # no temporary left
+    with pytest.raises(DataError, match="Checksum mismatch for the download.*Nothing was kept"):
+        load_dataset(cfg("movielens_tab", "bad", ["u.data"], url=url, md5="0" * 32))
+    assert not (datadir / "bad").exists()
+    assert not [p for p in datadir.iterdir() if p.name.startswith(".download-")]

@@ -3,10 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import tempfile
-import urllib.request
-import zipfile
 from pathlib import Path
 
 from ..errors import DataError
@@ -86,17 +83,21 @@ def _missing_message(cfg: dict, missing: list[Path], why: str) -> str:
 
 
 def download_archive(url: str, md5: str | None, folder: Path) -> None:
-    """Download a zip, check its MD5, extract into a temporary folder, then move into place."""
+    """Download a zip with pooch (which checks the MD5 pin and keeps nothing that fails it), unzip it
+    into a temporary folder beside `folder`, then move its files into place."""
+    import pooch
+
     folder.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=folder.parent, prefix=".download-") as tmp:
-        archive = Path(tmp) / "archive.zip"
-        with urllib.request.urlopen(url, timeout=60) as resp, open(archive, "wb") as out:
-            shutil.copyfileobj(resp, out)
-        if md5 and file_digest(archive, "md5") != md5:
-            raise DataError(f"Checksum mismatch for the download of {url}: expected MD5 {md5}. Nothing was kept.")
+        try:
+            pooch.retrieve(url, known_hash=f"md5:{md5}" if md5 else None, fname="archive.zip", path=tmp,
+                           processor=pooch.Unzip(extract_dir="x"), progressbar=False)
+        except ValueError as exc:  # pooch's hash mismatch
+            if "hash" in str(exc).lower():
+                raise DataError(f"Checksum mismatch for the download of {url}: expected MD5 {md5}. "
+                                "Nothing was kept.") from exc
+            raise
         extract = Path(tmp) / "x"
-        with zipfile.ZipFile(archive) as z:
-            z.extractall(extract)
         top = [p for p in extract.iterdir()]
         src = top[0] if len(top) == 1 and top[0].is_dir() else extract
         if folder.exists():
