@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml $(TORCH_STAMP)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "$(TORCH)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX) --extra-index-url https://pypi.org/simple)
-	$(PY) -m pip install --quiet -e ".[test,perf]"
+	$(PY) -m pip install --quiet -e ".[test,perf,tracking,lint]"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -2,9 +2,9 @@
 
 A sweep such as `-m method=sisa,unlearn_als submodel=bpr` holds a job no method accepts
 (Unlearn-ALS trains ALS only). Each job's config is composed as the basic sweeper will compose it
-and checked without loading data (`unlearn.lifecycle.check`, the tuned-preset lookup); when any job
-is refused, every refusal is printed once, with the job's overrides, and the sweep ends with exit
-status 2 before it launches anything.
+and checked without loading data (`unlearn.lifecycle.check`, the tuned-preset lookup, the
+tracking backend); when any job is refused, every refusal is printed once, with the job's
+overrides, and the sweep ends with exit status 2 before it launches anything.
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def refusal(overrides: list[str], config_name: str) -> str | None:
     from unlearn import lifecycle
     from unlearn.plugins import import_user_modules
 
-    from . import presets
+    from . import presets, tracking
 
     cfg = compose(config_name=config_name, overrides=overrides, return_hydra_config=True)
     choice = cfg.hydra.runtime.choices.get("submodel")
@@ -43,6 +43,7 @@ def refusal(overrides: list[str], config_name: str) -> str | None:
         import_user_modules(plain.get("plugins"))
         presets.apply(plain, choice)
         lifecycle.check(plain)
+        tracking.check(plain)
     except UserError as exc:
         return str(exc)
     return None

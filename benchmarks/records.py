@@ -13,7 +13,8 @@ from unlearn import io
 
 # keys that do not change what a run computes: where files go, how it is launched, on what device
 # (`presets` names where the sub-model's settings came from; the settings themselves are in the id)
-IDENTITY_EXCLUDED = ("results_dir", "cache_dir", "force", "plugins", "runtime", "hydra", "experiment", "presets")
+IDENTITY_EXCLUDED = ("results_dir", "cache_dir", "force", "plugins", "runtime", "hydra", "experiment", "presets",
+                     "tracking")
 
 
 def run_id(cfg: dict) -> str:

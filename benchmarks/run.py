@@ -22,7 +22,7 @@ from unlearn import io
 from unlearn.errors import UserError
 from unlearn.plugins import import_user_modules
 
-from . import presets
+from . import presets, tracking
 from .records import load_result, manifest, run_dir, run_id
 
 log = logging.getLogger("benchmarks.run")
@@ -81,6 +81,8 @@ def execute(cfg: dict, job_num: int = 0, multirun: bool = False) -> dict | None:
     (out / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(cfg)))
     io.write_json(out / "result.json", record)
     log.info("wrote %s", out / "result.json")
+    if tracking.log_run(cfg, record, out / "result.json"):
+        log.info("logged run %s to MLflow (%s)", rid, cfg["tracking"]["uri"])
     if record["status"] != "ok" and not multirun:
         print(f"error: run failed: {record['error']}", file=sys.stderr)
         sys.exit(1)
@@ -98,6 +100,7 @@ def main(cfg: DictConfig) -> dict | float | None:
     try:
         hc = HydraConfig.get()
         container = presets.apply(container, hc.runtime.choices.get("submodel"))
+        tracking.check(container)
     except UserError as exc:
         return refuse(exc, multirun)
     record = execute(container, job_num, multirun)

@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from . import reference
+from . import reference, tracking
 from .report import SPEC_DIR, load_spec, narrowing, report
 
 
@@ -66,7 +66,23 @@ def main(argv: list[str] | None = None) -> int:
         paths = report(results_dir, table=name, where=where)
     for path in paths:
         print(path)
+    tracked = tracking_config(overrides, results_dir)
+    if tracked:
+        print(f"logged the rendered files to MLflow run {tracking.log_tables(tracked, name, paths)}", file=sys.stderr)
     return 0
+
+
+def tracking_config(overrides: list[str], results_dir: str) -> dict | None:
+    """The composed `tracking` node where the overrides ask for tracking=mlflow, else None."""
+    chosen = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") in ("tracking",) or o.startswith("tracking.")]
+    if "tracking=mlflow" not in chosen:
+        return None
+    from hydra import compose, initialize_config_module
+    from omegaconf import OmegaConf
+
+    with initialize_config_module("benchmarks.conf", version_base="1.3"):
+        cfg = compose("config", overrides=[*chosen, f"results_dir={results_dir}"])
+    return OmegaConf.to_container(cfg.tracking, resolve=True)
 
 
 if __name__ == "__main__":
