@@ -157,3 +157,21 @@ def test_other_submodels_and_axes_are_refused_before_training(method):
         METHODS.get(method)(spec(method, nosuch=1))
     accepted = METHODS.get(method).allowed["submodel"]
     assert "twotower" in accepted and "als" not in accepted
+
+
+def test_m0_is_fitted_once_and_shared_through_the_cache(synthetic, tmp_path):
+    """A second approximate method on the same rows, sub-model and seed loads M0 bit-identical;
+    another seed trains its own."""
+    data = full(synthetic)
+    first = METHODS.get("finetune")(spec("finetune"), cache_dir=str(tmp_path))
+    a = first.fit(data)
+    second = METHODS.get("neggrad_plus")(spec("neggrad_plus"), cache_dir=str(tmp_path))
+    b = second.fit(data)
+    assert a.extra["m0_cached"] == 0 and b.extra["m0_cached"] == 1
+    assert b.seconds == a.seconds and b.epochs == a.epochs  # the fit that trained it
+    assert all(torch.equal(params(first)[n], t) for n, t in params(second).items())
+    other = METHODS.get("finetune")(spec("finetune", seed=1), cache_dir=str(tmp_path))
+    assert other.fit(data).extra["m0_cached"] == 0
+    rows = forget_rows(synthetic)
+    first.unlearn(rows), second.unlearn(rows)  # a loaded M0 unlearns like a fitted one
+    assert second.model.score(torch.arange(5)).shape == (5, data.n_items)

@@ -152,17 +152,13 @@ class ApproximateMethod(Method):
                                                             self.spec["submodel"], runtime=self.runtime)
 
     def fit(self, data: TrainSet) -> FitCost:
+        from .m0_cache import fit_or_load
+
         self.data = data
         self._requests = []
-        self.runtime.sync()
-        t0 = clock()
-        self.model = self.new_submodel()
-        info = self.model.fit(data.select(np.ones(len(data.rows), dtype=bool)), self.model_seed())
-        self.model.requires_grad_(False)
-        self.runtime.sync()
-        spent = clock() - t0
+        info, spent, cached = fit_or_load(self, data)  # M0: retrain's fit, shared by the family
         return FitCost(seconds=spent, partition_s=Span(), pretrain_s=Span(), shards_s=spent, aggregator_s=Span(),
-                       epochs=int(info["epochs"]))
+                       epochs=int(info["epochs"]), extra={"m0_cached": int(cached)})
 
     def score(self, users):
         return self.model.score(users)
@@ -362,3 +358,5 @@ for _part, _label in (("prepare", "rebuilding the training state"), ("update", "
                  doc=f"wall seconds of unlearning's {_label}, over all requests")
     KEYS.declare(f"unlearn.{_part}_cpu_s", f"{_label} CPU", sub="unlearn", unit="s", better="lower",
                  group="efficiency", doc=f"process CPU seconds of unlearning's {_label}, over all requests")
+KEYS.declare("fit.m0_cached", "M0 from cache", group="other",
+             doc="1 where M0 (retrain's fit of all of train) was loaded from the cache another run wrote")
