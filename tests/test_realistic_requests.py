@@ -265,3 +265,17 @@ def test_a_sensitive_stream_records_each_request_and_its_exposure(hydra_conf, tm
     assert rec["sensitive_excess@20"] == rec["sensitive_exposure@20.after"] - rec["sensitive_exposure@20.retrain"]
     mine = [k for k in rec if k.startswith("sensitive")]
     assert all(k in KEYS for k in mine), [k for k in mine if k not in KEYS]
+
+
+def test_an_approximate_method_unlearns_a_spam_stream_and_reports_what_it_left(hydra_conf, tmp_path):
+    """The realistic kinds reach the approximate family too: finetune never moves the fake users'
+    own rows (they have no retained row), but its residual promotion is still read against the
+    oracle for every real user."""
+    rec = compose_run(["method=finetune", *SPAM_RUN, "deletion.rounds=2"], tmp_path)
+    assert rec["status"] == "ok" and rec["method.family"] == "approximate"
+    assert len(rec["unlearn_s.per_request"]) == 2
+    lifted = [k for k in (10, 20, 50) if rec[f"attack_lift@{k}"] >= 0.01]
+    assert lifted, "the attack lifted no target: the test would say nothing"
+    for k in lifted:
+        after, oracle, before = (rec[f"target_hit@{k}.{s}"] for s in ("after", "retrain", "before"))
+        assert rec[f"residual_promotion@{k}"] == pytest.approx((after - oracle) / (before - oracle))
