@@ -13,8 +13,8 @@ items but the user's retained train rows (train minus F), so forgotten rows may 
   retained train row is left out). `attack_lift@K` = before - oracle is what the fake users bought;
   under `LIFT_FLOOR` it is flagged (`attack_lift_flag@K`): the attack did nothing and the row says
   nothing about unlearning. `residual_promotion@K` = (after - oracle) / (before - oracle): 0 when
-  the promotion is fully unlearned, 1 when nothing is; null where the attack lifted nothing
-  (before at or below the oracle).
+  the promotion is fully unlearned, 1 when nothing is; null where the lift is flagged (a ratio of
+  two noise-sized differences).
 """
 from __future__ import annotations
 
@@ -152,7 +152,7 @@ class SpamPromotion(_Probe):
                 out[f"attack_lift_flag@{k}"] = bool(lift < LIFT_FLOOR)
                 if after is not None:
                     out[f"residual_promotion@{k}"] = ((after[f"target_hit@{k}"] - oracle[f"target_hit@{k}"]) / lift
-                                                      if lift > 0 else None)
+                                                      if lift >= LIFT_FLOOR else None)  # else noise over noise
         spam = self.ctx
         out.update({"spam.fake_users": int(len(spam.fake_users)), "spam.targets": int(len(spam.targets)),
                     "spam.targets_per_profile": int(spam.targets_per_profile),
@@ -180,9 +180,10 @@ KEYS.declare("attack_lift@{k}", "attack lift@{k}", reference=True, doc=(
     "target hit@{k} of the model trained with the fake users minus the oracle's: what the attack bought"), **_C)
 KEYS.declare("attack_lift_flag@{k}", "no lift@{k}", reference=True, doc=(
     "attack lift@{k} under 0.01: the attack did nothing, so the residual promotion says nothing"), **_C)
-KEYS.declare("residual_promotion@{k}", "residual promotion@{k}", better="lower", doc=(
-    "(target hit@{k} after - oracle's) / attack lift@{k}: 0 fully unlearned, 1 nothing unlearned; null where the "
-    "lift is not positive"),
+KEYS.declare("residual_promotion@{k}", "residual promotion@{k}", doc=(
+    "(target hit@{k} after - oracle's) / attack lift@{k}: 0 fully unlearned (the target value, so no row is "
+    "marked best), 1 nothing unlearned, below 0 the targets pushed below where the oracle ranks them; null where "
+    "the lift is under 0.01"),
     **_C)
 _ID = {"group": "identity"}
 KEYS.declare("sensitive.genre", "sensitive genre", doc="the genre (or genres, |-joined) the requests forget", **_ID)
