@@ -88,9 +88,9 @@ def test_kookmin_reinitialises_its_share_of_every_tensor(synthetic):
     assert d["unlearn.reinitialised.per_request"] == [expect]
     assert d["unlearn.steps.per_request"] == [1]
     boosted, _ = run(synthetic, "kookmin", rows_per_forget=1e-9, boost_factor=1.0)
-    assert not same(state(m), state(boosted))  # the gradient boost acts
-    lr, _ = run(synthetic, "kookmin", rows_per_forget=1e-9, boost="lr")
-    assert not same(state(m), state(lr))
+    assert not same(state(m), state(boosted))  # the lr boost (the default) acts
+    grad, _ = run(synthetic, "kookmin", rows_per_forget=1e-9, boost="reinit_grad")
+    assert not same(state(m), state(grad))  # ERASE's code: only the re-drawn entries' gradients boosted
     # g_R's rows: the retained rows of F's users first (ERASE's "clean forget" rows), then a sample
     own = np.flatnonzero(synthetic.train.users == 5)  # a user still retained
     m.data = m.data.without(own[::2])

@@ -1,0 +1,308 @@
+"""One influence step on a sub-model: pick the block, build the objectives, solve, move.
+
+Forms (J in sum form, so J_D - J_R is the forget rows' own loss; `objective`):
+
+- `removal` (the papers'): x_S <- x_S + (H_D,SS + lambda I)^-1 v, v = grad_S J_D - grad_S J_R at the
+  current parameters, which for a loss that sums over rows is sum_F grad l. With the mean loss the
+  released code writes this as theta + (1/n) H_mean^-1 sum_F grad l: the same step. On LightGCN
+  the graph changes too, so v = sum_F grad l(A) + sum_C [grad l(A) - grad l(A')] over the retained
+  rows C of the nodes whose degree fell by more than `spillover` (IFRU's term; `spillover: 0`
+  takes every retained row, which makes v exactly grad J_D(A) - grad J_R(A'));
+- `newton_retained`: x_S <- x_S - (H_R,SS + lambda I)^-1 grad_S J_R, one Newton step on the
+  retraining objective from the current parameters. It keeps M0's distance from a stationary
+  point (M0 is early-stopped) and is exact where J_R is quadratic in the block (ALS, mse).
+
+Damping lambda = `damping` x the mean diagonal of the block's Hessian (exact for a block-diagonal
+users block; otherwise Hutchinson's estimate from `damping_probes` Rademacher probes, by its
+magnitude, since on an indefinite block the estimate can be negative), recorded as its absolute
+value.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError
+from ..metrics.timing import clock
+from . import solvers
+from .blocks import BLOCKS, Block, check_block, select
+from .hvp import HessianOperator
+from .objective import (Objective, Rows, adjacency_of, als_cells, decomposable, draw_negatives, make_rows,
+                        n_negatives, tables)
+
+FORMS = ("removal", "newton_retained")
+
+
+@dataclass
+class InfluenceConfig:
+    block: str = "users"
+    form: str = "removal"
+    solver: str = "auto"          # auto: direct for a block-diagonal users block, else cg
+    damping: float = 0.01         # relative to the block's mean Hessian diagonal
+    damping_probes: int = 4       # Hutchinson probes for that mean (iterative solvers)
+    tol: float = 1e-6             # relative residual
+    max_iter: int = 100
+    lissa_scale: float = 10.0
+    adam_lr: float = 1e-3
+    hops: int = 1                 # khop's neighbourhood radius
+    spillover: float = 0.01       # LightGCN removal: degree drop above which a node's rows enter v
+
+    @classmethod
+    def from_cfg(cls, cfg: dict) -> "InfluenceConfig":
+        names = cls.__dataclass_fields__
+        out = cls(**{k: cfg[k] for k in names if k in cfg})
+        out.check()
+        return out
+
+    def check(self) -> None:
+        check_block(self.block, self.hops)
+        if self.form not in FORMS:
+            raise ConfigError(f"Unknown method.form '{self.form}'. Valid: {', '.join(FORMS)}.")
+        if self.solver not in ("auto",) + solvers.SOLVERS:
+            raise ConfigError(f"Unknown method.solver '{self.solver}'. Valid: auto, {', '.join(solvers.SOLVERS)}.")
+        for name in ("damping", "tol", "spillover"):
+            if not float(getattr(self, name)) >= 0:
+                raise ConfigError(f"method.{name} must be >= 0, got {getattr(self, name)}.")
+        for name in ("max_iter", "damping_probes"):
+            if isinstance(getattr(self, name), bool) or int(getattr(self, name)) < (1 if name == "max_iter" else 0):
+                raise ConfigError(f"method.{name} must be a {'positive' if name == 'max_iter' else 'non-negative'} "
+                                  f"integer, got {getattr(self, name)}.")
+        if not float(self.lissa_scale) > 0 or not float(self.adam_lr) > 0:
+            raise ConfigError("method.lissa_scale and method.adam_lr must be > 0.")
+
+    def solver_for(self, kind: str) -> str:
+        """The solver this block uses on a sub-model of this kind (ConfigError where `direct` cannot)."""
+        per_user = self.block == "users" and decomposable(kind)
+        if self.solver == "auto":
+            return "direct" if per_user else "cg"
+        if self.solver == "direct" and not per_user:
+            raise ConfigError("method.solver=direct needs block=users on a sub-model whose users do not interact "
+                              f"(not {kind}: its Hessian is not block-diagonal); use cg, lissa or adam.")
+        return self.solver
+
+
+def empty_report() -> dict:
+    """The report of a request that moved nothing."""
+    return {"hvps": 0, "solver_iters": 0, "residual": 0.0, "converged": True, "negative_curvature": False,
+            "diverged": False, "rows_touched": 0, "params_touched": 0, "damping": 0.0, "step_norm": 0.0,
+            "block_users": 0, "block_items": 0, "reinit_users": 0}
+
+
+def spillover_nodes(before: Rows, after: Rows, forget: Rows, n_users: int, n_items: int, ratio: float):
+    """Users and items of F whose degree fell by more than `ratio` (IFRU's changed nodes)."""
+    def degrees(rows):
+        return (torch.bincount(rows.users, minlength=n_users), torch.bincount(rows.items, minlength=n_items))
+
+    (bu, bi), (au, ai) = degrees(before), degrees(after)
+    fu, fi = torch.unique(forget.users), torch.unique(forget.items)
+    drop_u = 1.0 - au[fu].double() / bu[fu].clamp_min(1).double()
+    drop_i = 1.0 - ai[fi].double() / bi[fi].clamp_min(1).double()
+    return fu[drop_u > ratio], fi[drop_i > ratio]
+
+
+class InfluenceStep:
+    """Applies one influence step to `model` (its tables, in place) for one request.
+
+    `train` is the training rows (`TrainSet.rows`), `kept_before` the mask of the rows retained
+    before the request, `forget` the request's rows. `gen` draws the request's negatives (and the
+    damping's probes). `reinit(users)`, where given, returns the rows the fit drew for users who
+    lost every row; those users then leave the block and take those rows."""
+
+    def __init__(self, model, kind: str, cfg: InfluenceConfig, sync=None):
+        self.model, self.kind, self.cfg = model, kind, cfg
+        self.solver = cfg.solver_for(kind)
+        self.sync = sync or (lambda: None)
+        self._graphs: dict = {}   # LightGCN adjacencies by row set (a request's R is the next one's D)
+
+    def __call__(self, train, kept_before: np.ndarray, forget: np.ndarray, gen: torch.Generator,
+                 reinit=None) -> dict:
+        forget = np.unique(np.asarray(forget, dtype=np.int64))
+        if len(forget) == 0:
+            return empty_report()
+        m, cfg = self.model, self.cfg
+        m.eval()
+        device = tables(m)[0].device
+        kept_after = kept_before.copy()
+        kept_after[forget] = False
+        before_ids = np.flatnonzero(kept_before)
+        f_users = train.users[forget]
+        left = np.bincount(train.users[kept_after], minlength=m.n_users)
+        gone = np.unique(f_users[left[f_users] == 0])           # users who lost every row
+        users, items = select(cfg.block, f_users, train.items[forget], train.users[before_ids],
+                              train.items[before_ids], m.n_users, m.n_items, cfg.hops)
+        if reinit is not None:
+            users = np.setdiff1d(users, gone)
+        block = Block(torch.as_tensor(users, device=device), torch.as_tensor(items, device=device),
+                      tables(m)[0].shape[1])
+        report = empty_report()
+        if block.size:
+            report.update(self._solve(train, before_ids, kept_after, forget, block, gen))
+        if reinit is not None and len(gone):
+            with torch.no_grad():
+                user_table = tables(m)[0]
+                idx = torch.as_tensor(gone, device=device)
+                user_table[idx] = reinit(idx).to(user_table)
+            report["params_touched"] += len(gone) * block.dim
+        report.update(block_users=len(users), block_items=len(items), reinit_users=len(gone) if reinit else 0)
+        return report
+
+    # -- the objectives --------------------------------------------------------------------------
+    def _needs_graph(self) -> bool:
+        """Whether J depends on its whole row set beyond the rows it sums over."""
+        c = self.model.cfg
+        return (self.kind == "lightgcn" or (self.kind == "wmf" and c["gram_items"] == "shard")
+                or (self.kind == "als" and c["confidence"] == "bm25"))
+
+    def _rows(self, train, before_ids: np.ndarray, kept_after: np.ndarray, forget: np.ndarray, block: Block,
+              gen: torch.Generator):
+        """(D's rows, R's rows, the rows J_D reads, the rows J_R reads, the cut-down tables' ids);
+        D's and R's rows are None where J does not read them. Negatives are drawn once, for the
+        rows J_D reads; where the sub-model allows it, those are only the rows whose loss reads the
+        block. A users block of such a sub-model is evaluated on tables cut down to its users (and,
+        for bpr, bce and mse, to the items its rows read): the ids are (users, items or None)."""
+        m, kind = self.model, self.kind
+        device = block.users.device
+        full = make_rows(train, before_ids, device)
+        k = n_negatives(m, kind, train.ratings[before_ids])
+        only_users = len(block.items) == 0 and decomposable(kind)
+        if only_users:  # the users' rows are all the loss reads of them
+            d_rows = full.subset(torch.isin(full.users, block.users))
+            positives = d_rows
+        else:
+            d_rows, positives = full, full
+        d_rows = draw_negatives(d_rows, positives, k, m.n_items, gen)
+        r_rows = d_rows.without(forget)
+        if kind == "mse":
+            d_rows = d_rows.with_targets(*_range(train.ratings[before_ids]))
+            r_rows = r_rows.with_targets(*_range(train.ratings[kept_after]))
+        if not only_users and kind in ("bpr", "bce", "mse"):
+            d_rows = d_rows.subset(d_rows.touching(block.users, block.items, m.n_users, m.n_items))
+            r_rows = r_rows.subset(r_rows.touching(block.users, block.items, m.n_users, m.n_items))
+        local = None
+        if only_users:
+            items = None
+            if kind in ("bpr", "bce", "mse"):
+                read = [d_rows.items] + ([d_rows.neg.reshape(-1)] if d_rows.neg is not None else [])
+                items = torch.unique(torch.cat(read))
+            local = (block.users, items)
+            d_rows, r_rows = d_rows.relabel(*local), r_rows.relabel(*local)
+        if not self._needs_graph():
+            return None, None, d_rows, r_rows, local
+        return full, full.without(forget), d_rows, r_rows, local
+
+    def _adjacency(self, rows: Rows) -> torch.Tensor:
+        key = hashlib.blake2b(np.ascontiguousarray(rows.ids).tobytes(), digest_size=16).hexdigest()
+        if key not in self._graphs:
+            if len(self._graphs) >= 2:
+                self._graphs.pop(next(iter(self._graphs)))
+            self._graphs[key] = adjacency_of(self.model, rows)
+        return self._graphs[key]
+
+    def _objective(self, rows: Rows, block: Block, graph: Rows | None, local=None) -> Objective:
+        """J on `rows`; `graph` is the row set J is of (LightGCN's adjacency, wmf's item set, ALS's
+        bm25 weights), None where J reads no more than `rows`; `local`: the rows are relabelled
+        for tables cut down to these (users, items) ids."""
+        users_only = block.users if (self.kind == "als" and len(block.items) == 0) else None
+        cells = None
+        if self.kind == "als":
+            cells = als_cells(self.model, graph if graph is not None else rows)
+            if local is not None:
+                if graph is not None:   # the graph's cells carry global user ids: keep the block's, relabelled
+                    u, i, w = cells
+                    keep = torch.isin(u, local[0])
+                    cells = (torch.searchsorted(local[0], u[keep]), i[keep], w[keep])
+                users_only = None       # the cut-down table holds exactly the block's users
+        adj = self._adjacency(graph) if self.kind == "lightgcn" else None
+        return Objective(self.model, self.kind, rows, graph=graph, users_only=users_only, als_weights=cells,
+                         adjacency=adj, n_users=None if local is None else len(local[0]))
+
+    def _solve(self, train, before_ids, kept_after, forget, block: Block, gen: torch.Generator) -> dict:
+        m, cfg = self.model, self.cfg
+        self.sync()
+        t0 = clock()
+        full, after, d_rows, r_rows, local = self._rows(train, before_ids, kept_after, forget, block, gen)
+        user_table, item_table = (t.detach() for t in tables(m))
+        x0 = block.gather(user_table, item_table)
+        if local is None:
+            def as_fn(objective):
+                return lambda x: objective(*block.place(x, user_table, item_table))
+        else:   # x is the cut-down user table itself
+            items = item_table if local[1] is None else item_table[local[1]]
+
+            def as_fn(objective):
+                return lambda x: objective(x.view(-1, block.dim), items)
+
+        j_r = self._objective(r_rows, block, after, local)
+        if cfg.form == "newton_retained":
+            op = HessianOperator(as_fn(j_r), x0)
+            rhs, sign, rows_touched = op.gradient, -1.0, len(r_rows)
+        else:
+            op = HessianOperator(as_fn(self._objective(d_rows, block, full, local)), x0)
+            rhs = self._removal_rhs(op, j_r, as_fn, x0, full, after, d_rows, forget, block)
+            sign, rows_touched = 1.0, len(d_rows)
+        lam = 0.0
+        if self.solver == "direct":
+            n = len(block.users)
+            blocks = op.row_blocks(n, block.dim)
+            if cfg.damping:
+                lam = float(cfg.damping) * float(torch.diagonal(blocks, dim1=1, dim2=2).mean())
+        elif cfg.damping:
+            # Hutchinson's estimate of an indefinite block's mean diagonal can come out negative: its size
+            lam = float(cfg.damping) * abs(op.mean_diagonal(int(cfg.damping_probes), gen))
+        self.sync()
+        t1 = clock()
+        if self.solver == "direct":
+            x, rep = solvers.direct(blocks, rhs.view(n, block.dim), lam)
+            x = x.reshape(-1)
+        else:
+            op.damping = lam
+            if self.solver == "cg":
+                x, rep = solvers.cg(op, rhs, float(cfg.tol), int(cfg.max_iter))
+            elif self.solver == "lissa":
+                x, rep = solvers.lissa(op, rhs, float(cfg.tol), int(cfg.max_iter), float(cfg.lissa_scale))
+            else:
+                x, rep = solvers.adam(op, rhs, float(cfg.tol), int(cfg.max_iter), float(cfg.adam_lr))
+        step = sign * x
+        if bool(torch.isfinite(step).all()):
+            block.add_(step, *tables(m))
+        else:
+            rep.converged = False
+        self.sync()
+        t2 = clock()
+        return {"hvps": op.hvps, "solver_iters": rep.iterations, "residual": rep.residual, "converged": rep.converged,
+                "negative_curvature": rep.negative_curvature, "diverged": rep.diverged, "rows_touched": rows_touched,
+                "params_touched": block.size, "damping": lam, "step_norm": float(torch.linalg.vector_norm(step)),
+                "grad_s": t1 - t0, "solve_s": t2 - t1}
+
+    def _removal_rhs(self, op: HessianOperator, j_r, as_fn, x0, full: Rows, after: Rows, d_rows: Rows,
+                     forget: np.ndarray, block: Block) -> torch.Tensor:
+        """v = grad J_D - grad J_R over the objectives' rows; on LightGCN, IFRU's v with its
+        spillover rows."""
+        if self.kind != "lightgcn" or float(self.cfg.spillover) == 0.0:
+            return op.gradient - _gradient(as_fn(j_r), x0)
+        m = self.model
+        dev = d_rows.users.device
+        f_rows = d_rows.subset(torch.as_tensor(np.isin(d_rows.ids, forget), device=dev))
+        cu, ci = spillover_nodes(full, after, f_rows, m.n_users, m.n_items, float(self.cfg.spillover))
+        retained = d_rows.without(forget)
+        changed = retained.subset(torch.isin(retained.users, cu) | torch.isin(retained.items, ci))
+        read = torch.as_tensor(np.isin(d_rows.ids, np.concatenate([f_rows.ids, changed.ids])), device=dev)
+        on_d = self._objective(d_rows.subset(read), block, full)
+        on_r = self._objective(changed, block, after)
+        return _gradient(as_fn(on_d), x0) - _gradient(as_fn(on_r), x0)
+
+
+def _gradient(f, x0: torch.Tensor) -> torch.Tensor:
+    x = x0.detach().clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(f(x), x, allow_unused=True)
+    return torch.zeros_like(x) if g is None else g
+
+
+def _range(ratings: np.ndarray) -> tuple[float, float]:
+    return (float(ratings.min()), float(ratings.max())) if len(ratings) else (0.0, 0.0)
+
+
+__all__ = ["BLOCKS", "FORMS", "InfluenceConfig", "InfluenceStep", "empty_report"]
