@@ -53,6 +53,9 @@ CPU_PLAN: list[tuple[str, list[str], str]] = [
      "replica: 12 runs, about 30 min of one core a seed on a 2-core Xeon"),
     ("realistic_requests", ["dataset=ml100k", "seed=0,1,2", "runtime.threads=1", "runtime.progress=false"],
      "ML-100K, the tuned presets, sensitive interactions and a spam campaign as streams, every method, 3 seeds"),
+    ("exact_vs_approx", ["dataset=ml100k", "runtime.threads=1", "runtime.progress=false"],
+     "ML-100K, each method's default sub-model (bpr; als for Unlearn-ALS), 20 single-user requests and one of 5% "
+     "of the users, every exact and approximate method"),
     ("receraser_utility", ["dataset=ml1m_receraser,yelp2018", "submodel=bpr_receraser", "seed=0",
                            "completeness.seed_floor=false", "completeness.exact_replica=false",
                            "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "runtime.threads=1", "runtime.progress=false"],
@@ -73,6 +76,7 @@ GPU_PLAN: list[tuple[str, list[str], str]] = [
     ("eemu_main", ["runtime=gpu"], "two-tower meta-training on ML-100K and ML-1M"),
     ("latency_stream", ["runtime=gpu"], "20 single-user requests on ML-1M, every method"),
     ("realistic_requests", ["dataset=ml1m_cure4rec", "runtime=gpu"], "CURE4Rec ML-1M, every method, 3 seeds"),
+    ("exact_vs_approx", ["dataset=ml1m_cure4rec", "runtime=gpu"], "CURE4Rec ML-1M, every method, 3 seeds"),
 ]
 
 
