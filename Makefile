@@ -8,7 +8,7 @@ export UNLEARN_DATA_DIR ?= $(abspath ../shared/datasets)
 RESULTS ?= results
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-slow bench tables table tune paper-tables perf clean docs FORCE
+.PHONY: install test test-slow bench tables table tune paper-tables perf clean docs lint FORCE
 
 # a wheel index for torch (e.g. https://download.pytorch.org/whl/cu126 with TORCH=torch==2.13.0+cu126)
 TORCH_INDEX ?=
@@ -35,13 +35,17 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
 
-# the default sweep (experiment=smoke) on ML-100K, then its tables and figures; BENCH_JOBS runs at
-# once, one thread each (ML-100K's small training steps keep one core busy, not two)
+# the default sweep (experiment=smoke) on ML-100K, and two approximate methods on its stream of
+# single-user requests, then its tables and figures; BENCH_JOBS runs at once, one thread each
+# (ML-100K's small training steps keep one core busy, not two)
 BENCH_JOBS ?= 2
 bench: $(STAMP)
 	@start=$$(date +%s); \
 	UNLEARN_RESULTS_DIR=$(RESULTS) $(PY) -m benchmarks.run -m experiment=smoke runtime.progress=false \
 	    hydra/launcher=joblib hydra.launcher.n_jobs=$(BENCH_JOBS) runtime.threads=1 && \
+	UNLEARN_RESULTS_DIR=$(RESULTS) $(PY) -m benchmarks.run -m experiment=smoke method=scif,finetune \
+	    deletion=users_stream runtime.progress=false hydra/launcher=joblib hydra.launcher.n_jobs=$(BENCH_JOBS) \
+	    runtime.threads=1 && \
 	$(PY) -m benchmarks.report results_dir=$(RESULTS) && \
 	$(PY) -m benchmarks.perf.summary --out $(RESULTS)/perf --record-bench $$(( $$(date +%s) - start )) > /dev/null && \
 	echo "make bench: $$(( $$(date +%s) - start )) s (appended to $(RESULTS)/perf/bench.jsonl)"
@@ -89,3 +93,8 @@ clean:
 docs: $(STAMP)
 	$(PY) -c "import mkdocs, material, mkdocstrings_handlers.python" 2>/dev/null || $(PY) -m pip install --quiet -e ".[docs]"
 	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
+
+# ruff's lint and format checks (pyproject.toml's [tool.ruff]); `pre-commit install` runs them on commit
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .

@@ -1,5 +1,6 @@
 """Records -> one row per setting: the mean over seeds of every shown key, its standard deviation,
 its 95% interval and the number of seeds. Row labels are text ('-' for a setting a record lacks)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -7,8 +8,19 @@ import pandas as pd
 
 from .records_load import FEW_PAIRS
 
-GROUP_KEYS = ["dataset", "method", "submodel", "partitioner", "aggregator", "n_shards", "deletion.unit",
-              "deletion.selection", "deletion.ratio", "deletion.count", "deletion.rounds"]
+GROUP_KEYS = [
+    "dataset",
+    "method",
+    "submodel",
+    "partitioner",
+    "aggregator",
+    "n_shards",
+    "deletion.unit",
+    "deletion.selection",
+    "deletion.ratio",
+    "deletion.count",
+    "deletion.rounds",
+]
 FLOORED = ".floored"  # `<key>.floored` true: the record's value is a bound (e.g. speedup past the timer floor)
 
 

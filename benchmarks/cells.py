@@ -2,6 +2,7 @@
 or a 95% t-interval), a single run's own interval, bound and few-pairs marks, and which cells are
 their group's best. Which way is better comes only from the key registry; reference rows (the
 retrain oracle, published values) and reference columns are never marked best."""
+
 from __future__ import annotations
 
 import math
@@ -15,12 +16,12 @@ from unlearn.metrics.keys import KeyInfo
 from .aggregate import FLOORED
 from .records_load import FEW_PAIRS
 
-ORACLE_METHOD = "retrain"   # the method whose rows are the retrain oracle: a reference row
-PUBLISHED = "published"     # a row flag: values transcribed from a paper, a reference row
-SIG_DIGITS = 3              # significant digits of a column's largest magnitude
-MIN_SIG_DIGITS = 2          # ... and of its smallest, within EXTRA_DECIMALS more decimals
+ORACLE_METHOD = "retrain"  # the method whose rows are the retrain oracle: a reference row
+PUBLISHED = "published"  # a row flag: values transcribed from a paper, a reference row
+SIG_DIGITS = 3  # significant digits of a column's largest magnitude
+MIN_SIG_DIGITS = 2  # ... and of its smallest, within EXTRA_DECIMALS more decimals
 EXTRA_DECIMALS = 2
-MAX_DECIMALS = 6            # a column that would need more is written in scientific notation
+MAX_DECIMALS = 6  # a column that would need more is written in scientific notation
 
 # what the number after ± is, by the `interval` a table asks for
 INTERVALS = {
@@ -67,10 +68,10 @@ class Cell:
     """One cell's parts; renderers join them (Markdown and LaTeX mark bold and ± their own way)."""
 
     value: str = "-"
-    spread: str = ""                        # the number after ±
-    bounds: tuple[str, str] | None = None   # a single run's own 95% interval
-    at_least: bool = False                  # the value is a lower bound (e.g. speedup past the timer floor)
-    few_pairs: bool = False                 # MIA on fewer than MIN_PAIRS pairs a side
+    spread: str = ""  # the number after ±
+    bounds: tuple[str, str] | None = None  # a single run's own 95% interval
+    at_least: bool = False  # the value is a lower bound (e.g. speedup past the timer floor)
+    few_pairs: bool = False  # MIA on fewer than MIN_PAIRS pairs a side
     best: bool = False
 
 
@@ -125,8 +126,9 @@ def best_mask(agg: pd.DataFrame, column: str, info: KeyInfo | None, reference: n
     return best
 
 
-def column_cells(agg: pd.DataFrame, column: str, info: KeyInfo | None, reference: np.ndarray,
-                 interval: str = "std") -> list[Cell]:
+def column_cells(
+    agg: pd.DataFrame, column: str, info: KeyInfo | None, reference: np.ndarray, interval: str = "std"
+) -> list[Cell]:
     """The cells of one column. The spread is the std (`interval="std"`) or the 95% t-interval's
     half-width (`"ci95"`) over two or more seeds; one seed shows its record's own interval."""
     if interval not in INTERVALS:

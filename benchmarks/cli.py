@@ -8,6 +8,7 @@
                                           tune a sub-model on a dataset's validation split
 
 Each subcommand answers --help. The `python -m` forms keep working."""
+
 from __future__ import annotations
 
 import sys
@@ -44,9 +45,12 @@ def _paper_tables(args: list[str]) -> int:
 
 def _tune(args: list[str]) -> int:
     if not args or args[0] in ("-h", "--help") or len(args) < 2:
-        print("usage: recunlearn tune SUBMODEL DATASET [OVERRIDES...]\n\nTunes SUBMODEL for method=retrain on "
-              "DATASET's validation split (Optuna TPE) and writes its tuned preset "
-              "(conf/submodel/tuned/DATASET_SUBMODEL.yaml).", file=sys.stdout if args else sys.stderr)
+        print(
+            "usage: recunlearn tune SUBMODEL DATASET [OVERRIDES...]\n\nTunes SUBMODEL for method=retrain on "
+            "DATASET's validation split (Optuna TPE) and writes its tuned preset "
+            "(conf/submodel/tuned/DATASET_SUBMODEL.yaml).",
+            file=sys.stdout if args else sys.stderr,
+        )
         return 0 if args else 2
     return _run(["-m", f"experiment=tune_{args[0]}", f"dataset={args[1]}", *args[2:]])
 

@@ -11,6 +11,7 @@ hollow marker and named in the note, so no run vanishes from a plot.
 
 `draw_*` build a figure and return it (None when the records hold nothing to draw); the functions
 of the same name without the prefix draw and save it (`<stem>.png`, `<stem>.pdf`)."""
+
 from __future__ import annotations
 
 import json
@@ -37,10 +38,13 @@ MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h", "p", "d")
 _EMPTY = {"", "-", "none", "null", "nan", "None", "NaN"}  # a setting a group does not have
 # settings shown as a bare value (`receraser ubp/attention`), and those shown with their name
 _BARE = ("dataset", "submodel", "partitioner", "aggregator", "deletion.unit", "deletion.selection")
-_NAMED = {"n_shards": ("{} shards", "{} shard", "shards"), "deletion.ratio": ("ratio {}", "ratio {}", "deletion ratio"),
-          "deletion.count": ("{} deleted", "{} deleted", "deleted"),
-          "deletion.rounds": ("{} rounds", "{} round", "rounds"),
-          "n_forget_users": ("{} users forgotten", "{} user forgotten", "users forgotten")}
+_NAMED = {
+    "n_shards": ("{} shards", "{} shard", "shards"),
+    "deletion.ratio": ("ratio {}", "ratio {}", "deletion ratio"),
+    "deletion.count": ("{} deleted", "{} deleted", "deleted"),
+    "deletion.rounds": ("{} rounds", "{} round", "rounds"),
+    "n_forget_users": ("{} users forgotten", "{} user forgotten", "users forgotten"),
+}
 _METHOD_ONLY = ("partitioner", "aggregator", "n_shards")  # settings the retrain oracle has none of
 _TIMER_FLOOR_S = 1e-3  # used when unlearn.metrics.timing declares none
 
@@ -185,7 +189,9 @@ def _groups(df: pd.DataFrame, label_keys: list[str]) -> tuple[list[_Group], str]
             rows = df.iloc[pos]
             method = values.get("method", fixed_method or "")
             oracle = method == ORACLE_METHOD
-            label = _entry({k: v for k, v in values.items() if k in shown or (oracle and k not in _METHOD_ONLY)}, oracle)
+            label = _entry(
+                {k: v for k, v in values.items() if k in shown or (oracle and k not in _METHOD_ONLY)}, oracle
+            )
             groups.append(_Group(label, rows, oracle, method))
         order = {id(g): tuple(_natural(_text(g.rows[k].iloc[0])) for k in varying) for g in groups}
         groups.sort(key=lambda g: (g.oracle, order[id(g)]))
@@ -209,8 +215,11 @@ def _paint(groups: list[_Group]) -> None:
     """A colour per group, a marker per method; oracles are black stars on dashed lines (greys and
     other dashes where several settings each have one)."""
     many = sum(not g.oracle for g in groups) > 9
-    colors = [c for i, c in enumerate(plt.get_cmap("tab20" if many else "tab10").colors)
-              if i not in ((14, 15) if many else (7,))]  # no grey: greys are the oracle's
+    colors = [
+        c
+        for i, c in enumerate(plt.get_cmap("tab20" if many else "tab10").colors)
+        if i not in ((14, 15) if many else (7,))
+    ]  # no grey: greys are the oracle's
     markers: dict[str, str] = {}
     i = j = 0
     for g in groups:
@@ -235,8 +244,12 @@ def _oracle_groups(df: pd.DataFrame, label_keys: list[str], columns: dict[str, s
     varying = [k for k in keys if text[k].nunique() > 1]
     if not varying:
         return [_Group(ORACLE, odf, True, ORACLE_METHOD)]
-    return [_Group(_entry(dict(zip(varying, v if isinstance(v, tuple) else (v,))), True), odf.iloc[pos], True,
-                   ORACLE_METHOD) for v, pos in sorted(text.groupby(varying, sort=False).indices.items())]
+    return [
+        _Group(
+            _entry(dict(zip(varying, v if isinstance(v, tuple) else (v,))), True), odf.iloc[pos], True, ORACLE_METHOD
+        )
+        for v, pos in sorted(text.groupby(varying, sort=False).indices.items())
+    ]
 
 
 def _per_seed(rows: pd.DataFrame, col: str) -> np.ndarray:
@@ -271,8 +284,11 @@ def _spread_note(ns: list[int], bars: str = "") -> str:
     if hi <= 1:
         return "one seed each: no error bars"
     seeds = f"{lo}" if lo == hi else f"{lo}-{hi}"
-    return (f"mean ± std over {seeds} seeds" + (f" (bars on {bars})" if bars else "")
-            + ("; one seed: no bar" if lo == 1 else ""))
+    return (
+        f"mean ± std over {seeds} seeds"
+        + (f" (bars on {bars})" if bars else "")
+        + ("; one seed: no bar" if lo == 1 else "")
+    )
 
 
 # ---------------------------------------------------------------- axes: scales, clipping, ticks
@@ -348,12 +364,12 @@ def _log_ticks(ax, which: str) -> None:
     if not (lo > 0 and hi > lo):
         return
     e0, e1 = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
-    decades = [10.0 ** e for e in range(e0, e1 + 1) if lo <= 10.0 ** e <= hi]
+    decades = [10.0**e for e in range(e0, e1 + 1) if lo <= 10.0**e <= hi]
     if len(decades) >= 2:
         axis.set_major_locator(ticker.LogLocator(base=10, numticks=7))
         axis.set_major_formatter(ticker.LogFormatterSciNotation())
     else:
-        steps = sorted(m * 10.0 ** e for e in range(e0 - 1, e1 + 1) for m in (1, 2, 5))
+        steps = sorted(m * 10.0**e for e in range(e0 - 1, e1 + 1) for m in (1, 2, 5))
         inside = [t for t in steps if lo <= t <= hi]
         if len(inside) < 2:
             lo = max([t for t in steps if t <= lo], default=lo)
@@ -371,12 +387,20 @@ def _symlog_ticks(ax, linthresh: float) -> None:
     linear band, else 1-2-5 steps too; minor ticks unlabelled."""
     lo, hi = ax.get_ylim()
     top = max(abs(lo), abs(hi))
-    decades = sum(1 for e in range(math.floor(math.log10(linthresh)), math.ceil(math.log10(top)) + 1)
-                  if linthresh < 10.0 ** e <= top) if top > linthresh else 0
+    decades = (
+        sum(
+            1
+            for e in range(math.floor(math.log10(linthresh)), math.ceil(math.log10(top)) + 1)
+            if linthresh < 10.0**e <= top
+        )
+        if top > linthresh
+        else 0
+    )
     subs = None if decades >= 2 else (1.0, 2.0, 5.0)
     ax.yaxis.set_major_locator(ticker.SymmetricalLogLocator(base=10, linthresh=linthresh, subs=subs))
-    ax.yaxis.set_major_formatter(ticker.LogFormatterSciNotation(labelOnlyBase=subs is None,
-                                                                minor_thresholds=(np.inf, np.inf)))
+    ax.yaxis.set_major_formatter(
+        ticker.LogFormatterSciNotation(labelOnlyBase=subs is None, minor_thresholds=(np.inf, np.inf))
+    )
     ax.yaxis.set_minor_locator(ticker.SymmetricalLogLocator(base=10, linthresh=linthresh, subs=range(2, 10)))
     ax.yaxis.set_minor_formatter(ticker.NullFormatter())
 
@@ -403,8 +427,11 @@ def _declutter(fig: Figure) -> None:
                     axis.set_minor_formatter(ticker.NullFormatter())
             lim = ax.get_xlim() if which == "x" else ax.get_ylim()
             lo, hi = min(lim), max(lim)
-            ticks = [(loc, t) for loc, t in zip(axis.get_majorticklocs(), axis.get_ticklabels())
-                     if lo - 1e-12 * abs(hi - lo) <= loc <= hi + 1e-12 * abs(hi - lo) and t.get_text()]
+            ticks = [
+                (loc, t)
+                for loc, t in zip(axis.get_majorticklocs(), axis.get_ticklabels())
+                if lo - 1e-12 * abs(hi - lo) <= loc <= hi + 1e-12 * abs(hi - lo) and t.get_text()
+            ]
             if not _overlaps([t.get_window_extent() for _, t in ticks]):
                 continue
             kept, boxes = [], []
@@ -424,7 +451,7 @@ def _hit(a, b, pad: float = 2.0) -> bool:
 
 
 def _overlaps(boxes) -> bool:
-    return any(_hit(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    return any(_hit(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
 
 
 # ---------------------------------------------------------------- drawing
@@ -449,12 +476,28 @@ def _plot(ax, g: _Group, x, y, xerr, yerr, xs: _Axis, ys: _Axis, line: bool) -> 
     py, cy = ys.show(y)
     clipped = cx | cy
     style = g.style(line)
-    ax.errorbar(px, py, xerr=None if xerr is None else _errors(xerr, cx),
-                yerr=None if yerr is None else _errors(yerr, cy), capsize=3, elinewidth=1,
-                label=g.label, **style)
+    ax.errorbar(
+        px,
+        py,
+        xerr=None if xerr is None else _errors(xerr, cx),
+        yerr=None if yerr is None else _errors(yerr, cy),
+        capsize=3,
+        elinewidth=1,
+        label=g.label,
+        **style,
+    )
     if clipped.any():
-        ax.plot(px[clipped], py[clipped], linestyle="none", marker=style["marker"], markersize=style["markersize"],
-                markerfacecolor="white", markeredgecolor=style["color"], markeredgewidth=1.5, zorder=5)
+        ax.plot(
+            px[clipped],
+            py[clipped],
+            linestyle="none",
+            marker=style["marker"],
+            markersize=style["markersize"],
+            markerfacecolor="white",
+            markeredgecolor=style["color"],
+            markeredgewidth=1.5,
+            zorder=5,
+        )
 
 
 def _titles(fig: Figure, ax, title: str, notes: list[str]) -> None:
@@ -505,8 +548,11 @@ def _saved(fig: Figure | None, stem: Path) -> list[Path]:
 
 def _context(df: pd.DataFrame, label_keys: list[str]) -> str:
     """Settings every record shares that a reader needs (dataset, sub-model), for the note."""
-    parts = [_text(df[k].iloc[0]) for k in ("dataset", "submodel")
-             if k in df and k not in label_keys and df[k].map(_text).nunique() == 1 and _text(df[k].iloc[0]) not in _EMPTY]
+    parts = [
+        _text(df[k].iloc[0])
+        for k in ("dataset", "submodel")
+        if k in df and k not in label_keys and df[k].map(_text).nunique() == 1 and _text(df[k].iloc[0]) not in _EMPTY
+    ]
     return ", ".join(parts)
 
 
@@ -520,7 +566,9 @@ def draw_utility_vs_time(df: pd.DataFrame, label_keys: list[str], metric: str) -
         return None
     groups, legend_title = _groups(df, label_keys)
     if not any(g.oracle for g in groups) and "." in metric:
-        groups += _oracle_groups(df, label_keys, {"unlearn_s": "retrain_s", metric: f"retrain.{metric.split('.', 1)[1]}"})
+        groups += _oracle_groups(
+            df, label_keys, {"unlearn_s": "retrain_s", metric: f"retrain.{metric.split('.', 1)[1]}"}
+        )
         _paint(groups)
     points = [(g, _stat(_per_seed(g.rows, "unlearn_s")), _stat(_per_seed(g.rows, metric))) for g in groups]
     points = [(g, sx, sy) for g, sx, sy in points if sx.n and sy.n]
@@ -536,8 +584,12 @@ def draw_utility_vs_time(df: pd.DataFrame, label_keys: list[str], metric: str) -
     ax.set_xlabel(axis_label("unlearn_s"))
     ax.set_ylabel(axis_label(metric))
     ns = [s.n for _, sx, sy in points for s in (sx, sy)]
-    _titles(fig, ax, "Utility after unlearning vs unlearning time",
-            [_context(df, label_keys), _spread_note(ns, "both axes"), *xs.note(), *ys.note()])
+    _titles(
+        fig,
+        ax,
+        "Utility after unlearning vs unlearning time",
+        [_context(df, label_keys), _spread_note(ns, "both axes"), *xs.note(), *ys.note()],
+    )
     _legend(ax, legend_title)
     _declutter(fig)
     return fig
@@ -551,8 +603,9 @@ def utility_vs_time(df: pd.DataFrame, label_keys: list[str], metric: str, stem: 
 FAMILY_MARKERS = {"exact": "o", "approximate": "^"}
 
 
-def draw_tradeoff(df: pd.DataFrame, label_keys: list[str], x: str, y: str, style: str = "method.family",
-                  title: str = "") -> Figure | None:
+def draw_tradeoff(
+    df: pd.DataFrame, label_keys: list[str], x: str, y: str, style: str = "method.family", title: str = ""
+) -> Figure | None:
     """What a method saves against what it leaves behind: `x` (a speedup, log scale) against `y`
     (e.g. the deleted users' rank gap over the seed floor), one point per group with its spread
     over seeds on both axes; the marker tells the `style` key's values apart (exact methods
@@ -575,23 +628,42 @@ def draw_tradeoff(df: pd.DataFrame, label_keys: list[str], x: str, y: str, style
         if kind == "approximate" and not g.oracle:  # hollow: told apart without colour
             px, _ = xs.show(np.array([sx.mean]))
             py, _ = ys.show(np.array([sy.mean]))
-            ax.plot(px, py, linestyle="none", marker=g.marker, markersize=7, markerfacecolor="white",
-                    markeredgecolor=g.color, markeredgewidth=1.5, zorder=5)
+            ax.plot(
+                px,
+                py,
+                linestyle="none",
+                marker=g.marker,
+                markersize=7,
+                markerfacecolor="white",
+                markeredgecolor=g.color,
+                markeredgewidth=1.5,
+                zorder=5,
+            )
     ax.set_xscale("log")
     _log_ticks(ax, "x")
     ax.set_xlabel(axis_label(x))
     ax.set_ylabel(axis_label(y))
     ns = [s.n for _, sx, sy in points for s in (sx, sy)]
-    _titles(fig, ax, title or f"{axis_label(y)} vs {axis_label(x)}",
-            [_context(df, label_keys), "filled circles: exact; hollow triangles: approximate",
-             _spread_note(ns, "both axes"), *xs.note(), *ys.note()])
+    _titles(
+        fig,
+        ax,
+        title or f"{axis_label(y)} vs {axis_label(x)}",
+        [
+            _context(df, label_keys),
+            "filled circles: exact; hollow triangles: approximate",
+            _spread_note(ns, "both axes"),
+            *xs.note(),
+            *ys.note(),
+        ],
+    )
     _legend(ax, legend_title)
     _declutter(fig)
     return fig
 
 
-def tradeoff(df: pd.DataFrame, label_keys: list[str], x: str, y: str, stem: Path, style: str = "method.family",
-             title: str = "") -> list[Path]:
+def tradeoff(
+    df: pd.DataFrame, label_keys: list[str], x: str, y: str, stem: Path, style: str = "method.family", title: str = ""
+) -> list[Path]:
     return _saved(draw_tradeoff(df, label_keys, x, y, style, title), stem)
 
 
@@ -615,14 +687,20 @@ def draw_metric_vs_k(df: pd.DataFrame, label_keys: list[str], metric: str, ks: l
         _plot(ax, g, ks, [s.mean for s in stats], None, [s.std for s in stats], xs, ys, line=True)
     if max(ks) / max(min(ks), 1) >= 8:
         ax.set_xscale("log")
-    ax.set_xlim(min(ks) / 1.15 if ax.get_xscale() == "log" else min(ks) - 0.05 * (max(ks) - min(ks)),
-                max(ks) * 1.15 if ax.get_xscale() == "log" else max(ks) + 0.05 * (max(ks) - min(ks)))
+    ax.set_xlim(
+        min(ks) / 1.15 if ax.get_xscale() == "log" else min(ks) - 0.05 * (max(ks) - min(ks)),
+        max(ks) * 1.15 if ax.get_xscale() == "log" else max(ks) + 0.05 * (max(ks) - min(ks)),
+    )
     _value_ticks(ax, "x", ks, [str(k) for k in ks])
     ax.set_xlabel("cut-off K")
     info = _key_info(cols[0])
     ax.set_ylabel(info.header.replace(f"@{ks[0]}", "@K") if info is not None else f"after.{metric}@K")
-    _titles(fig, ax, f"{metric.upper() if len(metric) <= 5 else metric}@K after unlearning, by cut-off K",
-            [_context(df, label_keys), _spread_note(ns), *ys.note()])
+    _titles(
+        fig,
+        ax,
+        f"{metric.upper() if len(metric) <= 5 else metric}@K after unlearning, by cut-off K",
+        [_context(df, label_keys), _spread_note(ns), *ys.note()],
+    )
     _legend(ax, legend_title)
     _declutter(fig)
     return fig
@@ -639,8 +717,16 @@ def _oracle_of(key: str) -> str | None:
     return {"unlearn_s": "retrain_s"}.get(key)
 
 
-def draw_metric_vs(df: pd.DataFrame, x: str, y: str, label_keys: list[str], title: str = "", *,
-                   xscale: str | None = None, yscale: str | None = None) -> Figure | None:
+def draw_metric_vs(
+    df: pd.DataFrame,
+    x: str,
+    y: str,
+    label_keys: list[str],
+    title: str = "",
+    *,
+    xscale: str | None = None,
+    yscale: str | None = None,
+) -> Figure | None:
     """`y` against a setting `x` (numbers or names), a line per group; scales `linear` / `log`, or
     None to choose (log for seconds and speedups over more than a decade, and for positive `x`
     spread over two decades or more)."""
@@ -671,7 +757,9 @@ def draw_metric_vs(df: pd.DataFrame, x: str, y: str, label_keys: list[str], titl
     means = [s.mean for _, st in series for _, s in st]
     ylog = yscale == "log" or (yscale is None and _wants_log(y, means))
     pos = np.array(sorted(set(where.values())), float)
-    xlog = not categorical and (xscale == "log" or (xscale is None and (pos > 0).all() and pos.max() / pos.min() >= 100))
+    xlog = not categorical and (
+        xscale == "log" or (xscale is None and (pos > 0).all() and pos.max() / pos.min() >= 100)
+    )
     fig, ax = _new()
     xs = _Axis(x, log=False).fit(pos)
     ys = _Axis(y, log=ylog).fit(means)
@@ -691,22 +779,35 @@ def draw_metric_vs(df: pd.DataFrame, x: str, y: str, label_keys: list[str], titl
         ax.set_xlim(*((min(pos) - pad, max(pos) + pad) if categorical else (min(pos) / 1.3, max(pos) * 1.3)))
     ax.set_xlabel(axis_label(x))
     ax.set_ylabel(axis_label(y))
-    _titles(fig, ax, title or f"{axis_label(y)} vs {axis_label(x)}",
-            [_context(df, label_keys), _spread_note([s.n for _, st in series for _, s in st]), *ys.note()])
+    _titles(
+        fig,
+        ax,
+        title or f"{axis_label(y)} vs {axis_label(x)}",
+        [_context(df, label_keys), _spread_note([s.n for _, st in series for _, s in st]), *ys.note()],
+    )
     _legend(ax, legend_title)
     _declutter(fig)
     return fig
 
 
-def metric_vs(df: pd.DataFrame, x: str, y: str, label_keys: list[str], stem: Path, title: str = "", *,
-              xscale: str | None = None, yscale: str | None = None) -> list[Path]:
+def metric_vs(
+    df: pd.DataFrame,
+    x: str,
+    y: str,
+    label_keys: list[str],
+    stem: Path,
+    title: str = "",
+    *,
+    xscale: str | None = None,
+    yscale: str | None = None,
+) -> list[Path]:
     return _saved(draw_metric_vs(df, x, y, label_keys, title, xscale=xscale, yscale=yscale), stem)
 
 
 def _last_round(row, trace: np.ndarray) -> np.ndarray:
     """The last request's part of a trace concatenated over requests (each: start, then sweeps)."""
     sweeps = json.loads(row["unlearn.round_sweeps"]) if isinstance(row.get("unlearn.round_sweeps"), str) else None
-    return trace[-(sweeps[-1] + 1):] if sweeps else trace
+    return trace[-(sweeps[-1] + 1) :] if sweeps else trace
 
 
 def _stack(traces: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -741,8 +842,9 @@ def draw_convergence(df: pd.DataFrame) -> Figure | None:
     the top-K rank gap. Warm traces are the last request's (the oracle is that request's target; a
     cold start runs on the same final data). Lines are means over seeds with std bars; symlog axes
     keep 0 (the oracle) on the plot."""
-    panels = [(name, f"unlearn.{name}_trace", f"retrain.{name}_trace") for name in _PANELS
-              if f"unlearn.{name}_trace" in df]
+    panels = [
+        (name, f"unlearn.{name}_trace", f"retrain.{name}_trace") for name in _PANELS if f"unlearn.{name}_trace" in df
+    ]
     if not panels:
         return None
     traced = df.dropna(subset=[panels[0][1]])
@@ -753,16 +855,20 @@ def draw_convergence(df: pd.DataFrame) -> Figure | None:
     groups, legend_title = _groups(traced.drop(columns="method", errors="ignore"), context)
     for g in groups:  # one context: the entries need not name it
         g.label = "" if len(groups) == 1 else g.label
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels) + 0.6, 4.4), squeeze=False,
-                             constrained_layout=True)
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(4.6 * len(panels) + 0.6, 4.4), squeeze=False, constrained_layout=True
+    )
     ns, against_oracle = [], True
     for ax, (name, warm, cold) in zip(axes[0], panels):
         lines = []
         for g in groups:
             runs = {warm: [], cold: []}
             for _, row in g.rows.iterrows():
-                traces = {col: np.asarray(json.loads(row[col]), dtype=float) for col in (warm, cold)
-                          if col in row and isinstance(row[col], str)}
+                traces = {
+                    col: np.asarray(json.loads(row[col]), dtype=float)
+                    for col in (warm, cold)
+                    if col in row and isinstance(row[col], str)
+                }
                 traces = {col: _last_round(row, t) if col == warm else t for col, t in traces.items() if len(t)}
                 if name == "objective" and traces:
                     target = pd.to_numeric(row.get("unlearn.oracle_objective"), errors="coerce")
@@ -777,9 +883,19 @@ def draw_convergence(df: pd.DataFrame) -> Figure | None:
                     ns += list(n)
                     lines.append(mean)
                     label = f"{kind}, {g.label}" if g.label else kind
-                    ax.errorbar(np.arange(len(mean)), mean, yerr=_errors(std, np.zeros(len(std), bool)),
-                                color=g.color, linestyle=ls, marker=marker, markersize=3.5, capsize=2,
-                                elinewidth=0.8, errorevery=max(1, len(mean) // 15), label=label)
+                    ax.errorbar(
+                        np.arange(len(mean)),
+                        mean,
+                        yerr=_errors(std, np.zeros(len(std), bool)),
+                        color=g.color,
+                        linestyle=ls,
+                        marker=marker,
+                        markersize=3.5,
+                        capsize=2,
+                        elinewidth=0.8,
+                        errorevery=max(1, len(mean) // 15),
+                        label=label,
+                    )
         ax.axhline(0.0, color="k", linestyle="--", linewidth=1, label=ORACLE, zorder=1)
         values = np.abs(np.concatenate(lines)) if lines else np.array([])
         values = values[np.isfinite(values) & (values > 0)]
@@ -790,21 +906,33 @@ def draw_convergence(df: pd.DataFrame) -> Figure | None:
             ax.set_ylim(bottom=-linthresh / 2)
         _symlog_ticks(ax, linthresh)
         ax.xaxis.set_major_locator(ticker.MaxNLocator(nbins=8, integer=True))
-        ylabel = _PANELS[name] if name != "objective" or against_oracle else \
-            "objective excess over the best value reached (relative)"
+        ylabel = (
+            _PANELS[name]
+            if name != "objective" or against_oracle
+            else "objective excess over the best value reached (relative)"
+        )
         ax.set_ylabel(textwrap.fill(ylabel, 45), fontsize=9)
         ax.set_xlabel("sweep (0 = starting factors)")
         ax.set_title(_PANEL_TITLES[name], fontsize=10)
-    shared = [_entry({k: _text(traced[k].iloc[0])}, False) for k in context
-              if traced[k].map(_text).nunique() == 1 and _text(traced[k].iloc[0]) not in _EMPTY]
+    shared = [
+        _entry({k: _text(traced[k].iloc[0])}, False)
+        for k in context
+        if traced[k].map(_text).nunique() == 1 and _text(traced[k].iloc[0]) not in _EMPTY
+    ]
     note = "; ".join(p for p in (", ".join(shared), _spread_note(ns), "warm: the last request's sweeps") if p)
     fig.suptitle("Unlearn-ALS convergence to the retrain oracle: warm vs cold start\n" + note, fontsize=10)
     handles, labels = axes[0][0].get_legend_handles_labels()
     order = sorted(range(len(labels)), key=lambda i: labels[i] == ORACLE)  # the oracle last
     handles, labels = [handles[i] for i in order], [labels[i] for i in order]
-    fig.legend(handles, labels, loc="outside lower center", ncols=min(3, len(handles)), fontsize=8,
-               title="start" + (f", {legend_title}" if legend_title != "runs" else ""),
-               title_fontsize=8)
+    fig.legend(
+        handles,
+        labels,
+        loc="outside lower center",
+        ncols=min(3, len(handles)),
+        fontsize=8,
+        title="start" + (f", {legend_title}" if legend_title != "runs" else ""),
+        title_fontsize=8,
+    )
     _declutter(fig)
     return fig
 

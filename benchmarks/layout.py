@@ -1,20 +1,26 @@
 """What a rendered table holds: its columns with their registry entries (label, sub-label, unit,
 group), grouped for display, its row labels, cells and caption sentences. The Markdown and LaTeX
 renderers read the same `Table`."""
+
 from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
 
 import unlearn  # noqa: F401  (imports the library's modules: each declares the keys it computes)
-from . import records  # noqa: F401  (declares the runner's keys: presets, provenance)
 from unlearn.metrics.keys import KEYS, KeyInfo
 
+from . import records  # noqa: F401  (declares the runner's keys: presets, provenance)
 from .cells import Cell
 
 GROUP_ORDER = ("utility", "efficiency", "completeness", "other", "identity")
-GROUP_TITLES = {"utility": "Utility", "efficiency": "Efficiency", "completeness": "Completeness",
-                "other": "Other", "identity": "Setting"}
+GROUP_TITLES = {
+    "utility": "Utility",
+    "efficiency": "Efficiency",
+    "completeness": "Completeness",
+    "other": "Other",
+    "identity": "Setting",
+}
 FEW_PAIRS_MARK = "†"
 AT_LEAST_MARK = "≥"
 _warned: set[str] = set()
@@ -59,8 +65,11 @@ def warn_undeclared(keys: list[str]) -> list[str]:
     new = [k for k in missing if k not in _warned]
     if new:
         _warned.update(new)
-        print(f"note: undeclared record key(s) shown under their raw names, never marked best: {', '.join(new)} "
-              "(declare them with KEYS.declare beside the code that computes them)", file=sys.stderr)
+        print(
+            f"note: undeclared record key(s) shown under their raw names, never marked best: {', '.join(new)} "
+            "(declare them with KEYS.declare beside the code that computes them)",
+            file=sys.stderr,
+        )
     return missing
 
 
@@ -85,14 +94,14 @@ class Table:
     """Everything a renderer needs: row labels, columns and their cells, the caption's sentences."""
 
     title: str
-    levels: list[str]                 # the row keys (index levels)
+    levels: list[str]  # the row keys (index levels)
     rows: list[tuple[str, ...]]
     columns: list[Column]
     cells: dict[str, list[Cell]]
     n: list[str]
-    breaks: set[int] = field(default_factory=set)    # rows that start a new group of compared rows
+    breaks: set[int] = field(default_factory=set)  # rows that start a new group of compared rows
     legend: list[str] = field(default_factory=list)
-    hints: list[str] = field(default_factory=list)   # Markdown only: where to find more
+    hints: list[str] = field(default_factory=list)  # Markdown only: where to find more
 
     @property
     def row_headers(self) -> list[str]:

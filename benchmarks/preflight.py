@@ -6,6 +6,7 @@ and checked without loading data (`unlearn.lifecycle.check`, the tuned-preset lo
 tracking backend); when any job is refused, every refusal is printed once, with the job's
 overrides, and the sweep ends with exit status 2 before it launches anything.
 """
+
 from __future__ import annotations
 
 import sys
@@ -35,8 +36,11 @@ def refusal(overrides: list[str], config_name: str) -> str | None:
 
     cfg = compose(config_name=config_name, overrides=overrides, return_hydra_config=True)
     choice = cfg.hydra.runtime.choices.get("submodel")
-    plain = {k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
-             for k, v in cfg.items() if k != "hydra"}
+    plain = {
+        k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
+        for k, v in cfg.items()
+        if k != "hydra"
+    }
     if plain.get("tune"):  # a tuning trial is not a run
         return None
     try:
@@ -65,6 +69,9 @@ def check_sweep(config: DictConfig, sweep_overrides: list[str]) -> None:
         return
     for job, why in refused:
         print(f"error: refused [{' '.join(job)}]: {why}", file=sys.stderr)
-    print(f"error: {len(refused)} of the sweep's jobs would be refused; nothing was run. Narrow the sweep "
-          "(e.g. drop the method or choice named above).", file=sys.stderr)
+    print(
+        f"error: {len(refused)} of the sweep's jobs would be refused; nothing was run. Narrow the sweep "
+        "(e.g. drop the method or choice named above).",
+        file=sys.stderr,
+    )
     sys.exit(2)

@@ -10,6 +10,7 @@ still win. A named preset (`submodel=bpr_receraser`, `submodel=tuned/...`) names
 kept as chosen. This module names what was applied (the record's `presets`) and turns a missing
 tuned file, which Hydra skips, into a clear error naming the command that writes it.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -43,9 +44,11 @@ def applied(cfg: dict, choice: str | None, conf: Path = CONF) -> str:
     for name in (preset_name(cfg), preset_name(cfg, method=False)):
         if (folder / f"{name}.yaml").exists():
             return f"tuned/{name}"
-    raise ConfigError(f"presets=tuned: there is no tuned preset for dataset={cfg['dataset']['name']} "
-                      f"submodel={sub} ({folder / (preset_name(cfg, method=False) + '.yaml')}). Write it with "
-                      f"`make tune SUBMODEL={sub} DATASET={cfg['dataset']['name']}`, or run with presets=default.")
+    raise ConfigError(
+        f"presets=tuned: there is no tuned preset for dataset={cfg['dataset']['name']} "
+        f"submodel={sub} ({folder / (preset_name(cfg, method=False) + '.yaml')}). Write it with "
+        f"`make tune SUBMODEL={sub} DATASET={cfg['dataset']['name']}`, or run with presets=default."
+    )
 
 
 def apply(cfg: dict, choice: str | None, conf: Path = CONF) -> dict:

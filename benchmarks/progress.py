@@ -9,6 +9,7 @@ too, so the sweep ends non-zero on a refused job whichever the launcher. Under s
 launcher the callback also makes job polling work without an accounting database and shows
 submitit's repeated sacct warning once (benchmarks/scheduler.py).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -142,10 +143,16 @@ class SweepProgress(Callback):
             return
         if _is_multirun(config):  # a job of a sweep, in a worker or a scheduler's job
             try:
-                _write_marker(Path(str(config.hydra.sweep.dir)) / MARKERS,
-                              job_key(config.hydra.overrides.task),
-                              {"num": config.hydra.job.get("num"), "id": str(config.hydra.job.get("id")),
-                               "status": status, "error": error})
+                _write_marker(
+                    Path(str(config.hydra.sweep.dir)) / MARKERS,
+                    job_key(config.hydra.overrides.task),
+                    {
+                        "num": config.hydra.job.get("num"),
+                        "id": str(config.hydra.job.get("id")),
+                        "status": status,
+                        "error": error,
+                    },
+                )
             except Exception:  # never fail a finished job over its progress marker
                 pass
 

@@ -1,4 +1,5 @@
 """Run ids, result files and manifests."""
+
 from __future__ import annotations
 
 import json
@@ -13,8 +14,17 @@ from unlearn import io
 
 # keys that do not change what a run computes: where files go, how it is launched, on what device
 # (`presets` names where the sub-model's settings came from; the settings themselves are in the id)
-IDENTITY_EXCLUDED = ("results_dir", "cache_dir", "force", "plugins", "runtime", "hydra", "experiment", "presets",
-                     "tracking")
+IDENTITY_EXCLUDED = (
+    "results_dir",
+    "cache_dir",
+    "force",
+    "plugins",
+    "runtime",
+    "hydra",
+    "experiment",
+    "presets",
+    "tracking",
+)
 
 
 def run_id(cfg: dict) -> str:
@@ -46,8 +56,9 @@ def cpu_name() -> str:
 def git(*args: str) -> str:
     """Output of a git command in this repository ("" where git or the repository is missing)."""
     try:
-        return subprocess.run(["git", *args], cwd=Path(__file__).resolve().parents[1], capture_output=True,
-                              text=True, timeout=10).stdout.strip()
+        return subprocess.run(
+            ["git", *args], cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=10
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return ""
 

@@ -1,5 +1,6 @@
 """Result files -> one frame of the successful records, and what was left out of it (failed runs and
 result files that could not be read), so a table can say what it does not show."""
+
 from __future__ import annotations
 
 import json

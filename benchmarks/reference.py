@@ -6,6 +6,7 @@ same id on every machine. Seeding a results directory with the committed records
 runner's skip-if-done skip every run recorded anywhere; exporting merges back what this machine
 added (a newer record of a run id replaces the older one, nothing else is dropped); rendering from
 the records alone goes through `report()`, so a table looks the same wherever its runs ran."""
+
 from __future__ import annotations
 
 import json
@@ -18,7 +19,6 @@ from pathlib import Path
 from unlearn import io
 
 from .records import load_result
-
 from .records_load import apply_filter, load_records  # the reporter's own loading and filtering
 
 DROPPED = ("traceback",)
@@ -55,6 +55,7 @@ def newer(a: dict, b: dict) -> bool:
 @dataclass
 class Records:
     """A table's records by run id, and what a file held that was not a record."""
+
     by_id: dict[str, dict] = field(default_factory=dict)
     bad: list[str] = field(default_factory=list)
 
@@ -86,8 +87,10 @@ class Records:
         if not self.bad:
             return ""
         shown = "; ".join(self.bad[:3]) + ("; ..." if len(self.bad) > 3 else "")
-        return (f"warning: {path}: {len(self.bad)} line(s) are not successful run records and were left out "
-                f"(dropped when the file is next written): {shown}")
+        return (
+            f"warning: {path}: {len(self.bad)} line(s) are not successful run records and were left out "
+            f"(dropped when the file is next written): {shown}"
+        )
 
 
 def read(path: Path) -> Records:
@@ -169,8 +172,9 @@ def export(results_dir: Path, path: Path, name: str, where: dict | None) -> str:
     records = read(path)
     added, replaced = records.merge(matching(results_dir, table_filter(name, where)))
     changed = write(path, records) if records.by_id else False
-    return (f"{path}: {added} new, {replaced} replaced, {len(records.by_id)} record(s) in all"
-            + ("" if changed or not records.by_id else " (unchanged)"))
+    return f"{path}: {added} new, {replaced} replaced, {len(records.by_id)} record(s) in all" + (
+        "" if changed or not records.by_id else " (unchanged)"
+    )
 
 
 def render(records: Records, name: str, where: dict | None, dest: Path) -> list[Path]:

@@ -4,35 +4,58 @@ no wider than a 6.5in text width (LINE_WIDTH, estimated from the cells' text); a
 split into parts that repeat the row labels.
 Columns sharing a label get one `\\multicolumn` header over their sub-labels, with a `\\cmidrule`.
 The first float carries the caption's legend; the others point to it. Needs `booktabs`."""
+
 from __future__ import annotations
 
 import re
-
-from .cells import Cell
 from dataclasses import dataclass
 
+from .cells import Cell
 from .layout import GROUP_TITLES, Column, Table, by_group
 
 MAX_VALUE_COLUMNS = 8
 # widths in digit widths of \small text (4.5pt): a 6.5in text width holds 104; a little is kept spare
 LINE_WIDTH = 100
-SMALL = 0.78            # a \scriptsize character (the spread, an interval) in digit widths
-BOLD = 1.15             # a bold digit
-PAD = 1.8               # the column separation (2 x 4pt)
-STACK_CHARS = 12        # a single column's header longer than this is set on two lines
-ROW_SHARE = 0.4         # row labels wider than this share of the line fold into one `setting` column
-SETTING_CHARS = 24      # a setting longer than this is set on two lines
+SMALL = 0.78  # a \scriptsize character (the spread, an interval) in digit widths
+BOLD = 1.15  # a bold digit
+PAD = 1.8  # the column separation (2 x 4pt)
+STACK_CHARS = 12  # a single column's header longer than this is set on two lines
+ROW_SHARE = 0.4  # row labels wider than this share of the line fold into one `setting` column
+SETTING_CHARS = 24  # a setting longer than this is set on two lines
 # how a folded setting reads (`5 shards`, `1 shard`); other keys show their value alone, `name=value` for cfg.*
-SETTING_FORMATS = {"n_shards": ("{} shards", "{} shard"), "deletion.ratio": ("ratio {}", "ratio {}"),
-                   "deletion.count": ("{} deleted", "{} deleted"), "deletion.rounds": ("{} requests", "{} request"),
-                   "deletion.unit": ("per {}", "per {}"), "seed": ("seed {}", "seed {}")}
+SETTING_FORMATS = {
+    "n_shards": ("{} shards", "{} shard"),
+    "deletion.ratio": ("ratio {}", "ratio {}"),
+    "deletion.count": ("{} deleted", "{} deleted"),
+    "deletion.rounds": ("{} requests", "{} request"),
+    "deletion.unit": ("per {}", "per {}"),
+    "seed": ("seed {}", "seed {}"),
+}
 EMPTY = ("-", "none", "")
 TABCOLSEP = "4pt"
 
-_ESCAPES = {"\\": r"\textbackslash{}", "_": r"\_", "%": r"\%", "&": r"\&", "#": r"\#", "$": r"\$", "{": r"\{",
-            "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "±": r"$\pm$", "≥": r"$\geq$",
-            "≤": r"$\leq$", "†": r"\dag{}", "·": r"$\cdot$", "√": r"$\surd$", "×": r"$\times$", "−": r"$-$",
-            "…": r"\dots{}", "→": r"$\rightarrow$"}
+_ESCAPES = {
+    "\\": r"\textbackslash{}",
+    "_": r"\_",
+    "%": r"\%",
+    "&": r"\&",
+    "#": r"\#",
+    "$": r"\$",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "±": r"$\pm$",
+    "≥": r"$\geq$",
+    "≤": r"$\leq$",
+    "†": r"\dag{}",
+    "·": r"$\cdot$",
+    "√": r"$\surd$",
+    "×": r"$\times$",
+    "−": r"$-$",
+    "…": r"\dots{}",
+    "→": r"$\rightarrow$",
+}
 _ESCAPE_RE = re.compile("|".join(re.escape(k) for k in _ESCAPES))
 
 
@@ -73,7 +96,7 @@ def stack(text: str) -> list[str]:
         return [text]
     spaces = [i for i, ch in enumerate(text) if ch == " "]
     cut = min(spaces, key=lambda i: abs(i - len(text) / 2))
-    return [text[:cut], text[cut + 1:]]
+    return [text[:cut], text[cut + 1 :]]
 
 
 def stacked(text: str) -> str:
@@ -164,8 +187,10 @@ class RowLabels:
     @property
     def width(self) -> float:
         """About how wide the label columns print, in digit widths."""
-        return sum(max([len(x) for x in stack(head)] + [max(len(x) for x in two_lines(r[j])) for r in self.rows])
-                   + PAD for j, head in enumerate(self.headers))
+        return sum(
+            max([len(x) for x in stack(head)] + [max(len(x) for x in two_lines(r[j])) for r in self.rows]) + PAD
+            for j, head in enumerate(self.headers)
+        )
 
 
 def setting(level: str, value: str) -> str:
@@ -181,7 +206,7 @@ def two_lines(text: str) -> list[str]:
         return [text]
     cuts = [m.start() for m in re.finditer(", ", text)]
     cut = min(cuts, key=lambda i: abs(i - len(text) / 2))
-    return [text[: cut + 1], text[cut + 2:]]
+    return [text[: cut + 1], text[cut + 2 :]]
 
 
 def row_labels(t: Table) -> RowLabels:
@@ -192,8 +217,10 @@ def row_labels(t: Table) -> RowLabels:
     keep = t.levels.index("method") + 1 if "method" in t.levels else 1
     if plain.width <= ROW_SHARE * LINE_WIDTH or len(t.levels) - keep < 2:
         return plain
-    rows = [(*r[:keep], ", ".join(setting(lv, v) for lv, v in zip(t.levels[keep:], r[keep:]) if v not in EMPTY))
-            for r in t.rows]
+    rows = [
+        (*r[:keep], ", ".join(setting(lv, v) for lv, v in zip(t.levels[keep:], r[keep:]) if v not in EMPTY))
+        for r in t.rows
+    ]
     note = f"Setting: {', '.join(t.row_headers[keep:])} ('-' and none left out)."
     return RowLabels([*t.row_headers[:keep], "setting"], rows, note)
 
@@ -247,20 +274,36 @@ def latex(t: Table, name: str) -> str:
     """Every float of the table, one after another; the first holds the legend, `\\label`ed tab:<name>."""
     labels = row_labels(t)
     legend = " ".join([*t.legend, labels.note] if labels.note else t.legend)
-    floats = [(group, cols) for group, columns in by_group(t.columns)
-              for cols in parts(t, columns, max(LINE_WIDTH - labels.width - 1 - PAD, 20))]
+    floats = [
+        (group, cols)
+        for group, columns in by_group(t.columns)
+        for cols in parts(t, columns, max(LINE_WIDTH - labels.width - 1 - PAD, 20))
+    ]
     first = f"tab:{name}"
     out = []
     for k, (group, cols) in enumerate(floats):
         same = [g for g, _ in floats].count(group)
-        part = f"part {[g for g, _ in floats[:k + 1]].count(group)} of {same}" if same > 1 else ""
+        part = f"part {[g for g, _ in floats[: k + 1]].count(group)} of {same}" if same > 1 else ""
         which = ", ".join(x for x in (GROUP_TITLES[group] if GROUP_TITLES[group] != t.title else "", part) if x)
         head = escape(f"{t.title} ({which}). " if which else f"{t.title}. ")
         caption = head + (escape(legend) if k == 0 else rf"Notation as in Table~\ref{{{first}}}.")
         label = first if k == 0 else f"{first}:{k + 1}"
         spec = "@{}" + "l" * len(labels.headers) + "r" * (len(cols) + 1) + "@{}"
-        out += [r"\begin{table}[tbp]", r"\centering", r"\small", rf"\setlength{{\tabcolsep}}{{{TABCOLSEP}}}",
-                rf"\caption{{{caption}}}", rf"\label{{{label}}}", rf"\begin{{tabular}}{{{spec}}}", r"\toprule",
-                *header_lines(labels, cols), r"\midrule", *body_lines(t, labels, cols), r"\bottomrule",
-                r"\end{tabular}", r"\end{table}", ""]
+        out += [
+            r"\begin{table}[tbp]",
+            r"\centering",
+            r"\small",
+            rf"\setlength{{\tabcolsep}}{{{TABCOLSEP}}}",
+            rf"\caption{{{caption}}}",
+            rf"\label{{{label}}}",
+            rf"\begin{{tabular}}{{{spec}}}",
+            r"\toprule",
+            *header_lines(labels, cols),
+            r"\midrule",
+            *body_lines(t, labels, cols),
+            r"\bottomrule",
+            r"\end{tabular}",
+            r"\end{table}",
+            "",
+        ]
     return "\n".join(out)

@@ -8,10 +8,10 @@ benchmarks/tables/ whose runs exist, and figures under <results_dir>/figures/ (P
 are mean ± std over seeds; `interval=ci95` (or `interval: ci95` in a table spec) shows the 95%
 t-interval over seeds instead. Records are read (`records_load`), aggregated over seeds
 (`aggregate`) and rendered (`render`)."""
+
 from __future__ import annotations
 
 import re
-
 import sys
 from pathlib import Path
 
@@ -36,31 +36,65 @@ def default_tables(ks: list[int], main_k: int) -> dict[str, list[str]]:
         "utility": [f"{s}.{m}@{main_k}" for m in ("recall", "ndcg") for s in stages]
         + [f"ndcg@{main_k}.loss_vs_oracle", f"after.ndcg@{main_k}.active", f"after.ndcg@{main_k}.inactive"]
         + [f"after.{m}@{k}" for k in ks if k != main_k for m in ("recall", "ndcg")],
-        "efficiency": ["fit_s", "unlearn_s", "unlearn_s.p50", "unlearn_s.p95", "retrain_s", "speedup",
-                       "speedup.cpu", "unlearn_cpu_s", "n_shards_retrained", "unlearn.shards_s",
-                       "unlearn.aggregator_s", "fit.partition_s", "fit.pretrain_s", "peak_rss_mb"],
-        "completeness": ["untouched_shards", "exact_gap", "partition_drift", "partition_drift.ari",
-                         "retrain_gap", "seed_floor.retrain_gap",
-                         f"retrain_rank_gap@{main_k}", f"seed_floor@{main_k}", f"rank_gap_over_floor@{main_k}",
-                         f"retrain_rank_gap@{main_k}.deleted", f"seed_floor@{main_k}.deleted",
-                         f"rank_gap_over_floor@{main_k}.deleted",
-                         "mia_auc.before", "mia_auc.after", "mia_auc.retrain", "mia_lr_auc.after", "mia_pairs",
-                         f"forget_hit@{main_k}.before", f"forget_hit@{main_k}.after", f"forget_hit@{main_k}.retrain",
-                         f"forget_hit@{main_k}.popularity", "forgotten_collapse.after",
-                         "forgotten_collapse.after.untransferred", "forgotten_collapse.retrain"],
+        "efficiency": [
+            "fit_s",
+            "unlearn_s",
+            "unlearn_s.p50",
+            "unlearn_s.p95",
+            "retrain_s",
+            "speedup",
+            "speedup.cpu",
+            "unlearn_cpu_s",
+            "n_shards_retrained",
+            "unlearn.shards_s",
+            "unlearn.aggregator_s",
+            "fit.partition_s",
+            "fit.pretrain_s",
+            "peak_rss_mb",
+        ],
+        "completeness": [
+            "untouched_shards",
+            "exact_gap",
+            "partition_drift",
+            "partition_drift.ari",
+            "retrain_gap",
+            "seed_floor.retrain_gap",
+            f"retrain_rank_gap@{main_k}",
+            f"seed_floor@{main_k}",
+            f"rank_gap_over_floor@{main_k}",
+            f"retrain_rank_gap@{main_k}.deleted",
+            f"seed_floor@{main_k}.deleted",
+            f"rank_gap_over_floor@{main_k}.deleted",
+            "mia_auc.before",
+            "mia_auc.after",
+            "mia_auc.retrain",
+            "mia_lr_auc.after",
+            "mia_pairs",
+            f"forget_hit@{main_k}.before",
+            f"forget_hit@{main_k}.after",
+            f"forget_hit@{main_k}.retrain",
+            f"forget_hit@{main_k}.popularity",
+            "forgotten_collapse.after",
+            "forgotten_collapse.after.untransferred",
+            "forgotten_collapse.retrain",
+        ],
     }
 
 
-EXACT_GAP_NOTE = ("Exact gap is empty (-) where unlearning retrained every shard (untouched shards = 0): the exact "
-                  "replica would then be the same computation as the unlearned model, so the gap could not fail.")
-COMPLETENESS_NOTE = ("Score gap: relative distance to the retrain oracle's per-user standardised scores; rank gap@K: "
-                     "1 - mean top-K Jaccard with the oracle over retained users (deleted: users who lost rows); seed "
-                     "floor: the same between the oracle and one with another seed; gap/floor = rank gap / seed floor "
-                     "(about 1: as close to the oracle as a reseeded retrain). Partition drift: share of retained "
-                     "units whose shard differs from a partition rebuilt without F (moved), and the adjusted Rand "
-                     "index of the two (ARI). Forget hit, popularity stage: a popularity ranker that remembers "
-                     "nothing. Collapse: deleted users' mean pairwise cosine of their final user vectors "
-                     "(untransferred: RecEraser's plain mean of shard vectors).")
+EXACT_GAP_NOTE = (
+    "Exact gap is empty (-) where unlearning retrained every shard (untouched shards = 0): the exact "
+    "replica would then be the same computation as the unlearned model, so the gap could not fail."
+)
+COMPLETENESS_NOTE = (
+    "Score gap: relative distance to the retrain oracle's per-user standardised scores; rank gap@K: "
+    "1 - mean top-K Jaccard with the oracle over retained users (deleted: users who lost rows); seed "
+    "floor: the same between the oracle and one with another seed; gap/floor = rank gap / seed floor "
+    "(about 1: as close to the oracle as a reseeded retrain). Partition drift: share of retained "
+    "units whose shard differs from a partition rebuilt without F (moved), and the adjusted Rand "
+    "index of the two (ARI). Forget hit, popularity stage: a popularity ranker that remembers "
+    "nothing. Collapse: deleted users' mean pairwise cosine of their final user vectors "
+    "(untransferred: RecEraser's plain mean of shard vectors)."
+)
 
 
 def load_spec(name: str) -> dict:
@@ -71,9 +105,12 @@ def load_spec(name: str) -> dict:
     return yaml.safe_load(path.read_text())
 
 
-BASES = {"self": "retrain itself (1 by definition)", "same_process": "the oracle trained in the same run",
-         "calibrated": "a cached oracle's seconds carried over by the two processes' calibration",
-         "uncalibrated": "a cached oracle's seconds as measured elsewhere (read with care)"}
+BASES = {
+    "self": "retrain itself (1 by definition)",
+    "same_process": "the oracle trained in the same run",
+    "calibrated": "a cached oracle's seconds carried over by the two processes' calibration",
+    "uncalibrated": "a cached oracle's seconds as measured elsewhere (read with care)",
+}
 
 
 def speedup_note(df: pd.DataFrame, columns: list[str]) -> str:
@@ -84,7 +121,7 @@ def speedup_note(df: pd.DataFrame, columns: list[str]) -> str:
         return "Speedup: recorded before runs stated their basis (the oracle's seconds may come from another process)."
     counts = df["speedup.basis"].fillna("not stated").value_counts()
     parts = [f"{n} run{'s' if n > 1 else ''} {BASES.get(b, b)}" for b, n in counts.items()]
-    return ("Speedup = retraining seconds x requests / unlearning seconds, on one scale: " + "; ".join(parts) + ".")
+    return "Speedup = retraining seconds x requests / unlearning seconds, on one scale: " + "; ".join(parts) + "."
 
 
 def interval_of(spec: dict, override: str | None = None) -> str:
@@ -95,8 +132,9 @@ def interval_of(spec: dict, override: str | None = None) -> str:
     return interval
 
 
-def render_spec(name: str, spec: dict, df: pd.DataFrame, out: Path, left_out: LeftOut | None = None,
-                interval: str | None = None) -> list[Path]:
+def render_spec(
+    name: str, spec: dict, df: pd.DataFrame, out: Path, left_out: LeftOut | None = None, interval: str | None = None
+) -> list[Path]:
     sub = apply_filter(df, spec.get("filter"))
     if sub.empty:
         return []
@@ -113,8 +151,9 @@ def render_spec(name: str, spec: dict, df: pd.DataFrame, out: Path, left_out: Le
         agg = pd.concat([agg.assign(**{PUBLISHED: False}), pub[[c for c in [*agg.columns, PUBLISHED] if c in pub]]])
         notes.append(f"Published values from {published.get('source', 'the paper')}.")
     notes += [n for n in [speedup_note(sub, columns), *(spec.get("notes") or [])] if n]
-    paths = write_table(agg, columns, out / "tables" / name, spec.get("title", name), notes,
-                        interval_of(spec, interval), left_out)
+    paths = write_table(
+        agg, columns, out / "tables" / name, spec.get("title", name), notes, interval_of(spec, interval), left_out
+    )
     if spec.get("protocol"):  # the one-line protocol caption, printed under the table (docs/protocols.md)
         with open(paths[0], "a") as fh:
             fh.write(f"\nprotocol: {spec['protocol']}\n")
@@ -140,9 +179,18 @@ def tradeoff_figures(df, fig: dict, rows: list[str], stem: Path) -> list[Path]:
         values = values if isinstance(values, tuple) else (values,)
         suffix = "_".join(re.sub(r"[^A-Za-z0-9.]+", "-", str(v)) for v in values)
         where = ", ".join(f"{figures.axis_label(k)} {v}" for k, v in zip(facets, values))
-        title = fig.get("title", "What unlearning saves against what it leaves behind") + (f" ({where})" if where else "")
-        paths += figures.tradeoff(part, ["method"], fig["x"], fig["y"], stem.with_name(f"{stem.name}_{suffix}" if suffix else stem.name),
-                                  style, title)
+        title = fig.get("title", "What unlearning saves against what it leaves behind") + (
+            f" ({where})" if where else ""
+        )
+        paths += figures.tradeoff(
+            part,
+            ["method"],
+            fig["x"],
+            fig["y"],
+            stem.with_name(f"{stem.name}_{suffix}" if suffix else stem.name),
+            style,
+            title,
+        )
     return paths
 
 
@@ -173,8 +221,9 @@ def narrowed(spec: dict, where: dict | None) -> dict:
     return spec
 
 
-def report(results_dir: str, table: str | None = None, ks=None, where: dict | None = None,
-           interval: str | None = None) -> list[Path]:
+def report(
+    results_dir: str, table: str | None = None, ks=None, where: dict | None = None, interval: str | None = None
+) -> list[Path]:
     out = Path(results_dir)
     df, left_out = load_records(out)
     if df.empty:
@@ -188,7 +237,9 @@ def report(results_dir: str, table: str | None = None, ks=None, where: dict | No
         if not written:
             raise SystemExit(f"error: no records match table '{table}'; run its experiment first.")
         return written
-    ks = list(ks or sorted({int(c.split("@")[1]) for c in df.columns if c.startswith("after.recall@") and c.count(".") == 1}))
+    ks = list(
+        ks or sorted({int(c.split("@")[1]) for c in df.columns if c.startswith("after.recall@") and c.count(".") == 1})
+    )
     ks = ks or [20]  # records without ranking metrics: the other tables still render
     main_k = 20 if 20 in ks else ks[len(ks) // 2]
     rows, fixed = varying(df, GROUP_KEYS)
@@ -196,11 +247,13 @@ def report(results_dir: str, table: str | None = None, ks=None, where: dict | No
     for name, columns in default_tables(ks, main_k).items():
         agg = aggregate(df, rows, columns)
         if not agg.empty:
-            notes = [fixed_note, speedup_note(df, columns)] + ([EXACT_GAP_NOTE, COMPLETENESS_NOTE]
-                                                               if name == "completeness" else [])
+            notes = [fixed_note, speedup_note(df, columns)] + (
+                [EXACT_GAP_NOTE, COMPLETENESS_NOTE] if name == "completeness" else []
+            )
             notes = [n for n in notes if n]
-            written += write_table(agg, columns, out / "tables" / name, name.capitalize(), notes,
-                                   interval_of({}, interval), left_out)
+            written += write_table(
+                agg, columns, out / "tables" / name, name.capitalize(), notes, interval_of({}, interval), left_out
+            )
     label = [k for k in rows if k not in ("deletion.ratio",)] or rows
     written += figures.utility_vs_time(df, label, f"after.ndcg@{main_k}", out / "figures" / "utility_vs_time")
     written += figures.metric_vs_k(df, label, "ndcg", ks, out / "figures" / "ndcg_vs_k")

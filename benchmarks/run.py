@@ -1,10 +1,11 @@
 """The Hydra runner: compose -> run_id -> skip if done -> lifecycle -> atomic record.
 
-    python -m benchmarks.run method=sisa dataset=ml100k seed=1
-    python -m benchmarks.run -m method=retrain,sisa seed=0,1,2
-    python -m benchmarks.run -m experiment=smoke
-    python -m benchmarks.run -m experiment=tune_bpr dataset=ml100k   (tuning: benchmarks/tune.py)
+python -m benchmarks.run method=sisa dataset=ml100k seed=1
+python -m benchmarks.run -m method=retrain,sisa seed=0,1,2
+python -m benchmarks.run -m experiment=smoke
+python -m benchmarks.run -m experiment=tune_bpr dataset=ml100k   (tuning: benchmarks/tune.py)
 """
+
 from __future__ import annotations
 
 import logging
@@ -66,13 +67,25 @@ def execute(cfg: dict, job_num: int = 0, multirun: bool = False) -> dict | None:
         prepared = lifecycle.prepare(cfg, runtime)
     except UserError as exc:
         return refuse(exc, multirun)
-    identity = {"run_id": rid, **lifecycle.describe(prepared), "presets": cfg.get("presets", cfg["submodel"].get("name"))}
-    log.info("run %s: %s", rid, ", ".join(f"{k}={identity[k]}" for k in ("dataset", "method", "submodel", "partitioner", "aggregator", "seed")))
+    identity = {
+        "run_id": rid,
+        **lifecycle.describe(prepared),
+        "presets": cfg.get("presets", cfg["submodel"].get("name")),
+    }
+    log.info(
+        "run %s: %s",
+        rid,
+        ", ".join(f"{k}={identity[k]}" for k in ("dataset", "method", "submodel", "partitioner", "aggregator", "seed")),
+    )
     try:
         record = {**identity, "status": "ok", **lifecycle.execute(prepared)}
     except Exception as exc:  # a failure while running: record it, let the sweep go on
-        record = {**identity, "status": "failed", "error": f"{type(exc).__name__}: {exc}",
-                  "traceback": traceback.format_exc()}
+        record = {
+            **identity,
+            "status": "failed",
+            "error": f"{type(exc).__name__}: {exc}",
+            "traceback": traceback.format_exc(),
+        }
         log.error("run %s failed: %s", rid, record["error"])
     man = manifest(started, time.perf_counter() - t0, prepared.runtime.device)
     man["wall_cpu_s"] = time.process_time() - cpu0  # the job's process CPU seconds beside its wall_s

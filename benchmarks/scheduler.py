@@ -11,6 +11,7 @@ or killed by the scheduler writes none, and the sweep would wait for it forever.
   lists has left the queue and counts as ended (submitit then reports a job without a result);
 - logs the sacct failure once, with what it means, and drops submitit's identical warnings.
 """
+
 from __future__ import annotations
 
 import logging
@@ -21,8 +22,10 @@ from typing import Any
 
 log = logging.getLogger("benchmarks.scheduler")
 
-EXPLANATION = ("the cluster has no accounting database; job states are read from squeue instead; "
-               "further identical warnings suppressed")
+EXPLANATION = (
+    "the cluster has no accounting database; job states are read from squeue instead; "
+    "further identical warnings suppressed"
+)
 # the state given to a job that squeue no longer lists (it ended; how, only accounting could say)
 LEFT_QUEUE = "ENDED"
 _REPEATED = re.compile(r"^Call #\d+ - Bypassing sacct error")
@@ -68,8 +71,16 @@ def install() -> None:
     except Exception:  # submitit missing: nothing to patch
         return
     watcher = getattr(getattr(slurm, "SlurmJob", None), "watcher", None)
-    needed = ("_registered", "_finished", "_info_dict", "_num_calls", "_last_status_check", "_make_command",
-              "read_info", "is_done")
+    needed = (
+        "_registered",
+        "_finished",
+        "_info_dict",
+        "_num_calls",
+        "_last_status_check",
+        "_make_command",
+        "read_info",
+        "is_done",
+    )
     if watcher is None or not all(hasattr(watcher, name) for name in needed):
         return  # a submitit whose internals differ: keep its own polling (the filter still applies)
     slurm.SlurmInfoWatcher.update = _update
@@ -85,15 +96,17 @@ def _update(self: Any) -> None:
     try:
         proc = subprocess.run(command, capture_output=True, timeout=120)
         if proc.returncode != 0:
-            raise RuntimeError((proc.stderr or b"").decode(errors="replace").strip()
-                               or f"exit status {proc.returncode}")
+            raise RuntimeError(
+                (proc.stderr or b"").decode(errors="replace").strip() or f"exit status {proc.returncode}"
+            )
         self._output = proc.stdout
         self._info_dict.update(self.read_info(proc.stdout))
     except Exception as exc:
         if not _warned:
             _warned = True
-            log.warning("sacct failed (%s): %s", str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
-                        EXPLANATION)
+            log.warning(
+                "sacct failed (%s): %s", str(exc).splitlines()[0] if str(exc) else type(exc).__name__, EXPLANATION
+            )
         info = _squeue_info(self)
         if info is not None:
             self._info_dict.update(info)
@@ -109,8 +122,12 @@ def _squeue_info(watcher: Any) -> dict[str, dict[str, str]] | None:
     if not main_ids:
         return {}
     try:
-        proc = subprocess.run(["squeue", "--noheader", "--states=all", "--format=%i|%T|%N",
-                               "--jobs=" + ",".join(main_ids)], capture_output=True, text=True, timeout=120)
+        proc = subprocess.run(
+            ["squeue", "--noheader", "--states=all", "--format=%i|%T|%N", "--jobs=" + ",".join(main_ids)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     except Exception as exc:  # squeue missing or hanging: keep the last known states
         log.debug("squeue failed: %s", exc)
         return None

@@ -8,6 +8,7 @@ smaller dataset) also points the table at those runs. With `records=FILE.jsonl` 
 docs/results/NAME.jsonl) the results directory is first seeded with the file's records (runs
 recorded there are skipped), the table's records are merged back into it after the sweep, and the
 table is rendered from the file alone."""
+
 from __future__ import annotations
 
 import subprocess
@@ -21,12 +22,14 @@ from .report import SPEC_DIR, load_spec, narrowing, report
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     names = ", ".join(sorted(p.stem for p in SPEC_DIR.glob("*.yaml")))
-    usage = (f"usage: python -m benchmarks.table NAME [results_dir=DIR] [records=FILE.jsonl] [Hydra overrides ...]\n\n"
-             f"Runs the sweep of paper table NAME (runs already recorded are skipped), then renders it into\n"
-             f"DIR/tables (default DIR: results). records=FILE.jsonl seeds DIR with a committed record file,\n"
-             f"merges the new records back into it and renders from it. Overrides go to every run of the\n"
-             f"sweep (e.g. runtime=gpu, seed=0); a choice of an axis the table filters on (dataset=ml100k)\n"
-             f"also narrows the table to it.\n\nTables: {names}")
+    usage = (
+        f"usage: python -m benchmarks.table NAME [results_dir=DIR] [records=FILE.jsonl] [Hydra overrides ...]\n\n"
+        f"Runs the sweep of paper table NAME (runs already recorded are skipped), then renders it into\n"
+        f"DIR/tables (default DIR: results). records=FILE.jsonl seeds DIR with a committed record file,\n"
+        f"merges the new records back into it and renders from it. Overrides go to every run of the\n"
+        f"sweep (e.g. runtime=gpu, seed=0); a choice of an axis the table filters on (dataset=ml100k)\n"
+        f"also narrows the table to it.\n\nTables: {names}"
+    )
     if argv and argv[0] in ("-h", "--help"):
         print(usage)
         return 0
@@ -43,14 +46,24 @@ def main(argv: list[str] | None = None) -> int:
         records = reference.read(jsonl)
         if records.bad:
             print(records.warning(jsonl), file=sys.stderr)
-        print(f"{jsonl}: {len(records.by_id)} record(s), {reference.seed(Path(results_dir), records)} seeded "
-              f"into {results_dir}/runs", file=sys.stderr)
+        print(
+            f"{jsonl}: {len(records.by_id)} record(s), {reference.seed(Path(results_dir), records)} seeded "
+            f"into {results_dir}/runs",
+            file=sys.stderr,
+        )
     experiments = spec["experiment"] if isinstance(spec["experiment"], list) else [spec["experiment"]]
     rc = 0
     try:
         for experiment in experiments:  # a table may gather several sweeps
-            cmd = [sys.executable, "-m", "benchmarks.run", "-m", f"experiment={experiment}",
-                   f"results_dir={results_dir}", *overrides]
+            cmd = [
+                sys.executable,
+                "-m",
+                "benchmarks.run",
+                "-m",
+                f"experiment={experiment}",
+                f"results_dir={results_dir}",
+                *overrides,
+            ]
             print("+", " ".join(cmd), file=sys.stderr)
             if subprocess.run(cmd).returncode != 0:
                 rc = 1

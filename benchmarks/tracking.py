@@ -1,5 +1,6 @@
 """Optional experiment tracking (`tracking=mlflow`): each run's config, numbers and record, and a
 table command's rendered tables, logged to an MLflow store. The records stay the results."""
+
 from __future__ import annotations
 
 import json
@@ -16,13 +17,15 @@ def _mlflow(cfg: dict):
     try:
         import mlflow
     except ImportError as exc:
-        raise ConfigError("tracking=mlflow needs MLflow: pip install 'recunlearn[tracking]' "
-                          "(or mlflow-skinny), or run with tracking=none.") from exc
+        raise ConfigError(
+            "tracking=mlflow needs MLflow: pip install 'recunlearn[tracking]' "
+            "(or mlflow-skinny), or run with tracking=none."
+        ) from exc
     uri = str(cfg.get("uri"))
     if uri.startswith("file:") or "://" not in uri:  # MLflow keeps its file store only on request
         os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
     if uri.startswith("sqlite:///"):
-        Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        Path(uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
     mlflow.set_experiment(str(cfg.get("experiment") or "recunlearn"))
     return mlflow
@@ -37,8 +40,10 @@ def check(cfg: dict) -> None:
         try:
             import mlflow  # noqa: F401
         except ImportError as exc:
-            raise ConfigError("tracking=mlflow needs MLflow: pip install 'recunlearn[tracking]' "
-                              "(or mlflow-skinny), or run with tracking=none.") from exc
+            raise ConfigError(
+                "tracking=mlflow needs MLflow: pip install 'recunlearn[tracking]' "
+                "(or mlflow-skinny), or run with tracking=none."
+            ) from exc
 
 
 def metric_name(key: str) -> str:
@@ -63,11 +68,18 @@ def log_run(cfg: dict, record: dict, record_path: Path) -> str | None:
         return None
     mlflow = _mlflow(tcfg)
     skip = ("hydra", "tracking")
-    params = {k: json.dumps(v) if isinstance(v, (list, tuple)) else v
-              for k, v in flat({k: v for k, v in cfg.items() if k not in skip}).items()}
-    metrics = {metric_name(k): float(v) for k, v in record.items()
-               if isinstance(v, (int, float)) and not isinstance(v, bool) and v == v and abs(v) != float("inf")}
-    tags = {k: str(record[k]) for k in ("run_id", "status", "method", "dataset", "git_commit") if record.get(k) is not None}
+    params = {
+        k: json.dumps(v) if isinstance(v, (list, tuple)) else v
+        for k, v in flat({k: v for k, v in cfg.items() if k not in skip}).items()
+    }
+    metrics = {
+        metric_name(k): float(v)
+        for k, v in record.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and v == v and abs(v) != float("inf")
+    }
+    tags = {
+        k: str(record[k]) for k in ("run_id", "status", "method", "dataset", "git_commit") if record.get(k) is not None
+    }
     with mlflow.start_run(run_name=str(record.get("run_id"))) as run:
         mlflow.log_params({k: str(v)[:6000] for k, v in params.items()})
         mlflow.log_metrics(metrics)

@@ -19,6 +19,7 @@ class defaults, or a named preset), so a tuned preset is never worse on validati
 preset it started from. The sweeper asks a batch of `n_jobs` trials before it configures them, so
 that trial is the first of the second batch.
 """
+
 from __future__ import annotations
 
 import json
@@ -123,19 +124,33 @@ class WritePreset(Callback):
             return
         best = OmegaConf.to_container(OmegaConf.load(results), resolve=True)
         # the task's config, resolved, and the sweeper's settings as written (hydra.job.* is unset here)
-        cfg = {k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
-               for k, v in config.items() if k != "hydra"}
-        cfg["hydra"] = {"sweeper": OmegaConf.to_container(config.hydra.sweeper, resolve=False),
-                        "overrides": list(config.hydra.overrides.task)}
-        trials = [json.loads(line) for line in (sweep_dir / TRIALS).read_text().splitlines()] if (sweep_dir / TRIALS).exists() else []
+        cfg = {
+            k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
+            for k, v in config.items()
+            if k != "hydra"
+        }
+        cfg["hydra"] = {
+            "sweeper": OmegaConf.to_container(config.hydra.sweeper, resolve=False),
+            "overrides": list(config.hydra.overrides.task),
+        }
+        trials = (
+            [json.loads(line) for line in (sweep_dir / TRIALS).read_text().splitlines()]
+            if (sweep_dir / TRIALS).exists()
+            else []
+        )
         root = Path(cfg["tune"].get("preset_root") or CONF)
         path = root / "submodel" / "tuned" / f"{preset_name(cfg)}.yaml"
         path.parent.mkdir(parents=True, exist_ok=True)
         text = render_preset(cfg, best, trials, time.perf_counter() - getattr(self, "started", time.perf_counter()))
         io.write_text(path, text)
         io.write_text(path.parent / "README.md", preset_index(path.parent))
-        log.info("wrote preset %s (submodel=tuned/%s): valid %s = %.5f", path, preset_name(cfg),
-                 cfg["tune"]["metric"], best["best_value"])
+        log.info(
+            "wrote preset %s (submodel=tuned/%s): valid %s = %.5f",
+            path,
+            preset_name(cfg),
+            cfg["tune"]["metric"],
+            best["best_value"],
+        )
 
 
 def render_preset(cfg: dict, best: dict, trials: list, seconds: float) -> str:
@@ -160,7 +175,8 @@ def render_preset(cfg: dict, best: dict, trials: list, seconds: float) -> str:
         f"Tuned preset: {sub['name']} on {cfg['dataset']['name']}, for every method's shards by name "
         f"(submodel=tuned/{preset_name(cfg)}).",
         f"Written by `python -m benchmarks.run -m {' '.join(cfg['hydra'].get('overrides') or [])}`: "
-        f"method={cfg['method']['name']}, seed {cfg.get('seed', 0)}, Optuna {sampler.get('_target_', '').rsplit('.', 1)[-1]} "
+        f"method={cfg['method']['name']}, seed {cfg.get('seed', 0)}, "
+        f"Optuna {sampler.get('_target_', '').rsplit('.', 1)[-1]} "
         f"(seed {sampler.get('seed')}), {len(trials) or sweeper.get('n_trials')} trials.",
         f"Validation {metric} of the best trial: {best['best_value']:.5f} (the test split is never read).",
         f"Search space: {space}.",
@@ -181,8 +197,10 @@ def _start_line(cfg: dict, trials: list, metric: str) -> list[str]:
     ran = [t for t in trials if all((t.get("params") or {}).get(k) == v for k, v in start.items())]
     if not ran:
         return []
-    return [f"The search included the starting preset's own values ({', '.join(f'{k}={v}' for k, v in start.items())}): "
-            f"validation {metric} {ran[0][metric]:.5f}."]
+    return [
+        f"The search included the starting preset's own values ({', '.join(f'{k}={v}' for k, v in start.items())}): "
+        f"validation {metric} {ran[0][metric]:.5f}."
+    ]
 
 
 def _wrap(lines: list[str], width: int = 98) -> list[str]:
@@ -195,16 +213,27 @@ def preset_index(folder: Path) -> str:
     """conf/submodel/tuned/README.md: one row per tuned preset, read from the presets' headers."""
     import re
 
-    patterns = {"metric": r"Validation (\S+) of the best trial", "score": r"of the best trial: ([0-9.]+)",
-                "trials": r"([0-9]+) trials", "time": r"Tuning time: ([0-9]+ s)", "commit": r"commit ([0-9a-f]+)"}
+    patterns = {
+        "metric": r"Validation (\S+) of the best trial",
+        "score": r"of the best trial: ([0-9.]+)",
+        "trials": r"([0-9]+) trials",
+        "time": r"Tuning time: ([0-9]+ s)",
+        "commit": r"commit ([0-9a-f]+)",
+    }
     rows = []
     for f in sorted(folder.glob("*.yaml")):
         head = " ".join(line[2:] for line in f.read_text().splitlines() if line.startswith("# "))
         got = {k: (re.search(v, head) or [None, "?"])[1] for k, v in patterns.items()}
-        rows.append(f"| `tuned/{f.stem}` | {got['metric']} = {got['score']} | {got['trials']} | {got['time']} | {got['commit']} |")
-    return ("# Tuned sub-model presets\n\nWritten by `experiment=tune_<submodel>` (benchmarks/tune.py; "
-            "`make tune SUBMODEL=... DATASET=...`), one per (dataset, sub-model), used by name "
-            "(`submodel=tuned/<name>`) or by `presets=tuned`. Each file's header has the search "
-            "space, the machine and the full command. This index is rewritten with every preset.\n\n"
-            "| preset | validation score | trials | tuning time | commit |\n|---|---|---|---|---|\n"
-            + "\n".join(rows) + "\n")
+        rows.append(
+            f"| `tuned/{f.stem}` | {got['metric']} = {got['score']} | {got['trials']} | {got['time']} "
+            f"| {got['commit']} |"
+        )
+    return (
+        "# Tuned sub-model presets\n\nWritten by `experiment=tune_<submodel>` (benchmarks/tune.py; "
+        "`make tune SUBMODEL=... DATASET=...`), one per (dataset, sub-model), used by name "
+        "(`submodel=tuned/<name>`) or by `presets=tuned`. Each file's header has the search "
+        "space, the machine and the full command. This index is rewritten with every preset.\n\n"
+        "| preset | validation score | trials | tuning time | commit |\n|---|---|---|---|---|\n"
+        + "\n".join(rows)
+        + "\n"
+    )

@@ -46,8 +46,9 @@ def hydra_conf():
 def synthetic():
     from unlearn.data import load_dataset
 
-    return load_dataset({"name": "synthetic", "loader": "synthetic",
-                         "generator": {"n_users": 120, "n_items": 80, "mean_per_user": 15}})
+    return load_dataset(
+        {"name": "synthetic", "loader": "synthetic", "generator": {"n_users": 120, "n_items": 80, "mean_per_user": 15}}
+    )
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
 """Running the benchmark as a user does: the CLI in a subprocess (one test per entry point), or
 the same Hydra composition in-process followed by the runner's entry `benchmarks.run.execute`."""
+
 import itertools
 import json
 import os
@@ -9,8 +10,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
-FAST = ["dataset=synthetic", "submodel.epochs=6", "submodel.dim=16", "submodel.lr=0.01",
-        "runtime.progress=false", "runtime.threads=1"]
+FAST = [
+    "dataset=synthetic",
+    "submodel.epochs=6",
+    "submodel.dim=16",
+    "submodel.lr=0.01",
+    "runtime.progress=false",
+    "runtime.threads=1",
+]
 # seconds a fast-suite CLI call may take (import torch and Hydra, compose, a tiny synthetic run;
 # ~10-30 s on a loaded 2-core machine): generous, so that only a hang reaches it
 CLI_TIMEOUT = 300
@@ -26,11 +33,18 @@ def cli(module: str, *args: str, results: Path | None = None, timeout: int = CLI
         BUDGET["used"] = BUDGET.get("used", 0) + timeout
         assert BUDGET["used"] + MARGIN <= limit, (
             f"this test's subprocess timeouts add up to {BUDGET['used']} s; with the {MARGIN} s margin that exceeds "
-            f"its pytest timeout of {limit} s, which would kill it first: give it @pytest.mark.timeout(...)")
+            f"its pytest timeout of {limit} s, which would kill it first: give it @pytest.mark.timeout(...)"
+        )
     extra = [f"results_dir={results}"] if results is not None and module == "benchmarks.run" else []
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
-    return subprocess.run([sys.executable, "-m", module, *args, *extra], cwd=ROOT, capture_output=True,
-                          text=True, timeout=timeout, env=full_env)
+    return subprocess.run(
+        [sys.executable, "-m", module, *args, *extra],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+    )
 
 
 def records(results: Path) -> list[dict]:
@@ -60,8 +74,11 @@ def run_config(overrides, results_dir) -> dict:
     overrides = [*overrides, f"results_dir={results_dir}"]
     cfg = compose_cfg(overrides, return_hydra_config=True)
     choice = cfg.hydra.runtime.choices.get("submodel")
-    plain = {k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
-             for k, v in cfg.items() if k != "hydra"}  # as the task function sees it: no hydra node
+    plain = {
+        k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
+        for k, v in cfg.items()
+        if k != "hydra"
+    }  # as the task function sees it: no hydra node
     return presets.apply(plain, choice)
 
 
@@ -74,8 +91,11 @@ def compose_run(overrides, results_dir, job_num: int = 0, multirun: bool = False
 
     # the runtime sets process-wide torch state (threads, deterministic algorithms): a CLI run
     # owns its process, an in-process run hands the state back for the tests after it
-    state = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
-             torch.is_deterministic_algorithms_warn_only_enabled())
+    state = (
+        torch.get_num_threads(),
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+    )
     try:
         return execute(run_config(overrides, results_dir), job_num, multirun)
     finally:
@@ -89,8 +109,12 @@ def sweep_jobs(params: dict, extra=()) -> list[list[str]]:
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     overrides = OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in params.items()] + list(extra))
-    choices = [[f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()] if o.is_sweep_override()
-               else [f"{o.get_key_element()}={o.get_value_element_as_str()}"] for o in overrides]
+    choices = [
+        [f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()]
+        if o.is_sweep_override()
+        else [f"{o.get_key_element()}={o.get_value_element_as_str()}"]
+        for o in overrides
+    ]
     return [list(job) for job in itertools.product(*choices)]
 
 
@@ -101,8 +125,11 @@ def small_synthetic():
     from unlearn.data import load_dataset
 
     torch.set_num_threads(1)
-    return load_dataset({
-        "name": "synthetic", "loader": "synthetic",
-        "generator": {"n_users": 160, "n_items": 90, "mean_per_user": 15, "seed": 1},
-        "split": {"name": "random", "ratios": [0.7, 0.1, 0.2], "seed": 0},
-    })
+    return load_dataset(
+        {
+            "name": "synthetic",
+            "loader": "synthetic",
+            "generator": {"n_users": 160, "n_items": 90, "mean_per_user": 15, "seed": 1},
+            "split": {"name": "random", "ratios": [0.7, 0.1, 0.2], "seed": 0},
+        }
+    )

@@ -1,4 +1,5 @@
 """Implicit ALS sub-model and the Unlearn-ALS method."""
+
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +45,7 @@ def dense_problem(m):
 def dense_objective(m):
     c, p = dense_problem(m)
     x, y = (t.double().numpy() for t in m.embeddings())
-    return float((c * (p - x @ y.T) ** 2).sum() + m.cfg["reg"] * ((x ** 2).sum() + (y ** 2).sum()))
+    return float((c * (p - x @ y.T) ** 2).sum() + m.cfg["reg"] * ((x**2).sum() + (y**2).sum()))
 
 
 def model(n_users, n_items, **cfg):
@@ -80,8 +81,7 @@ def test_solves_equal_the_dense_normal_equations(confidence):
     x = m.user_factors.double().numpy()
     for i in (0, 5):
         a = x.T @ (c[:, i][:, None] * x) + reg * np.eye(d)
-        np.testing.assert_allclose(m.item_factors[i].numpy(), np.linalg.solve(a, x.T @ (c[:, i] * p[:, i])),
-                                   atol=1e-12)
+        np.testing.assert_allclose(m.item_factors[i].numpy(), np.linalg.solve(a, x.T @ (c[:, i] * p[:, i])), atol=1e-12)
 
 
 def test_cg_with_dim_steps_is_the_exact_solve_and_float32_agrees():
@@ -130,8 +130,13 @@ def cell_set(m):
 
 
 def als_spec(submodel=None, **axes):
-    s = {"method": {"name": "unlearn_als", "tol": 1e-12, "max_sweeps": 5}, "submodel": submodel or dict(TIGHT),
-         "partitioner": {"name": "none", "n_shards": 1}, "aggregator": {"name": "none"}, "seed": 0}
+    s = {
+        "method": {"name": "unlearn_als", "tol": 1e-12, "max_sweeps": 5},
+        "submodel": submodel or dict(TIGHT),
+        "partitioner": {"name": "none", "n_shards": 1},
+        "aggregator": {"name": "none"},
+        "seed": 0,
+    }
     s.update(axes)
     return s
 
@@ -172,8 +177,8 @@ def test_unlearning_converges_to_the_retrain_optimum(synthetic):
     rec = m.describe()
     gaps = rec["unlearn.retrain_gap_trace"]
     assert len(gaps) == report.extra["sweeps"] + 1 == rec["unlearn.round_sweeps"][0] + 1
-    assert gaps[0] > 1e-2          # M0 is far from the oracle
-    assert gaps[-1] < 1e-3         # M1 reached it
+    assert gaps[0] > 1e-2  # M0 is far from the oracle
+    assert gaps[-1] < 1e-3  # M1 reached it
     assert relative_gap(m.score, oracle.score, d.n_users, 64, torch.device("cpu")) == pytest.approx(gaps[-1])
     trace = np.array(rec["unlearn.objective_trace"])
     assert trace[0] == rec["unlearn.objective_before"] and trace[-1] == rec["unlearn.objective_after"]
@@ -198,9 +203,14 @@ def test_warm_start_never_reinitialises(synthetic):
     assert m.describe()["unlearn.round_sweeps"] == [1]
 
 
-@pytest.mark.parametrize("axis, value, valid", [("submodel", {"name": "bpr"}, "als"),
-                                               ("aggregator", {"name": "attention"}, "none"),
-                                               ("partitioner", {"name": "random", "n_shards": 2}, "none")])
+@pytest.mark.parametrize(
+    "axis, value, valid",
+    [
+        ("submodel", {"name": "bpr"}, "als"),
+        ("aggregator", {"name": "attention"}, "none"),
+        ("partitioner", {"name": "random", "n_shards": 2}, "none"),
+    ],
+)
 def test_unlearn_als_refuses_other_axes(axis, value, valid):
     with pytest.raises(ConfigError, match=f"Valid {axis} choices for it: {valid}"):
         METHODS.get("unlearn_als")(als_spec(**{axis: value}))
@@ -231,8 +241,13 @@ def test_state_dict_round_trip_and_unlearn_after_loading(synthetic):
 def test_sisa_with_als_shards_is_exact(synthetic):
     d = synthetic
     sub = {**TIGHT, "iterations": 4, "tol": 0.0}
-    s = {"method": {"name": "sisa"}, "submodel": sub, "partitioner": {"name": "random", "n_shards": 3, "unit": "user"},
-         "aggregator": {"name": "mean"}, "seed": 0}
+    s = {
+        "method": {"name": "sisa"},
+        "submodel": sub,
+        "partitioner": {"name": "random", "n_shards": 3, "unit": "user"},
+        "aggregator": {"name": "mean"},
+        "seed": 0,
+    }
     m = METHODS.get("sisa")(s)
     m.fit(TrainSet(d.n_users, d.n_items, d.train, d.valid))
     req = draw(d.train, d.n_users, d.n_items, {"unit": "user", "count": 2}, 0)

@@ -1,5 +1,6 @@
 """The closed-form gradient step of the dot-product sub-models (bpr, bce, mse): the gradients
 autograd computes for the same batch, a fit that is deterministic, and the fit autograd trains."""
+
 import numpy as np
 import pytest
 import torch
@@ -14,8 +15,8 @@ CASES = [
     ("bpr", {"dropout": 0.3}),
     ("bce", {"num_neg": 3}),
     ("bce", {"num_neg": 2, "dropout": 0.2}),
-    ("mse", {}),               # explicit ratings: regression on the positives alone
-    ("mse", {"num_neg": 2}),   # sampled negatives with target 0
+    ("mse", {}),  # explicit ratings: regression on the positives alone
+    ("mse", {"num_neg": 2}),  # sampled negatives with target 0
 ]
 
 
@@ -42,8 +43,14 @@ def test_closed_form_gradients_equal_autograd(synthetic, name, cfg, compiled):
     grads = DotProductGrads(model.user_emb, model.item_emb)
     assert grads.compiled  # CPU float32 tables take the compiled loops by default
     grads.compiled = compiled
-    grads.fill(users, items, lambda s: model.score_grad(batch, s), model.cfg["reg"],
-               model.dropout_keep(len(users)), float(model.cfg.get("dropout", 0.0)))
+    grads.fill(
+        users,
+        items,
+        lambda s: model.score_grad(batch, s),
+        model.cfg["reg"],
+        model.dropout_keep(len(users)),
+        float(model.cfg.get("dropout", 0.0)),
+    )
     for want, got in zip(expected, (model.user_emb.grad, model.item_emb.grad)):
         assert want.abs().max() > 0
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
@@ -88,7 +95,6 @@ def test_compiled_step_clears_the_rows_the_previous_batch_wrote(synthetic):
     assert all(torch.equal(a, b) for a, b in zip(after, fresh))
 
 
-
 def _fit_epochs(synthetic_data, name, cfg, rows_only, epochs=3, users=None):
     """(user table, item table, optimiser state tensors, model) after `epochs` epochs, with the
     row-restricted step (rows_only) or the optimiser's dense step."""
@@ -106,8 +112,10 @@ def _fit_epochs(synthetic_data, name, cfg, rows_only, epochs=3, users=None):
 
 
 ROW_CASES = [("bpr", {"dropout": 0.3}), ("bce", {"num_neg": 2}), ("mse", {})]
-ROW_OPTIMIZERS = {"adagrad": {"optimizer": "adagrad", "lr": 0.05, "adagrad_init": 1e-8},
-                  "adam": {"optimizer": "adam", "lr": 0.01}}
+ROW_OPTIMIZERS = {
+    "adagrad": {"optimizer": "adagrad", "lr": 0.05, "adagrad_init": 1e-8},
+    "adam": {"optimizer": "adam", "lr": 0.01},
+}
 
 
 @pytest.mark.parametrize("opt_name", list(ROW_OPTIMIZERS))
@@ -119,8 +127,10 @@ def test_row_restricted_steps_train_the_dense_steps_fit(synthetic, name, cfg, op
     deterministically."""
     cfg = {**cfg, **ROW_OPTIMIZERS[opt_name], "dim": 8, "epochs": 3, "patience": 0, "reg": 0.01, "batch_size": 64}
     (p_rows, s_rows, model), (p_again, s_again, _), (p_dense, s_dense, _) = (
-        _fit_epochs(synthetic, name, cfg, True), _fit_epochs(synthetic, name, cfg, True),
-        _fit_epochs(synthetic, name, cfg, False))
+        _fit_epochs(synthetic, name, cfg, True),
+        _fit_epochs(synthetic, name, cfg, True),
+        _fit_epochs(synthetic, name, cfg, False),
+    )
     if opt_name == "adam":  # every row held by now: the last steps were torch's own, on the same state
         assert model._grads._row_step.everywhere
     assert all(torch.equal(a, b) for a, b in zip(p_rows + s_rows, p_again + s_again))
@@ -134,8 +144,10 @@ def test_adam_row_step_moves_only_rows_the_shard_has_held(synthetic):
     every other row keeps its initial value, as under the dense step."""
     users = np.arange(0, synthetic.n_users, 4)
     cfg = {**ROW_OPTIMIZERS["adam"], "dim": 8, "epochs": 2, "patience": 0, "batch_size": 64}
-    (p_rows, _, model), (p_dense, _, _) = (_fit_epochs(synthetic, "bpr", cfg, True, 2, users),
-                                           _fit_epochs(synthetic, "bpr", cfg, False, 2, users))
+    (p_rows, _, model), (p_dense, _, _) = (
+        _fit_epochs(synthetic, "bpr", cfg, True, 2, users),
+        _fit_epochs(synthetic, "bpr", cfg, False, 2, users),
+    )
     held_users, _held_items = model._grads._row_step.rows
     assert np.array_equal(held_users, users[np.isin(users, synthetic.train.users)])
     fresh = SUBMODELS.get("bpr")(synthetic.n_users, synthetic.n_items, cfg)
@@ -169,15 +181,22 @@ def _bpr_adagrad_epochs(synthetic_data, cfg, kernel, epochs=2):
     m._grads = DotProductGrads(m.user_emb, m.item_emb)
     m._grads.epoch_kernels = kernel
     if not kernel:
+
         def numba_score_grad(batch, s):
             g = np.empty((len(s), 2), np.float32)
             analytic_cpu.bpr_score_grad(s.numpy(), g)
             return torch.from_numpy(g)
+
         m.score_grad = numba_score_grad
     for _ in range(epochs):
         m.train_epoch(opt)
-    tensors = [m.user_emb.detach(), m.item_emb.detach(), m.user_emb.grad, m.item_emb.grad,
-               *(t for p in (m.user_emb, m.item_emb) for t in opt.state[p].values())]
+    tensors = [
+        m.user_emb.detach(),
+        m.item_emb.detach(),
+        m.user_emb.grad,
+        m.item_emb.grad,
+        *(t for p in (m.user_emb, m.item_emb) for t in opt.state[p].values()),
+    ]
     return [t.clone() for t in tensors], m._grads._stale, torch.rand(3, generator=m._gen)
 
 
@@ -190,11 +209,20 @@ def test_whole_epoch_kernel_takes_the_per_batch_steps(synthetic, dropout, monkey
     from unlearn.models import analytic
 
     monkeypatch.setattr(analytic, "EPOCH_CHUNK_BATCHES", 3)
-    cfg = {"optimizer": "adagrad", "lr": 0.05, "adagrad_init": 1e-8, "reg": 0.01, "batch_size": 37,
-           "dropout": dropout, "dim": 8}
+    cfg = {
+        "optimizer": "adagrad",
+        "lr": 0.05,
+        "adagrad_init": 1e-8,
+        "reg": 0.01,
+        "batch_size": 37,
+        "dropout": dropout,
+        "dim": 8,
+    }
     assert len(synthetic.train.users) % 37 and len(synthetic.train.users) > 10 * 37
     (got, got_stale, got_next), (want, want_stale, want_next) = (
-        _bpr_adagrad_epochs(synthetic, cfg, True), _bpr_adagrad_epochs(synthetic, cfg, False))
+        _bpr_adagrad_epochs(synthetic, cfg, True),
+        _bpr_adagrad_epochs(synthetic, cfg, False),
+    )
     assert len(got) == len(want) == 8
     assert all(torch.equal(a, b) for a, b in zip(got, want))
     assert all(np.array_equal(a, b) for a, b in zip(got_stale, want_stale))
@@ -207,8 +235,11 @@ def test_whole_epoch_kernel_runs_only_bprs_own_adagrad_fits(synthetic):
     assert SUBMODELS.get("bpr")(4, 4, {}).compiled_epoch == "bpr"
     assert SUBMODELS.get("bce")(4, 4, {}).compiled_epoch is None
     assert SUBMODELS.get("mse")(4, 4, {}).compiled_epoch is None
-    for cfg, ready in (({"optimizer": "adagrad", "lr": 0.05}, True), ({"optimizer": "adam"}, False),
-                       ({"optimizer": "sgd", "lr": 0.05}, False)):
+    for cfg, ready in (
+        ({"optimizer": "adagrad", "lr": 0.05}, True),
+        ({"optimizer": "adam"}, False),
+        ({"optimizer": "sgd", "lr": 0.05}, False),
+    ):
         m = SUBMODELS.get("bpr")(synthetic.n_users, synthetic.n_items, {**cfg, "dim": 4})
         opt = m.begin_fit(trainset(synthetic), seed=0)
         assert DotProductGrads(m.user_emb, m.item_emb).adagrad_epoch_ready(opt) is ready, cfg

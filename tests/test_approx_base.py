@@ -1,14 +1,15 @@
 """The approximate family's base (`unlearn.methods.approx.base`): M0 is retrain's fit, an empty
 request is a no-op, LightGCN scores what its parameters propagate to after unlearning, the
 helpers the influence methods build on, and refusals before training."""
+
 import numpy as np
 import pytest
 import torch
 
 from unlearn.data import TrainSet
 from unlearn.errors import ConfigError
-from unlearn.metrics.keys import KEYS
 from unlearn.methods.approx.base import ApproximateMethod
+from unlearn.metrics.keys import KEYS
 from unlearn.models.lightgcn import LightGCN
 from unlearn.registry import METHODS
 
@@ -16,8 +17,13 @@ SMALL = {"dim": 8, "epochs": 4, "patience": 2, "min_epochs": 1, "lr": 0.01, "bat
 
 
 def spec(method="finetune", submodel="bpr", seed=0, **cfg):
-    return {"method": {"name": method, **cfg}, "submodel": {"name": submodel, **SMALL},
-            "partitioner": {"name": "none", "n_shards": 1}, "aggregator": {"name": "none"}, "seed": seed}
+    return {
+        "method": {"name": method, **cfg},
+        "submodel": {"name": submodel, **SMALL},
+        "partitioner": {"name": "none", "n_shards": 1},
+        "aggregator": {"name": "none"},
+        "seed": seed,
+    }
 
 
 def full(data):
@@ -105,7 +111,7 @@ def test_helpers_influence_methods_build_on(synthetic):
     sample = m.retained_sample(50, gen())
     assert len(sample) == 50 and np.all(np.diff(sample) > 0) and not np.isin(sample, rows).any()
     assert np.array_equal(sample, m.retained_sample(50, gen()))
-    assert np.array_equal(m.retained_sample(10 ** 6, gen()), m.data.row_index)
+    assert np.array_equal(m.retained_sample(10**6, gen()), m.data.row_index)
     (batch,) = m.batches_of(sample, gen(), batch_size=len(sample))
     users, pos, neg = batch
     t = synthetic.train

@@ -1,6 +1,7 @@
 """The gradient methods (`finetune`, `neggrad_plus`, `kookmin`): NegGrad+ at alpha = 1 is
 fine-tuning, every method is bit-deterministic on CPU, the budgets are what they say, Kookmin
 re-initialises what it says, and each runs end to end through the runner with the completeness keys."""
+
 import math
 
 import numpy as np
@@ -17,8 +18,13 @@ SMALL = {"dim": 8, "epochs": 4, "patience": 2, "min_epochs": 1, "lr": 0.01, "bat
 
 
 def spec(method, submodel="bpr", seed=0, **cfg):
-    return {"method": {"name": method, **cfg}, "submodel": {"name": submodel, **SMALL},
-            "partitioner": {"name": "none", "n_shards": 1}, "aggregator": {"name": "none"}, "seed": seed}
+    return {
+        "method": {"name": method, **cfg},
+        "submodel": {"name": submodel, **SMALL},
+        "partitioner": {"name": "none", "n_shards": 1},
+        "aggregator": {"name": "none"},
+        "seed": seed,
+    }
 
 
 def run(data, method, submodel="bpr", users=(0, 1), seed=0, **cfg):
@@ -51,10 +57,17 @@ def test_neggrad_at_alpha_one_is_finetune_over_as_many_retained_batches(syntheti
     assert not same(state(ascent), state(ft))  # the F term acts below alpha = 1
 
 
-@pytest.mark.parametrize("method, cfg", [
-    ("finetune", {}), ("finetune", {"budget": "epochs", "epochs": 2}), ("finetune", {"budget": "best_valid"}),
-    ("neggrad_plus", {}), ("kookmin", {}), ("kookmin", {"reinit": "kaiming", "boost": "lr"}),
-])
+@pytest.mark.parametrize(
+    "method, cfg",
+    [
+        ("finetune", {}),
+        ("finetune", {"budget": "epochs", "epochs": 2}),
+        ("finetune", {"budget": "best_valid"}),
+        ("neggrad_plus", {}),
+        ("kookmin", {}),
+        ("kookmin", {"reinit": "kaiming", "boost": "lr"}),
+    ],
+)
 @pytest.mark.parametrize("submodel", ["bpr", "lightgcn", "wmf"])
 def test_every_method_is_bit_deterministic(synthetic, method, cfg, submodel):
     a, _ = run(synthetic, method, submodel, **cfg)
@@ -102,8 +115,17 @@ def test_kookmin_reinitialises_its_share_of_every_tensor(synthetic):
 def test_a_run_through_the_runner_records_completeness(hydra_conf, tmp_path, method):
     rec = compose_run([f"method={method}", "deletion=users_stream", "deletion.rounds=2", *FAST], tmp_path)
     assert rec["status"] == "ok" and rec["method"] == method and rec["n_shards"] == 1
-    for key in ("retrain_rank_gap@20", "retrain_rank_gap@20.deleted", "seed_floor@20", "mia_auc.after",
-                "mia_auc.retrain", "forget_hit@20.after", "retrain_gap", "speedup", "after.ndcg@20"):
+    for key in (
+        "retrain_rank_gap@20",
+        "retrain_rank_gap@20.deleted",
+        "seed_floor@20",
+        "mia_auc.after",
+        "mia_auc.retrain",
+        "forget_hit@20.after",
+        "retrain_gap",
+        "speedup",
+        "after.ndcg@20",
+    ):
         assert rec.get(key) is not None, key
     assert "exact_gap" not in rec  # no exact replica: the oracle is the reference
     assert len(rec["unlearn.steps.per_request"]) == 2 and all(s > 0 for s in rec["unlearn.steps.per_request"])

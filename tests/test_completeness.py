@@ -43,6 +43,7 @@ def test_forget_hits_counts_pairs_in_top_k():
 
 # -- numbers that can fail ----------------------------------------------------------
 
+
 def _ranker(scores):
     return lambda u: scores[u]
 

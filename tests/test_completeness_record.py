@@ -1,5 +1,6 @@
 """The completeness keys of a real record: rank gaps against the oracle and their seed
 floor, MIA intervals and pairs, forget-hit baselines, the deleted users' collapse."""
+
 import pytest
 
 from .helpers import FAST, compose_run

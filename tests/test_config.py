@@ -1,12 +1,13 @@
 """Config composition in-process (as lightning-hydra-template does, Hydra initialised once for the
 module): every option of every group composes and builds its component, every job of every
 experiment composes and builds its method, and unknown names list the valid ones."""
+
 from functools import lru_cache
 
 import pytest
 import yaml
-from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra._internal.config_loader_impl import ConfigLoaderImpl
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 import unlearn
@@ -82,8 +83,9 @@ def test_every_option_composes_and_builds_its_component(group):
         build(group, cfg)  # constructors validate their settings (ConfigError on a bad value)
 
 
-@pytest.mark.parametrize("registry", [METHODS, SUBMODELS, PARTITIONERS, AGGREGATORS, DATASETS, SPLITS],
-                         ids=lambda r: r.kind)
+@pytest.mark.parametrize(
+    "registry", [METHODS, SUBMODELS, PARTITIONERS, AGGREGATORS, DATASETS, SPLITS], ids=lambda r: r.kind
+)
 def test_unknown_name_lists_every_valid_name(registry):
     with pytest.raises(ConfigError) as err:
         registry.get("no_such_component")
@@ -106,7 +108,7 @@ def preset_axes(method):
     out = {}
     for entry in yaml.safe_load((CONF / "method" / f"{method}.yaml").read_text()).get("defaults") or []:
         if isinstance(entry, dict):
-            (key, option), = entry.items()
+            ((key, option),) = entry.items()
             out[key.split()[-1].lstrip("/").split("@")[0]] = option
     return out
 
@@ -120,8 +122,11 @@ def test_method_presets_choose_axes_and_command_line_wins(method):
     for group, option in axes.items():
         assert cfg[group] == composed(f"{group}={option}")[group], f"method={method} does not select {group}={option}"
         names = {o: option_name(group, o) for o in options(group)}
-        others = [o for o, name in names.items()
-                  if name != cfg[group].name and (group not in allowed or name in allowed[group])]
+        others = [
+            o
+            for o, name in names.items()
+            if name != cfg[group].name and (group not in allowed or name in allowed[group])
+        ]
         if others:  # a command-line choice the method allows wins over the preset's
             chosen = composed(f"method={method}", f"{group}={others[0]}")
             assert chosen[group] == composed(f"{group}={others[0]}")[group]

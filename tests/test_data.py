@@ -1,4 +1,5 @@
 """Loaders, checksums, malformed input, preprocessing, splits and the processed-data cache."""
+
 import hashlib
 import os
 
@@ -31,8 +32,14 @@ TAB = "".join(f"{u}\t{i}\t{(u * i) % 5 + 1}\t{1000 + u * 10 + i}\n" for u in ran
 
 
 def cfg(loader, folder, files, split=None, **kw):
-    return {"name": "t", "loader": loader, "folder": folder, "files": files,
-            "split": split or {"name": "random", "ratios": [0.7, 0.1, 0.2], "seed": 0}, **kw}
+    return {
+        "name": "t",
+        "loader": loader,
+        "folder": folder,
+        "files": files,
+        "split": split or {"name": "random", "ratios": [0.7, 0.1, 0.2], "seed": 0},
+        **kw,
+    }
 
 
 def test_movielens_tab_and_random_split(datadir):
@@ -45,7 +52,9 @@ def test_movielens_tab_and_random_split(datadir):
     assert len(ds.test) == 8 * 2 and len(ds.valid) == 8 * 1  # per user 20% / 10% of 10
     again = load_dataset(cfg("movielens_tab", "ml", ["u.data"]))
     assert again.split_hash == ds.split_hash and np.array_equal(again.test.items, ds.test.items)
-    other = load_dataset(cfg("movielens_tab", "ml", ["u.data"], {"name": "random", "ratios": [0.7, 0.1, 0.2], "seed": 1}))
+    other = load_dataset(
+        cfg("movielens_tab", "ml", ["u.data"], {"name": "random", "ratios": [0.7, 0.1, 0.2], "seed": 1})
+    )
     assert other.split_hash != ds.split_hash
 
 
@@ -135,8 +144,10 @@ def test_real_dataset_configs_load(name):
     root = data_root()
     missing = [str(root / c["folder"] / f) for f in c["files"] if not (root / c["folder"] / f).is_file()]
     if missing:
-        why = (f"{', '.join(missing)} missing: UNLEARN_DATA_DIR={os.environ.get('UNLEARN_DATA_DIR')!r} "
-               f"(data folder {root}) must hold {c['folder']}/ (see conf/dataset/{name}.yaml)")
+        why = (
+            f"{', '.join(missing)} missing: UNLEARN_DATA_DIR={os.environ.get('UNLEARN_DATA_DIR')!r} "
+            f"(data folder {root}) must hold {c['folder']}/ (see conf/dataset/{name}.yaml)"
+        )
         if not root.is_dir():
             pytest.skip(f"{why}; no data folder at all")
         pytest.fail(why)

@@ -1,6 +1,7 @@
 """One source of defaults (the component classes): every option file under conf/ either restates
 its class's defaults exactly, or is a named preset whose header lists every key it changes.
 A cached method saves every shape it needs to be rebuilt."""
+
 import re
 from pathlib import Path
 
@@ -64,8 +65,13 @@ def test_cached_sharded_method_saves_its_shard_count_even_with_an_empty_last_sha
     """A partition whose last shard is empty (k-means allows it) must round-trip: the shard count
     comes from the saved state, not from the largest shard id."""
     d = synthetic
-    spec = {"method": {"name": "sisa"}, "submodel": {"name": "bpr", "dim": 4, "epochs": 1, "patience": 0},
-            "partitioner": {"name": "random", "n_shards": 3, "unit": "user"}, "aggregator": {"name": "mean"}, "seed": 0}
+    spec = {
+        "method": {"name": "sisa"},
+        "submodel": {"name": "bpr", "dim": 4, "epochs": 1, "patience": 0},
+        "partitioner": {"name": "random", "n_shards": 3, "unit": "user"},
+        "aggregator": {"name": "mean"},
+        "seed": 0,
+    }
     m = METHODS.get("sisa")(spec)
     data = TrainSet(d.n_users, d.n_items, d.train, d.valid)
     m.fit(data)

@@ -49,15 +49,18 @@ def test_seeded_and_independent_of_global_rng(synthetic):
     assert np.array_equal(a.rows, b.rows) and not np.array_equal(a.rows, c.rows)
 
 
-@pytest.mark.parametrize("cfg, match", [
-    ({"ratio": 0.0}, r"ratio must lie in \(0, 1\)"),
-    ({"ratio": 1.5}, r"ratio must lie in \(0, 1\)"),
-    ({"count": 10**6}, "count=1000000 must be between 1"),
-    ({"unit": "session", "ratio": 0.1}, "Unknown deletion.unit 'session'. Valid: user, interaction, item"),
-    ({"selection": "oldest", "ratio": 0.1}, "Unknown deletion.selection"),
-    ({"unit": "item", "ratio": 0.02, "rounds": 5}, "rounds=5"),
-    ({"unit": "user", "count": 100, "rounds": 2}, "divided by deletion.rounds=2"),
-])
+@pytest.mark.parametrize(
+    "cfg, match",
+    [
+        ({"ratio": 0.0}, r"ratio must lie in \(0, 1\)"),
+        ({"ratio": 1.5}, r"ratio must lie in \(0, 1\)"),
+        ({"count": 10**6}, "count=1000000 must be between 1"),
+        ({"unit": "session", "ratio": 0.1}, "Unknown deletion.unit 'session'. Valid: user, interaction, item"),
+        ({"selection": "oldest", "ratio": 0.1}, "Unknown deletion.selection"),
+        ({"unit": "item", "ratio": 0.02, "rounds": 5}, "rounds=5"),
+        ({"unit": "user", "count": 100, "rounds": 2}, "divided by deletion.rounds=2"),
+    ],
+)
 def test_bad_requests(synthetic, cfg, match):
     d = synthetic
     with pytest.raises(ConfigError, match=match):

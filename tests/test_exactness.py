@@ -1,4 +1,5 @@
 """SISA-family exactness: untouched shards bit-identical, touched shards equal the replica."""
+
 import numpy as np
 import pytest
 import torch
@@ -10,8 +11,13 @@ from unlearn.registry import METHODS, SUBMODELS
 
 
 def spec(method, partitioner, aggregator, submodel, seed=0):
-    return {"method": {"name": method}, "submodel": submodel, "partitioner": partitioner,
-            "aggregator": {"name": aggregator}, "seed": seed}
+    return {
+        "method": {"name": method},
+        "submodel": submodel,
+        "partitioner": partitioner,
+        "aggregator": {"name": aggregator},
+        "seed": seed,
+    }
 
 
 def fit(d, s):
@@ -87,10 +93,13 @@ def test_negative_sampling_reads_only_the_shard(synthetic):
     assert torch.equal(a.item_emb, b.item_emb) and torch.equal(a.user_emb, b.user_emb)
 
 
-@pytest.mark.parametrize("part, agg, match", [
-    ({"name": "random", "n_shards": 4}, "none", "aggregator=none serves a single model"),
-    ({"name": "random", "n_shards": 4, "unit": "interaction"}, "own", "aggregator=own needs a partition by user"),
-])
+@pytest.mark.parametrize(
+    "part, agg, match",
+    [
+        ({"name": "random", "n_shards": 4}, "none", "aggregator=none serves a single model"),
+        ({"name": "random", "n_shards": 4, "unit": "interaction"}, "own", "aggregator=own needs a partition by user"),
+    ],
+)
 def test_incompatible_axes_are_refused_before_training(synthetic, fast_bpr, part, agg, match):
     with pytest.raises(ConfigError, match=match):
         m = METHODS.get("sisa")(spec("sisa", part, agg, fast_bpr))

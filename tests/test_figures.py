@@ -1,5 +1,6 @@
 """Figures a paper can use: legends that name methods, error bars over seeds, no run lost off a log
 axis, tick labels that do not overlap, the oracle as a labelled reference."""
+
 import json
 
 import numpy as np
@@ -11,6 +12,7 @@ from matplotlib.legend import Legend
 
 from benchmarks import figures
 
+
 @pytest.fixture(autouse=True)
 def _close_figures():
     yield
@@ -21,9 +23,20 @@ LABEL = ["method", "partitioner", "aggregator", "n_shards", "deletion.unit"]
 
 
 def record(method, seed, *, partitioner="none", aggregator="none", n_shards=1, unlearn_s=1.0, ndcg=0.3, **extra):
-    rec = {"dataset": "synthetic", "submodel": "bpr", "method": method, "partitioner": partitioner,
-           "aggregator": aggregator, "n_shards": n_shards, "deletion.unit": "user", "deletion.ratio": 0.01,
-           "seed": seed, "unlearn_s": unlearn_s, "retrain_s": 2.0 + 0.1 * seed, "speedup": 2.0 / unlearn_s if unlearn_s else np.inf}
+    rec = {
+        "dataset": "synthetic",
+        "submodel": "bpr",
+        "method": method,
+        "partitioner": partitioner,
+        "aggregator": aggregator,
+        "n_shards": n_shards,
+        "deletion.unit": "user",
+        "deletion.ratio": 0.01,
+        "seed": seed,
+        "unlearn_s": unlearn_s,
+        "retrain_s": 2.0 + 0.1 * seed,
+        "speedup": 2.0 / unlearn_s if unlearn_s else np.inf,
+    }
     for k in (10, 20, 50):
         rec[f"after.ndcg@{k}"] = ndcg * k / 20 + 0.01 * seed
         rec[f"retrain.ndcg@{k}"] = 0.4 * k / 20 + 0.01 * seed
@@ -34,9 +47,13 @@ def record(method, seed, *, partitioner="none", aggregator="none", n_shards=1, u
 def runs(seeds=(0, 1, 2), sisa_s=0.5):
     recs = []
     for s in seeds:
-        recs += [record("retrain", s, unlearn_s=2.0 + 0.1 * s, ndcg=0.4),
-                 record("sisa", s, partitioner="random", aggregator="mean", n_shards=10, unlearn_s=sisa_s * (1 + 0.2 * s)),
-                 record("receraser", s, partitioner="ubp", aggregator="attention", n_shards=10, unlearn_s=3.0 + s, ndcg=0.35)]
+        recs += [
+            record("retrain", s, unlearn_s=2.0 + 0.1 * s, ndcg=0.4),
+            record("sisa", s, partitioner="random", aggregator="mean", n_shards=10, unlearn_s=sisa_s * (1 + 0.2 * s)),
+            record(
+                "receraser", s, partitioner="ubp", aggregator="attention", n_shards=10, unlearn_s=3.0 + s, ndcg=0.35
+            ),
+        ]
     return pd.DataFrame(recs)
 
 
@@ -62,14 +79,16 @@ def bars_drawn(container: ErrorbarContainer) -> bool:
 def shown_labels(ax, axis) -> list:
     """The axis' tick labels with text at ticks inside the view (major and minor)."""
     lo, hi = sorted(ax.get_xlim() if axis is ax.xaxis else ax.get_ylim())
-    pairs = [*zip(axis.get_majorticklocs(), axis.get_ticklabels()),
-             *zip(axis.get_minorticklocs(), axis.get_ticklabels(minor=True))]
+    pairs = [
+        *zip(axis.get_majorticklocs(), axis.get_ticklabels()),
+        *zip(axis.get_minorticklocs(), axis.get_ticklabels(minor=True)),
+    ]
     return [t for loc, t in pairs if lo <= loc <= hi and t.get_visible() and t.get_text()]
 
 
 def overlapping(labels) -> list[tuple[str, str]]:
     boxes = [(t.get_text(), t.get_window_extent()) for t in labels]
-    return [(a, b) for i, (a, ba) in enumerate(boxes) for b, bb in boxes[i + 1:] if ba.overlaps(bb)]
+    return [(a, b) for i, (a, ba) in enumerate(boxes) for b, bb in boxes[i + 1 :] if ba.overlaps(bb)]
 
 
 def assert_ticks_apart(fig):
@@ -80,9 +99,11 @@ def assert_ticks_apart(fig):
 
 
 def all_figures(df, convergence_df=None):
-    figs = [figures.draw_utility_vs_time(df, LABEL, "after.ndcg@20"),
-            figures.draw_metric_vs_k(df, LABEL, "ndcg", [10, 20, 50]),
-            figures.draw_metric_vs(df, "n_shards", "unlearn_s", ["method", "partitioner"])]
+    figs = [
+        figures.draw_utility_vs_time(df, LABEL, "after.ndcg@20"),
+        figures.draw_metric_vs_k(df, LABEL, "ndcg", [10, 20, 50]),
+        figures.draw_metric_vs(df, "n_shards", "unlearn_s", ["method", "partitioner"]),
+    ]
     if convergence_df is not None:
         figs.append(figures.draw_convergence(convergence_df))
     assert all(f is not None for f in figs)
@@ -92,13 +113,22 @@ def all_figures(df, convergence_df=None):
 def convergence_runs(seeds=(0, 1, 2)):
     recs = []
     for s in seeds:
-        warm = [100.0 * (1 + 1e-3 * 0.5 ** i * (1 + 0.1 * s)) for i in range(8)]
-        cold = [100.0 * (1 + 0.5 * 0.6 ** i * (1 + 0.1 * s)) for i in range(12)]
-        recs.append({"dataset": "synthetic", "method": "unlearn_als", "seed": s, "n_forget_users": 5,
-                     "deletion.rounds": 1, "unlearn.oracle_objective": 100.0,
-                     "unlearn.objective_trace": json.dumps(warm), "retrain.objective_trace": json.dumps(cold),
-                     "unlearn.retrain_gap_trace": json.dumps([0.1 * 0.5 ** i * (1 + 0.1 * s) for i in range(8)]),
-                     "unlearn.rank_gap_trace": json.dumps([max(0.0, 0.05 * 0.5 ** i - 0.002 * s) for i in range(8)])})
+        warm = [100.0 * (1 + 1e-3 * 0.5**i * (1 + 0.1 * s)) for i in range(8)]
+        cold = [100.0 * (1 + 0.5 * 0.6**i * (1 + 0.1 * s)) for i in range(12)]
+        recs.append(
+            {
+                "dataset": "synthetic",
+                "method": "unlearn_als",
+                "seed": s,
+                "n_forget_users": 5,
+                "deletion.rounds": 1,
+                "unlearn.oracle_objective": 100.0,
+                "unlearn.objective_trace": json.dumps(warm),
+                "retrain.objective_trace": json.dumps(cold),
+                "unlearn.retrain_gap_trace": json.dumps([0.1 * 0.5**i * (1 + 0.1 * s) for i in range(8)]),
+                "unlearn.rank_gap_trace": json.dumps([max(0.0, 0.05 * 0.5**i - 0.002 * s) for i in range(8)]),
+            }
+        )
     return pd.DataFrame(recs)
 
 
@@ -117,10 +147,16 @@ def test_legend_names_methods_and_only_what_differs():
 
 
 def test_legend_shows_settings_that_tell_variants_apart():
-    recs = [record("sisa", s, partitioner="random", aggregator="mean", n_shards=k, unlearn_s=0.1 * k)
-            for s in (0, 1) for k in (5, 10)]
-    recs += [record("receraser", s, partitioner="ubp", aggregator=agg, n_shards=10, unlearn_s=1.0)
-             for s in (0, 1) for agg in ("attention", "mean")]
+    recs = [
+        record("sisa", s, partitioner="random", aggregator="mean", n_shards=k, unlearn_s=0.1 * k)
+        for s in (0, 1)
+        for k in (5, 10)
+    ]
+    recs += [
+        record("receraser", s, partitioner="ubp", aggregator=agg, n_shards=10, unlearn_s=1.0)
+        for s in (0, 1)
+        for agg in ("attention", "mean")
+    ]
     labels = legend_labels(figures.draw_utility_vs_time(pd.DataFrame(recs), LABEL, "after.ndcg@20"))
     assert "sisa random/mean (5 shards)" in labels and "sisa random/mean (10 shards)" in labels, labels
     assert "receraser ubp/attention (10 shards)" in labels, labels
@@ -135,8 +171,10 @@ def test_legend_outside_the_data_area():
 
 def test_oracle_is_a_labelled_star():
     df = runs().query("method != 'retrain'")  # the oracle from the records' retrain.* columns
-    for fig in (figures.draw_utility_vs_time(df, LABEL, "after.ndcg@20"),
-                figures.draw_metric_vs_k(df, LABEL, "ndcg", [10, 20, 50])):
+    for fig in (
+        figures.draw_utility_vs_time(df, LABEL, "after.ndcg@20"),
+        figures.draw_metric_vs_k(df, LABEL, "ndcg", [10, 20, 50]),
+    ):
         leg = legend_of(fig)
         handles = dict(zip([t.get_text() for t in leg.get_texts()], leg.legend_handles))
         assert figures.ORACLE in handles
@@ -150,8 +188,11 @@ def test_zero_second_run_is_plotted_and_marked():
     ax = fig.axes[0]
     assert ax.get_xscale() == "log"
     lo, hi = ax.get_xlim()
-    hollow = [line for line in ax.get_lines() if line.get_markerfacecolor() in ("white", (1.0, 1.0, 1.0, 1.0))
-              and len(line.get_xdata())]
+    hollow = [
+        line
+        for line in ax.get_lines()
+        if line.get_markerfacecolor() in ("white", (1.0, 1.0, 1.0, 1.0)) and len(line.get_xdata())
+    ]
     assert hollow, "the 0 s point is not marked"
     x = float(np.asarray(hollow[0].get_xdata())[0])
     assert 0 < x and lo <= x <= hi  # on the axis, not dropped
@@ -204,8 +245,11 @@ def test_log_axis_keeps_two_labels_none_overlapping(lo, hi):
 
 
 def test_crowded_categorical_axis():
-    recs = [record("sisa", s, partitioner=f"partitioner_with_a_long_name_{i}", aggregator="mean", n_shards=10)
-            for i in range(14) for s in (0, 1)]
+    recs = [
+        record("sisa", s, partitioner=f"partitioner_with_a_long_name_{i}", aggregator="mean", n_shards=10)
+        for i in range(14)
+        for s in (0, 1)
+    ]
     fig = figures.draw_metric_vs(pd.DataFrame(recs), "partitioner", "after.ndcg@20", ["method"])
     assert_ticks_apart(fig)
 
@@ -236,10 +280,14 @@ def test_the_tradeoff_marks_exact_and_approximate_methods_apart(tmp_path):
     hollow triangles, each with its spread over seeds."""
     recs = []
     for s in (0, 1, 2):
-        for method, family, speed, gap in (("retrain", "exact", 1.0, 0.0), ("sisa", "exact", 5.0, 0.02),
-                                           ("scif", "approximate", 300.0 + s, 0.8 + 0.05 * s)):
-            recs.append(record(method, s, **{"method.family": family, "speedup": speed,
-                                             "rank_gap_over_floor@20.deleted": gap}))
+        for method, family, speed, gap in (
+            ("retrain", "exact", 1.0, 0.0),
+            ("sisa", "exact", 5.0, 0.02),
+            ("scif", "approximate", 300.0 + s, 0.8 + 0.05 * s),
+        ):
+            recs.append(
+                record(method, s, **{"method.family": family, "speedup": speed, "rank_gap_over_floor@20.deleted": gap})
+            )
     df = pd.DataFrame(recs)
     fig = figures.draw_tradeoff(df, ["method"], "speedup", "rank_gap_over_floor@20.deleted")
     ax = fig.axes[0]

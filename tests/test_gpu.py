@@ -1,13 +1,16 @@
 """The GPU path, where a CUDA device exists (skipped on CPU-only machines): the same run on
 runtime=gpu is exact (exact_gap 0) and agrees with the CPU run up to float rounding. Both runs
 are composed like the CLI's and executed in-process."""
+
 import pytest
 import torch
 
 from .helpers import FAST, compose_run, records
 
-pytestmark = [pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device"),
-              pytest.mark.usefixtures("hydra_conf")]
+pytestmark = [
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device"),
+    pytest.mark.usefixtures("hydra_conf"),
+]
 
 
 @pytest.mark.parametrize("method", ["sisa", "ultrare", "unlearn_als"])

@@ -1,16 +1,17 @@
 """The influence engine's maths: Hessian-vector products against finite differences, the solvers
 on known systems, the two forms against their closed forms, and the influence step against the
 derivative of retraining. Tiny sizes, float64."""
+
 import numpy as np
 import pytest
 import torch
 
+import unlearn.models  # noqa: F401  (registers the sub-models)
 from unlearn.data.interactions import Interactions
 from unlearn.influence import Block, HessianOperator, InfluenceConfig, InfluenceStep, Objective, adam, cg, lissa
 from unlearn.influence.objective import draw_negatives, kind_of, make_rows, n_negatives, substituted, tables
 from unlearn.influence.solvers import direct
 from unlearn.registry import SUBMODELS
-import unlearn.models  # noqa: F401  (registers the sub-models)
 
 N_USERS, N_ITEMS, DIM = 12, 10, 3
 
@@ -100,10 +101,10 @@ def test_cg_reaches_its_tolerance_on_spd_in_at_most_n_iterations():
 
 def test_cg_reports_an_indefinite_system():
     a, v = spd(20, 10)
-    a = a - 3.0 * torch.eye(20, dtype=torch.float64)   # eigenvalues from -2 to 7
+    a = a - 3.0 * torch.eye(20, dtype=torch.float64)  # eigenvalues from -2 to 7
     _, rep = cg(Matrix(a), v, tol=1e-10, max_iter=200)
     assert rep.negative_curvature and not rep.converged
-    assert rep.residual <= 1.0   # what it returns is never further from a solution than no step
+    assert rep.residual <= 1.0  # what it returns is never further from a solution than no step
 
 
 def test_cg_stops_at_max_iter_unconverged():
@@ -155,9 +156,21 @@ def test_an_empty_right_hand_side_costs_nothing():
 
 # -- the forms against their closed forms ---------------------------------------------------------
 def fitted_als(train, n_users, n_items, dim=3, confidence="linear"):
-    m = SUBMODELS.get("als")(n_users, n_items, {"dim": dim, "dtype": "float64", "reg": 0.1, "alpha": 2.0,
-                                                "iterations": 3, "tol": 0.0, "confidence": confidence})
+    m = SUBMODELS.get("als")(
+        n_users,
+        n_items,
+        {
+            "dim": dim,
+            "dtype": "float64",
+            "reg": 0.1,
+            "alpha": 2.0,
+            "iterations": 3,
+            "tol": 0.0,
+            "confidence": confidence,
+        },
+    )
     from unlearn.data.interactions import TrainSet
+
     m.fit(TrainSet(n_users, n_items, train, Interactions(train.users[:0], train.items[:0], np.ones(0))), 7)
     return m.requires_grad_(False)
 
@@ -204,7 +217,8 @@ def test_removal_with_the_full_data_hessian_is_its_closed_form_and_not_the_resol
     after[forget] = False
     x0 = m.user_factors.detach().numpy().copy()
     InfluenceStep(m, "als", InfluenceConfig(block="users", form="removal", damping=0.0))(
-        train, before, forget, torch.Generator())
+        train, before, forget, torch.Generator()
+    )
     x = m.user_factors.detach().numpy()
     for u in np.unique(train.users[forget]):
         a_d, b_d = als_system(m, train, before, u)
@@ -273,8 +287,7 @@ def test_the_influence_step_is_the_derivative_of_retraining():
     n = len(train)
     gen = torch.Generator()
     gen.manual_seed(11)
-    rows = draw_negatives(make_rows(train, np.arange(n), "cpu"), make_rows(train, np.arange(n), "cpu"), 1, n_items,
-                          gen)
+    rows = draw_negatives(make_rows(train, np.arange(n), "cpu"), make_rows(train, np.arange(n), "cpu"), 1, n_items, gen)
     f_rows = rows.subset(torch.as_tensor(np.isin(rows.ids, forget)))
 
     def split(theta):
@@ -284,7 +297,7 @@ def test_the_influence_step_is_the_derivative_of_retraining():
         with substituted(m, *split(theta)):
             return m.loss((r.users, r.items, r.neg))
 
-    def reweighted(eps):   # (1/n) [sum_D l - eps sum_F l], from the sub-model's own mean loss
+    def reweighted(eps):  # (1/n) [sum_D l - eps sum_F l], from the sub-model's own mean loss
         return lambda th: mean_loss(th, rows) - eps * len(f_rows) / n * mean_loss(th, f_rows)
 
     u, i = tables(m)
@@ -312,8 +325,9 @@ def test_an_empty_request_leaves_the_parameters_bit_identical():
     train = interactions()
     m = submodel("bpr")
     before = [t.detach().clone() for t in tables(m)]
-    rep = InfluenceStep(m, "bpr", InfluenceConfig(block="all"))(train, np.ones(len(train), bool), np.zeros(0, int),
-                                                                 torch.Generator())
+    rep = InfluenceStep(m, "bpr", InfluenceConfig(block="all"))(
+        train, np.ones(len(train), bool), np.zeros(0, int), torch.Generator()
+    )
     assert rep["solver_iters"] == 0 and rep["hvps"] == 0
     assert all(torch.equal(a, b) for a, b in zip(before, tables(m)))
 
@@ -333,7 +347,8 @@ def test_a_rotation_of_the_factors_leaves_the_unlearned_scores_unchanged(block, 
         gen = torch.Generator()
         gen.manual_seed(4)
         InfluenceStep(m, "bce", InfluenceConfig(block=block, damping=damping, tol=1e-12, max_iter=500))(
-            train, np.ones(len(train), bool), forget, gen)
+            train, np.ones(len(train), bool), forget, gen
+        )
         scores.append(m.user_emb.detach() @ m.item_emb.detach().T)
     assert float((scores[0] - scores[1]).abs().max()) < 1e-8
 
@@ -355,7 +370,7 @@ def test_the_khop_block_is_f_and_its_neighbours():
     users = np.array([0, 0, 1, 2, 3])
     items = np.array([0, 1, 1, 2, 3])
     u, i = select("khop", np.array([0]), np.array([0]), users, items, 4, 4, hops=1)
-    assert u.tolist() == [0] and i.tolist() == [0, 1]   # user 0's items; item 0's users (only 0)
+    assert u.tolist() == [0] and i.tolist() == [0, 1]  # user 0's items; item 0's users (only 0)
     u, i = select("khop", np.array([0]), np.array([0]), users, items, 4, 4, hops=2)
     assert u.tolist() == [0, 1] and i.tolist() == [0, 1]
     u, i = select("users_items", np.array([0]), np.array([0]), users, items, 4, 4)

@@ -1,6 +1,7 @@
 """`scif`, `scif_ui` and `ifru` as methods: the ALS anchor through the method, LightGCN scoring
 its unlearned parameters, `deleted_users: reinit` holding the oracle's row, no-ops,
 determinism, refusals before training, and one short run of each through the real runner."""
+
 import copy
 
 import numpy as np
@@ -19,8 +20,13 @@ SMALL = {"dim": 8, "epochs": 4, "patience": 2, "min_epochs": 1, "lr": 0.01, "bat
 
 
 def spec(method="scif", submodel="bpr", seed=0, sub=None, **cfg):
-    return {"method": {"name": method, **cfg}, "submodel": {"name": submodel, **(SMALL if sub is None else sub)},
-            "partitioner": {"name": "none"}, "aggregator": {"name": "none"}, "seed": seed}
+    return {
+        "method": {"name": method, **cfg},
+        "submodel": {"name": submodel, **(SMALL if sub is None else sub)},
+        "partitioner": {"name": "none"},
+        "aggregator": {"name": "none"},
+        "seed": seed,
+    }
 
 
 def full(data):
@@ -87,7 +93,7 @@ def test_lightgcn_scores_after_unlearning_are_a_fresh_propagation(synthetic, met
         layer = torch.sparse.mm(adj, layer)
         total = total + layer
     out = total / (int(m.model.cfg["n_layers"]) + 1)
-    fresh = out[: synthetic.n_users] @ out[synthetic.n_users:].T
+    fresh = out[: synthetic.n_users] @ out[synthetic.n_users :].T
     assert torch.allclose(m.score(users), fresh, atol=1e-5)
     assert not torch.allclose(m.score(users)[5], m0[5], atol=1e-4)
 
@@ -120,11 +126,16 @@ def test_a_submodel_it_cannot_unlearn_is_refused_before_training():
         METHODS.get("scif")(spec(submodel="twotower"))
 
 
-@pytest.mark.parametrize("cfg,match", [({"form": "gradient"}, "method.form"),
-                                       ({"deleted_users": "drop"}, "method.deleted_users"),
-                                       ({"block": "items"}, "method.block"),
-                                       ({"solver": "direct"}, "block-diagonal"),
-                                       ({"damping": -1.0}, "method.damping")])
+@pytest.mark.parametrize(
+    "cfg,match",
+    [
+        ({"form": "gradient"}, "method.form"),
+        ({"deleted_users": "drop"}, "method.deleted_users"),
+        ({"block": "items"}, "method.block"),
+        ({"solver": "direct"}, "block-diagonal"),
+        ({"damping": -1.0}, "method.damping"),
+    ],
+)
 def test_bad_settings_are_refused_with_one_line(cfg, match):
     with pytest.raises(ConfigError, match=match) as err:
         METHODS.get("scif_ui")(spec("scif_ui", **cfg))
@@ -133,12 +144,22 @@ def test_bad_settings_are_refused_with_one_line(cfg, match):
 
 @pytest.mark.parametrize("method,submodel", [("scif", "bpr"), ("scif_ui", "bce"), ("ifru", "lightgcn")])
 def test_a_short_stream_through_the_runner_records_solver_health(hydra_conf, tmp_path, method, submodel):
-    rec = compose_run([f"method={method}", f"submodel={submodel}", "deletion=users_stream", "deletion.rounds=2",
-                       *FAST], tmp_path)
+    rec = compose_run(
+        [f"method={method}", f"submodel={submodel}", "deletion=users_stream", "deletion.rounds=2", *FAST], tmp_path
+    )
     assert rec["status"] == "ok" and rec["method"] == method and rec["n_shards"] == 1
     assert len(rec["unlearn_s.per_request"]) == 2 and rec["unlearn.hvps"] > 0
-    for key in ("hvps", "solver_iters", "residual", "converged", "negative_curvature", "damping", "step_norm",
-                "rows_touched", "params_touched"):
+    for key in (
+        "hvps",
+        "solver_iters",
+        "residual",
+        "converged",
+        "negative_curvature",
+        "damping",
+        "step_norm",
+        "rows_touched",
+        "params_touched",
+    ):
         assert len(rec[f"unlearn.{key}.per_request"]) == 2, key
     assert "exact_gap" not in rec and "retrain_rank_gap@20.deleted" in rec and "mia_auc.after" in rec
     undeclared = [k for k in rec if k.startswith("unlearn.") and KEYS.get(k) is None]

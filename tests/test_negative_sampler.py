@@ -1,6 +1,7 @@
 """The negative sampler: negatives never hit the component's own positives, and the fast path
 (sorted queries, re-checking only redrawn entries) draws exactly what checking every entry every
 round draws."""
+
 import torch
 
 from unlearn.training import NegativeSampler

@@ -1,5 +1,6 @@
 """Partitions that forget: `partition_drift` of a kept partition against one rebuilt on
 train minus F, and `method.partition_refresh=rebuild`, which makes a clustered pipeline exact."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -53,8 +54,10 @@ def test_adjusted_rand_index():
 def test_drift_is_zero_for_random_and_for_a_deletion_that_changes_no_embedding(data):
     full = TrainSet(data.n_users, data.n_items, data.train, data.valid)
     sisa = fitted(data, {**spec("sisa", part="random"), "partitioner": {"name": "random", "n_shards": 4}})
-    assert sisa.partition_drift(full.without(user_rows(data, [3, 17]))) == {"partition_drift": 0.0,
-                                                                             "partition_drift.ari": 1.0}
+    assert sisa.partition_drift(full.without(user_rows(data, [3, 17]))) == {
+        "partition_drift": 0.0,
+        "partition_drift.ari": 1.0,
+    }
     ubp = fitted(data, spec())
     absent = data.n_users - 1 if not np.isin(data.n_users - 1, data.train.users) else None
     rows = user_rows(data, [absent]) if absent is not None else np.zeros(0, dtype=np.int64)
@@ -74,8 +77,9 @@ def test_rebuild_equals_a_replica_that_partitions_train_minus_f_from_scratch(dat
     scratch.fit(minus)  # partition, shards and aggregator from nothing on train minus F
     assert np.array_equal(m.partition.row_shard, scratch.partition.row_shard)
     moved = before != m.partition.row_shard
-    assert set(cost.shards_retrained) == {int(s) for s in np.concatenate([before[moved], m.partition.row_shard[moved]])
-                                          if s >= 0}
+    assert set(cost.shards_retrained) == {
+        int(s) for s in np.concatenate([before[moved], m.partition.row_shard[moved]]) if s >= 0
+    }
     assert cost.partition_s is not None and cost.partition_s.wall > 0  # the re-pretraining is paid for
     for replica in (scratch, m.exact_replica(minus)):
         assert score_gaps(m.score, replica.score, data.n_users, 64, torch.device("cpu"))["max_abs"] == 0.0

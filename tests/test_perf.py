@@ -1,4 +1,5 @@
 """The performance benchmarks run and check what they compare (no wall time is asserted)."""
+
 import json
 
 import pytest
@@ -29,21 +30,52 @@ def test_clustering_benchmark_times_the_clustering_alone(tmp_path):
 def test_evaluation_benchmark_agrees_with_its_peers_and_records_memory(tmp_path):
     from benchmarks.perf.evaluation import main
 
-    rec = main(["--datasets", "synthetic", "--peers-on", "synthetic", "--repeat", "1", "--threads", "1",
-                "--out", str(tmp_path)])
+    rec = main(
+        [
+            "--datasets",
+            "synthetic",
+            "--peers-on",
+            "synthetic",
+            "--repeat",
+            "1",
+            "--threads",
+            "1",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     (row,) = rec["rows"]
     assert len(set(round(v, 6) for v in row["recall@20"].values())) == 1  # ours, RecBole-style, NumPy loop
     assert row["peak_rss_mb"] is None or row["peak_rss_mb"] >= row["peak_added_mb"] >= 0
     line = json.loads((tmp_path / "evaluation.jsonl").read_text().splitlines()[-1])
-    assert line["benchmark"] == "evaluation" and line["machine"]["threads"] == 1 and line["rows"][0]["dataset"] == "synthetic"
+    assert (
+        line["benchmark"] == "evaluation"
+        and line["machine"]["threads"] == 1
+        and line["rows"][0]["dataset"] == "synthetic"
+    )
 
 
 def test_bpr_benchmark_times_both_and_the_summary_reads_the_latest_record(tmp_path):
     from benchmarks.perf.bpr_vs_implicit import main
     from benchmarks.perf.summary import main as summary
 
-    rec = main(["--dataset", "synthetic", "--epochs", "2", "--eval-every", "1", "--threads", "1", "--optimizers", "adam",
-                "adagrad", "--out", str(tmp_path)])
+    rec = main(
+        [
+            "--dataset",
+            "synthetic",
+            "--epochs",
+            "2",
+            "--eval-every",
+            "1",
+            "--threads",
+            "1",
+            "--optimizers",
+            "adam",
+            "adagrad",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert rec["epoch_s_ours"] > 0 and rec["epoch_s_implicit"] > 0
     assert set(rec["ours"]) == {f"{o}/{g}" for o in ("adam", "adagrad") for g in ("analytic", "autograd")}
     assert all(len(c) == 2 for c in rec["curve"].values())
@@ -59,8 +91,23 @@ def test_bpr_benchmark_times_both_and_the_summary_reads_the_latest_record(tmp_pa
 def test_eemu_benchmark_times_both_updates_and_both_adaptations(tmp_path):
     from benchmarks.perf.eemu import main
 
-    rec = main(["--dataset", "synthetic", "--submodel", "twotower_small", "--n-shards", "3", "--eval-users", "0", "5",
-                "--threads", "1", "--out", str(tmp_path)])
+    rec = main(
+        [
+            "--dataset",
+            "synthetic",
+            "--submodel",
+            "twotower_small",
+            "--n-shards",
+            "3",
+            "--eval-users",
+            "0",
+            "5",
+            "--threads",
+            "1",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert set(rec["meta_epoch_s"]) == {"sequential", "batched"} and all(s > 0 for s in rec["meta_epoch_s"].values())
     ut, al = rec["evaluation"]["user_tower"], rec["evaluation"]["all"]
     assert ut["users_timed"] == rec["n_users"] and not ut["extrapolated"]
@@ -77,9 +124,30 @@ def test_bpr_benchmark_compares_the_row_restricted_steps_with_the_dense_ones_on_
     from benchmarks.perf.bpr_vs_implicit import main
     from benchmarks.perf.common import load_named_dataset
 
-    rec = main(["--dataset", "synthetic", "--submodel", "bpr_receraser", "--optimizers", "adagrad", "adam",
-                "--grads", "analytic", "analytic-dense", "--user-share", "0.5", "--epochs", "2", "--eval-every", "2",
-                "--threads", "1", "--out", str(tmp_path)])
+    rec = main(
+        [
+            "--dataset",
+            "synthetic",
+            "--submodel",
+            "bpr_receraser",
+            "--optimizers",
+            "adagrad",
+            "adam",
+            "--grads",
+            "analytic",
+            "analytic-dense",
+            "--user-share",
+            "0.5",
+            "--epochs",
+            "2",
+            "--eval-every",
+            "2",
+            "--threads",
+            "1",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert rec["submodel"] == "bpr_receraser" and rec["lr"] == 0.05 and rec["user_share"] == 0.5
     full = load_named_dataset("synthetic", None)
     assert 0.3 * len(full.train) < rec["n_train"] < 0.7 * len(full.train)  # about half the users' rows
@@ -94,8 +162,26 @@ def test_bpr_benchmark_target_counts_only_epochs_that_learn(tmp_path):
     from benchmarks.perf.bpr_vs_implicit import main
     from benchmarks.perf.summary import main as summary
 
-    rec = main(["--dataset", "synthetic", "--epochs", "2", "--eval-every", "2", "--threads", "1", "--grads", "analytic",
-                "--set", "lr=0", "--set", "init_std=0.1", "--out", str(tmp_path)])
+    rec = main(
+        [
+            "--dataset",
+            "synthetic",
+            "--epochs",
+            "2",
+            "--eval-every",
+            "2",
+            "--threads",
+            "1",
+            "--grads",
+            "analytic",
+            "--set",
+            "lr=0",
+            "--set",
+            "init_std=0.1",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert rec["settings"]["lr"] == 0 and rec["settings"]["init_std"] == 0.1
     assert rec["ours"]["adam/analytic"]["reach_implicit_ndcg"] is None and not rec["fastest_reaches_implicit"]
     assert "not evidence" in (tmp_path / "bpr_vs_implicit.md").read_text()

@@ -1,4 +1,5 @@
 """presets=tuned: Hydra composes each run's tuned sub-model preset, so `--cfg job` shows what runs."""
+
 import json
 import shutil
 import subprocess
@@ -33,14 +34,22 @@ def test_a_named_preset_is_kept_and_default_changes_nothing(hydra_conf, tmp_path
 
 def test_a_missing_tuned_preset_names_the_command_that_writes_it(tmp_path):
     with pytest.raises(ConfigError, match="make tune SUBMODEL=twotower DATASET=ml1m_cure4rec"):
-        presets.applied({"presets": "tuned", "dataset": {"name": "ml1m_cure4rec"},
-                         "submodel": {"name": "twotower"}}, "twotower", tmp_path)
+        presets.applied(
+            {"presets": "tuned", "dataset": {"name": "ml1m_cure4rec"}, "submodel": {"name": "twotower"}},
+            "twotower",
+            tmp_path,
+        )
 
 
 def test_cfg_job_shows_the_settings_the_run_records(tmp_path):
     """What a Hydra user inspects (`--cfg job`) is what the record keeps."""
-    out = subprocess.run([sys.executable, "-m", "benchmarks.run", "presets=tuned", "method=sisa",
-                          "submodel.epochs=2", "--cfg", "job"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks.run", "presets=tuned", "method=sisa", "submodel.epochs=2", "--cfg", "job"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     shown = yaml.safe_load(out.stdout)["submodel"]
     assert shown == {**tuned("ml100k_bpr"), "epochs": 2}
@@ -56,8 +65,11 @@ def test_the_smoke_experiment_runs_every_method_on_its_tuned_preset(hydra_conf, 
 
 
 def test_the_latency_stream_reads_every_method_against_the_tuned_ml1m_presets(hydra_conf, tmp_path):
-    for method, preset in (("retrain", "ml1m_cure4rec_bpr"), ("receraser", "ml1m_cure4rec_bpr"),
-                           ("unlearn_als", "ml1m_cure4rec_als")):
+    for method, preset in (
+        ("retrain", "ml1m_cure4rec_bpr"),
+        ("receraser", "ml1m_cure4rec_bpr"),
+        ("unlearn_als", "ml1m_cure4rec_als"),
+    ):
         assert run_config(["experiment=latency_stream", f"method={method}"], tmp_path)["presets"] == f"tuned/{preset}"
 
 
@@ -65,14 +77,27 @@ def test_a_preset_tuned_for_the_method_wins_over_the_retrain_one(tmp_path):
     conf = tmp_path / "conf"
     shutil.copytree(CONF, conf, symlinks=True)
     (conf / "submodel" / "tuned" / "ml100k_bpr_sisa.yaml").write_text(yaml.safe_dump({"name": "bpr", "dim": 16}))
-    code = ("import sys, json; from hydra import compose, initialize_config_dir\n"
-            "with initialize_config_dir(config_dir=sys.argv[1], version_base='1.3'):\n"
-            "    print(json.dumps([dict(compose('config', overrides=['presets=tuned', f'method={m}']).submodel)"
-            " for m in ('sisa', 'ultrare')]))")
+    code = (
+        "import sys, json; from hydra import compose, initialize_config_dir\n"
+        "with initialize_config_dir(config_dir=sys.argv[1], version_base='1.3'):\n"
+        "    print(json.dumps([dict(compose('config', overrides=['presets=tuned', f'method={m}']).submodel)"
+        " for m in ('sisa', 'ultrare')]))"
+    )
     out = subprocess.run([sys.executable, "-c", code, str(conf)], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     sisa, ultrare = json.loads(out.stdout)
     assert sisa["dim"] == 16 and sisa["lr"] == tuned("ml100k_bpr")["lr"]
     assert ultrare["dim"] == tuned("ml100k_bpr")["dim"]
-    assert presets.applied({"presets": "tuned", "dataset": {"name": "ml100k"}, "submodel": {"name": "bpr"},
-                            "method": {"name": "sisa"}}, "bpr", conf) == "tuned/ml100k_bpr_sisa"
+    assert (
+        presets.applied(
+            {
+                "presets": "tuned",
+                "dataset": {"name": "ml100k"},
+                "submodel": {"name": "bpr"},
+                "method": {"name": "sisa"},
+            },
+            "bpr",
+            conf,
+        )
+        == "tuned/ml100k_bpr_sisa"
+    )

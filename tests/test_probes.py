@@ -8,8 +8,14 @@ from unlearn.runtime import CPU
 
 
 def test_cells_split_holds_out_a_fraction_of_all_cells():
-    ds = load_dataset({"name": "synthetic", "loader": "synthetic", "generator": {"n_users": 200, "n_items": 100},
-                       "split": {"name": "cells", "test": 0.05, "valid": 0.0, "seed": 0}})
+    ds = load_dataset(
+        {
+            "name": "synthetic",
+            "loader": "synthetic",
+            "generator": {"n_users": 200, "n_items": 100},
+            "split": {"name": "cells", "test": 0.05, "valid": 0.0, "seed": 0},
+        }
+    )
     total = len(ds.train) + len(ds.test)
     assert len(ds.valid) == 0 and abs(len(ds.test) / total - 0.05) < 0.01
 

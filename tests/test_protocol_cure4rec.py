@@ -2,6 +2,7 @@
 a fixed budget of 50 epochs, dim 32, Adam 1e-3, no L2, the uncapped NDCG ideal, their HR, each
 group scored by its own model and the groups averaged unweighted. The evaluator options it needs
 (`eval.hr`, `eval.group_average`) leave the default records as they were."""
+
 import math
 from pathlib import Path
 from types import SimpleNamespace
@@ -26,8 +27,14 @@ CONF = Path(__file__).resolve().parents[1] / "conf"
 METHODS = ["retrain", "sisa", "receraser", "ultrare"]
 DATASETS = ["ml100k_cure4rec", "ml1m_cure4rec", "adm_cure4rec"]
 # a small slice: a few epochs, the completeness extras that refit models off
-SMALL = ["submodel.epochs=2", "runtime.threads=1", "runtime.progress=false", "completeness.seed_floor=false",
-         "completeness.exact_replica=false", "completeness.partition_drift=false"]
+SMALL = [
+    "submodel.epochs=2",
+    "runtime.threads=1",
+    "runtime.progress=false",
+    "completeness.seed_floor=false",
+    "completeness.exact_replica=false",
+    "completeness.partition_drift=false",
+]
 
 
 # CURE4Rec's utils.py, lines 11-32, transcribed: the reference the evaluator must reproduce
@@ -57,10 +64,19 @@ def test_preset_composes_with_the_stated_values(method, dataset):
     assert cfg["dataset"]["name"] == dataset
     assert cfg["dataset"]["split"] == {"name": "published", "valid_ratio": 0, "seed": 0}
     sub = cfg["submodel"]
-    assert (sub["selection"], sub["epochs"], sub["dim"], sub["optimizer"], sub["lr"], sub["reg"]) == \
-        ("last", 50, 32, "adam", 1e-3, 0.0)
-    assert {k: cfg["eval"][k] for k in ("ndcg_ideal", "hr", "group_average")} == \
-        {"ndcg_ideal": "all", "hr": "recall", "group_average": "unweighted"}
+    assert (sub["selection"], sub["epochs"], sub["dim"], sub["optimizer"], sub["lr"], sub["reg"]) == (
+        "last",
+        50,
+        32,
+        "adam",
+        1e-3,
+        0.0,
+    )
+    assert {k: cfg["eval"][k] for k in ("ndcg_ideal", "hr", "group_average")} == {
+        "ndcg_ideal": "all",
+        "hr": "recall",
+        "group_average": "unweighted",
+    }
     assert cfg["aggregator"] == ({"name": "none"} if method == "retrain" else {"name": "own"})
     assert (cfg["deletion"]["unit"], cfg["deletion"]["selection"], cfg["deletion"]["ratio"]) == ("user", "random", 0.05)
 
@@ -69,8 +85,11 @@ def test_preset_composes_with_the_stated_values(method, dataset):
 def test_without_the_preset_nothing_changes_and_the_command_line_wins():
     default = plain(compose_cfg(["method=sisa"]))
     assert default["aggregator"]["name"] == "mean" and default["dataset"]["name"] == "ml100k"
-    assert (default["eval"]["hr"], default["eval"]["group_average"], default["eval"]["ndcg_ideal"]) == \
-        ("any_hit", "weighted", "capped")
+    assert (default["eval"]["hr"], default["eval"]["group_average"], default["eval"]["ndcg_ideal"]) == (
+        "any_hit",
+        "weighted",
+        "capped",
+    )
     cfg = plain(compose_cfg(["protocol=cure4rec", "method=ultrare", "aggregator=linear", "submodel.epochs=3"]))
     assert cfg["aggregator"]["name"] == "linear" and cfg["submodel"]["epochs"] == 3
 
@@ -89,8 +108,7 @@ def test_every_partitioner_has_its_aggregator_under_the_preset():
 
 def test_hr_and_ndcg_on_a_hand_made_example_equal_their_definitions():
     # user 0: item 0 in train (masked), test {1, 2, 5}, ranking 1 > 3 > 2 > 4 > 5; user 1: test {4}
-    scores = torch.tensor([[9.0, 5.0, 3.0, 4.0, 2.0, 1.0],
-                           [0.0, 5.0, 4.0, 3.0, 2.0, 1.0]])
+    scores = torch.tensor([[9.0, 5.0, 3.0, 4.0, 2.0, 1.0], [0.0, 5.0, 4.0, 3.0, 2.0, 1.0]])
     exclude, target = rows([(0, 0)]), rows([(0, 1), (0, 2), (0, 5), (1, 4)])
     ranked = {0: [1, 3, 2, 4, 5], 1: [0, 1, 2, 3, 4, 5]}
     gt = {0: [1, 2, 5], 1: [4]}
@@ -112,10 +130,12 @@ def test_unweighted_group_average_on_a_hand_made_example():
     target = rows([(0, 0), (1, 1), (2, 0)])
     groups = np.array([0, 0, 1, 2])
     kwargs = dict(ks=(1,), train_counts=np.array([5, 1, 1, 1]), active_top=0.3)  # one active user: user 0
-    weighted = RankingEvaluator(4, 2, rows([]), target, **kwargs).evaluate(lambda u: scores[u].clone(),
-                                                                           user_groups=groups)
+    weighted = RankingEvaluator(4, 2, rows([]), target, **kwargs).evaluate(
+        lambda u: scores[u].clone(), user_groups=groups
+    )
     unweighted = RankingEvaluator(4, 2, rows([]), target, group_average="unweighted", **kwargs).evaluate(
-        lambda u: scores[u].clone(), user_groups=groups)
+        lambda u: scores[u].clone(), user_groups=groups
+    )
     assert weighted["hr@1"] == pytest.approx(2 / 3) and "n_eval_groups" not in weighted
     assert unweighted["hr@1"] == pytest.approx((0.5 + 1.0) / 2) and unweighted["n_eval_groups"] == 2
     # active / inactive stay means over their users (CURE4Rec weights its groups by their counts)
@@ -124,7 +144,8 @@ def test_unweighted_group_average_on_a_hand_made_example():
     assert (unweighted["hr@1.active"], unweighted["hr@1.inactive"]) == (1.0, 0.5)
     # without a grouping, unweighted is the plain mean
     none = RankingEvaluator(4, 2, rows([]), target, group_average="unweighted", **kwargs).evaluate(
-        lambda u: scores[u].clone())
+        lambda u: scores[u].clone()
+    )
     assert none["hr@1"] == pytest.approx(2 / 3) and none["n_eval_groups"] == 1
 
 
@@ -139,8 +160,11 @@ def test_default_config_gives_the_same_metric_values_as_before(synthetic):
     unit_shard = np.arange(d.n_users) % 3
     method = SimpleNamespace(partition=Partition("user", 3, unit_shard[d.train.users], unit_shard))
     scores = torch.as_tensor(np.random.default_rng(0).random((d.n_users, d.n_items)), dtype=torch.float32)
-    out = {k: v for k, v in stages.measure("before", lambda u: scores[u].clone(), method).items()
-           if k.split(".")[1].split("@")[0] in ("recall", "ndcg", "hr", "precision", "n_eval_groups")}
+    out = {
+        k: v
+        for k, v in stages.measure("before", lambda u: scores[u].clone(), method).items()
+        if k.split(".")[1].split("@")[0] in ("recall", "ndcg", "hr", "precision", "n_eval_groups")
+    }
     ev = stages.utility["before"]
     gone = np.zeros(d.n_users, dtype=bool)
     gone[request.deleted_users] = True
@@ -195,8 +219,9 @@ def test_published_split_without_a_validation_carve_out():
 def test_preset_runs_end_to_end_on_a_small_slice(method, tmp_path):
     """CURE4Rec's ML-100K, two epochs: no validation rows, a fixed budget, HR = recall, each group
     scored by its own shard, the groups counted (the oracle stage is one model)."""
-    rec = compose_run(["protocol=cure4rec", "dataset=ml100k_cure4rec", f"method={method}", "partitioner.n_shards=3",
-                       *SMALL], tmp_path)
+    rec = compose_run(
+        ["protocol=cure4rec", "dataset=ml100k_cure4rec", f"method={method}", "partitioner.n_shards=3", *SMALL], tmp_path
+    )
     assert rec["status"] == "ok" and rec["n_valid"] == 0
     assert rec["aggregator"] == ("none" if method == "retrain" else "own")
     assert set(rec["shard_stop_reasons"]) == {"fixed_budget"} and set(rec["shard_epochs"]) == {2}

@@ -1,6 +1,7 @@
 """docs/protocols.md and the experiment configs agree with conf/: every preset an experiment names
 exists, every switch the protocols page lists exists, and every table spec carries the one-line
 `protocol:` caption the reporter prints under its table."""
+
 import json
 import re
 from pathlib import Path
@@ -46,7 +47,10 @@ def test_experiment_names_only_presets_that_exist(path):
 
 
 def test_a_missing_preset_is_caught():
-    cfg = {"defaults": [{"override /submodel": "bpr_nowhere"}], "hydra": {"sweeper": {"params": {"method": "sisa,nope"}}}}
+    cfg = {
+        "defaults": [{"override /submodel": "bpr_nowhere"}],
+        "hydra": {"sweeper": {"params": {"method": "sisa,nope"}}},
+    }
     names = named_presets(cfg)
     assert ("submodel", "bpr_nowhere") in names and ("method", "nope") in names
 
@@ -123,15 +127,19 @@ def test_every_table_spec_has_a_protocol_caption(path):
 
 
 def test_reporter_prints_the_protocol_under_the_table(tmp_path):
-    from benchmarks.report import render_spec
     from benchmarks.records_load import load_records
+    from benchmarks.report import render_spec
 
     rec = {"run_id": "r0", "status": "ok", "dataset": "d", "method": "a", "seed": 0, "after.ndcg@20": 0.3}
     (tmp_path / "runs" / "r0").mkdir(parents=True)
     (tmp_path / "runs" / "r0" / "result.json").write_text(json.dumps(rec))
     df, _ = load_records(tmp_path)
-    render_spec("t", {"title": "t", "protocol": "split X, stop Y", "rows": ["method"], "columns": ["after.ndcg@20"]},
-                df, tmp_path)
+    render_spec(
+        "t",
+        {"title": "t", "protocol": "split X, stop Y", "rows": ["method"], "columns": ["after.ndcg@20"]},
+        df,
+        tmp_path,
+    )
     md = (tmp_path / "tables" / "t.md").read_text()
     assert md.rstrip().endswith("protocol: split X, stop Y") and md.index("| a ") < md.index("protocol:")
 
@@ -156,8 +164,11 @@ def test_paper_table_header_counts_the_runs_own_wall_time(tmp_path):
         run = tmp_path / "runs" / f"r{i}"
         run.mkdir(parents=True)
         dataset = "ml100k_als_paper" if i < 2 else "elsewhere"  # the third is outside the table
-        (run / "result.json").write_text(json.dumps({"status": "ok", "dataset": dataset, "method": method,
-                                                     "wall_s": wall, "git_commit": "abcdef1234567890"}))
+        (run / "result.json").write_text(
+            json.dumps(
+                {"status": "ok", "dataset": dataset, "method": method, "wall_s": wall, "git_commit": "abcdef1234567890"}
+            )
+        )
     line = runs_line("unlearn_als_paper", ["dataset=ml100k_als_paper"], tmp_path)
     assert line.startswith("- runs: 2 records, 42 s of their own wall time") and "abcdef123456" in line
     assert runs_line("unlearn_als_paper", [], tmp_path / "empty") == "- runs: none recorded"

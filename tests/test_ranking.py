@@ -1,4 +1,5 @@
 """The batched full-sort evaluator against a brute-force per-user reference."""
+
 import math
 
 import numpy as np
@@ -41,9 +42,11 @@ def random_case(seed, n_users=40, n_items=30, tie_levels=4):
         n_t = [0, 1, int(rng.integers(2, 15))][u % 3]  # users with 0, 1 and many test items
         exclude[u] = list(items[:n_ex])
         target[u] = list(items[n_ex : n_ex + n_t])
+
     def to_rows(d):
         pairs = [(u, i) for u, items in d.items() for i in items]
         return Interactions(np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs]), np.ones(len(pairs)))
+
     return scores, exclude, target, to_rows(exclude), to_rows(target)
 
 
@@ -63,8 +66,10 @@ def test_matches_brute_force(seed, ideal):
 def test_independent_of_batch_size():
     scores, _, _, ex_rows, tg_rows = random_case(5, n_users=60, tie_levels=3)
     s = torch.as_tensor(scores)
-    results = [RankingEvaluator(60, 30, ex_rows, tg_rows, ks=(5, 10), batch_size=b).evaluate(lambda u: s[u])
-               for b in (1, 7, 64, 1000)]
+    results = [
+        RankingEvaluator(60, 30, ex_rows, tg_rows, ks=(5, 10), batch_size=b).evaluate(lambda u: s[u])
+        for b in (1, 7, 64, 1000)
+    ]
     assert all(r == results[0] for r in results[1:])
 
 

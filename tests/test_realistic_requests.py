@@ -1,6 +1,7 @@
 """Realistic deletion requests: sensitive interactions of one genre (deletion=sensitive) and
 injected spam users (deletion=spam). What they draw, what they leave alone, what they refuse, and
 the probes that read them (sensitive exposure, target promotion)."""
+
 from pathlib import Path
 
 import numpy as np
@@ -20,12 +21,25 @@ from unlearn.runtime import CPU
 from .helpers import FAST, compose_run
 
 ROOT = Path(__file__).resolve().parents[1]
-SENSITIVE = {"unit": "interaction", "selection": "sensitive", "genre": "Horror", "min_rating": 4,
-             "ratio": None, "count": 1, "rounds": 5}
+SENSITIVE = {
+    "unit": "interaction",
+    "selection": "sensitive",
+    "genre": "Horror",
+    "min_rating": 4,
+    "ratio": None,
+    "count": 1,
+    "rounds": 5,
+}
 SPAM = {"unit": "user", "selection": "spam", "fake_ratio": 0.05, "targets": 3, "rounds": 1}
 # synthetic data, spam strong enough to lift the targets of a tiny BPR model, completeness extras off
-SPAM_RUN = ["deletion=spam", "deletion.fake_ratio=0.5", "deletion.targets=1", "completeness.seed_floor=false",
-            "completeness.partition_drift=false", *FAST]
+SPAM_RUN = [
+    "deletion=spam",
+    "deletion.fake_ratio=0.5",
+    "deletion.targets=1",
+    "completeness.seed_floor=false",
+    "completeness.partition_drift=false",
+    *FAST,
+]
 
 
 def preset(name: str) -> dict:
@@ -39,11 +53,22 @@ def ml100k() -> Dataset:
 
 def with_genres(data: Dataset, genres: np.ndarray, names: list[str], ratings=None) -> Dataset:
     """`data` with the given item genres (and ratings) as its side features."""
-    train = data.train if ratings is None else Interactions(data.train.users, data.train.items,
-                                                            np.full(len(data.train), ratings), data.train.timestamps)
+    train = (
+        data.train
+        if ratings is None
+        else Interactions(data.train.users, data.train.items, np.full(len(data.train), ratings), data.train.timestamps)
+    )
     feats = SideFeatures(item_multi={"genre": genres.astype(np.float32)}, names={"genre": names})
-    return Dataset(data.name, data.n_users, data.n_items, train, data.valid, data.test, data.split_hash,
-                   {**data.info, "features": feats})
+    return Dataset(
+        data.name,
+        data.n_users,
+        data.n_items,
+        train,
+        data.valid,
+        data.test,
+        data.split_hash,
+        {**data.info, "features": feats},
+    )
 
 
 # -- sensitive ---------------------------------------------------------------------------------
@@ -171,7 +196,9 @@ def test_the_probes_read_what_reaches_the_top(synthetic):
     probe = SensitiveExposure(sens, req, CPU, ks=(3,))
     genre_first = torch.as_tensor(genres[:, 0], dtype=torch.float32)
     assert probe.measure("after", lambda u: genre_first.expand(len(u), -1).clone()) == {
-        "sensitive_exposure@3": 1.0, "sensitive_count@3": 3.0}
+        "sensitive_exposure@3": 1.0,
+        "sensitive_count@3": 3.0,
+    }
     assert probe.measure("retrain", lambda u: -genre_first.expand(len(u), -1).clone())["sensitive_exposure@3"] == 0.0
     assert probe.finish()["sensitive_excess@3"] == 1.0
 
@@ -209,16 +236,23 @@ def test_a_refusal_comes_before_any_training(hydra_conf, tmp_path, monkeypatch, 
         raise AssertionError("a refused request reached training")
 
     monkeypatch.setattr(ShardedMethod, "fit", no_training)
-    for overrides, match in ((["deletion=sensitive"], "synthetic has none"),
-                             (["deletion=spam", "deletion.fake_count=100000"], "more than the settings allow")):
+    for overrides, match in (
+        (["deletion=sensitive"], "synthetic has none"),
+        (["deletion=spam", "deletion.fake_count=100000"], "more than the settings allow"),
+    ):
         with pytest.raises(SystemExit) as err:
             compose_run([*overrides, *FAST], tmp_path)
         printed = capsys.readouterr().err.strip()
         assert err.value.code == 2 and match in printed and "\n" not in printed, (overrides, printed)
     assert not list(tmp_path.glob("runs/*/result.json"))  # nothing written
-    cfg = {"dataset": {"name": "synthetic", "loader": "synthetic"}, "deletion": preset("sensitive"),
-           **{axis: {"name": n} for axis, n in (("method", "retrain"), ("submodel", "bpr"), ("partitioner", "none"),
-                                                 ("aggregator", "none"))}}
+    cfg = {
+        "dataset": {"name": "synthetic", "loader": "synthetic"},
+        "deletion": preset("sensitive"),
+        **{
+            axis: {"name": n}
+            for axis, n in (("method", "retrain"), ("submodel", "bpr"), ("partitioner", "none"), ("aggregator", "none"))
+        },
+    }
     with pytest.raises(ConfigError, match="synthetic has none"):
         lifecycle.prepare(cfg, CPU)
 
@@ -235,8 +269,10 @@ def test_a_request_probe_on_another_kind_of_request_is_refused(synthetic):
 # -- whole runs --------------------------------------------------------------------------------
 def test_residual_promotion_is_0_for_retrain_and_1_for_a_method_that_ignores_requests(hydra_conf, tmp_path):
     retrain = compose_run(["method=retrain", *SPAM_RUN], tmp_path)
-    ignore = compose_run(["method=retrain", "method.name=ignore_requests", "plugins=[tests.plugins.ignoring_method]",
-                          *SPAM_RUN], tmp_path)
+    ignore = compose_run(
+        ["method=retrain", "method.name=ignore_requests", "plugins=[tests.plugins.ignoring_method]", *SPAM_RUN],
+        tmp_path,
+    )
     ks = [10, 20, 50]
     assert retrain["split_hash"] == ignore["split_hash"] and ignore["retrain_cached"]  # one oracle for both
     lifted = [k for k in ks if not retrain[f"attack_lift_flag@{k}"]]
@@ -254,10 +290,23 @@ def test_residual_promotion_is_0_for_retrain_and_1_for_a_method_that_ignores_req
 
 
 def test_a_sensitive_stream_records_each_request_and_its_exposure(hydra_conf, tmp_path):
-    rec = compose_run(["dataset=ml100k", "deletion=sensitive_stream", "deletion.rounds=2", "method=sisa",
-                       "partitioner.n_shards=2", "submodel.epochs=2", "submodel.dim=8", "runtime.progress=false",
-                       "runtime.threads=1", "completeness.seed_floor=false", "completeness.partition_drift=false",
-                       "completeness.exact_replica=false"], tmp_path)
+    rec = compose_run(
+        [
+            "dataset=ml100k",
+            "deletion=sensitive_stream",
+            "deletion.rounds=2",
+            "method=sisa",
+            "partitioner.n_shards=2",
+            "submodel.epochs=2",
+            "submodel.dim=8",
+            "runtime.progress=false",
+            "runtime.threads=1",
+            "completeness.seed_floor=false",
+            "completeness.partition_drift=false",
+            "completeness.exact_replica=false",
+        ],
+        tmp_path,
+    )
     assert len(rec["unlearn_s.per_request"]) == 2 and rec["sensitive.users"] == 2 and rec["sensitive.genre"] == "Horror"
     for stage in ("before", "after", "retrain", "popularity"):
         assert 0.0 <= rec[f"sensitive_exposure@20.{stage}"] <= 1.0

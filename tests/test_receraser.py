@@ -1,4 +1,5 @@
 """RecEraser: balanced partitions, WMF / LightGCN sub-models, the attention aggregator, exactness."""
+
 from __future__ import annotations
 
 import math
@@ -150,10 +151,19 @@ def forget_users(ds, users):
     return np.flatnonzero(np.isin(ds.train.users, users))
 
 
-@pytest.mark.parametrize("sub,schedule,item_batch", [
-    ("bpr", "entity", None), ("wmf", "entity", None), ("lightgcn", "entity", None),
-    ("bpr", "entity", 16), ("wmf", "entity", 16), ("lightgcn", "entity", 16),
-    ("bpr", "batch", None), ("wmf", "batch", None)])
+@pytest.mark.parametrize(
+    "sub,schedule,item_batch",
+    [
+        ("bpr", "entity", None),
+        ("wmf", "entity", None),
+        ("lightgcn", "entity", None),
+        ("bpr", "entity", 16),
+        ("wmf", "entity", 16),
+        ("lightgcn", "entity", 16),
+        ("bpr", "batch", None),
+        ("wmf", "batch", None),
+    ],
+)
 def test_exact_gap_is_zero_after_unlearning(data, sub, schedule, item_batch):
     method = METHODS.get("receraser")(spec(sub, schedule=schedule, entity_batch=64, item_batch=item_batch))
     method.fit(fitdata(data))
@@ -172,8 +182,9 @@ def test_entity_schedule_is_deterministic_and_steps_over_user_batches(data, sub)
     method.fit(fitdata(data))
     nets = []
     for _ in range(2):
-        agg = AGGREGATORS.get("attention")({"epochs": 2, "patience": 0, "entity_batch": 50, "item_batch": None},
-                                           data.n_users, data.n_items)
+        agg = AGGREGATORS.get("attention")(
+            {"epochs": 2, "patience": 0, "entity_batch": 50, "item_batch": None}, data.n_users, data.n_items
+        )
         steps = []
         agg._entity_steps = wrap_counting(agg._entity_steps, steps)
         agg.fit(method.shards, method.partition, method.data, 11)
@@ -191,8 +202,9 @@ def test_item_blocks_are_deterministic_and_step_over_user_by_item_blocks(data, s
     method.fit(fitdata(data))
     nets, counts = [], []
     for _ in range(2):
-        agg = AGGREGATORS.get("attention")({"epochs": 2, "patience": 0, "entity_batch": 50, "item_batch": 7},
-                                           data.n_users, data.n_items)
+        agg = AGGREGATORS.get("attention")(
+            {"epochs": 2, "patience": 0, "entity_batch": 50, "item_batch": 7}, data.n_users, data.n_items
+        )
         steps = []
         agg._entity_steps = wrap_counting(agg._entity_steps, steps)
         agg.fit(method.shards, method.partition, method.data, 11)
@@ -233,25 +245,27 @@ def test_plateaus_halve_the_learning_rate_before_the_fit_stops(data, schedule, h
     s["submodel"]["epochs"] = 200  # the shards' cap also caps the aggregator's; early stopping ends both
     method = METHODS.get("receraser")(s)
     method.fit(fitdata(data))
-    agg = AGGREGATORS.get("attention")({"epochs": 200, "patience": 1, "lr": 0.01, "schedule": schedule},
-                                       data.n_users, data.n_items)
+    agg = AGGREGATORS.get("attention")(
+        {"epochs": 200, "patience": 1, "lr": 0.01, "schedule": schedule}, data.n_users, data.n_items
+    )
     info = agg.fit(method.shards, method.partition, method.data, 3)
     assert info["stop_reason"] == "patience" and info["settings"]["lr_halvings"] == halvings
-    assert info["lr_final"] == pytest.approx(0.01 / 2 ** halvings)
+    assert info["lr_final"] == pytest.approx(0.01 / 2**halvings)
 
 
 def test_the_aggregator_follows_the_shards_epoch_cap(data):
     """submodel.epochs=4 caps the attention aggregator's 400 epochs at 4 too (a quick run stays quick)."""
     method = METHODS.get("receraser")(spec("bpr", agg="mean"))
     method.fit(fitdata(data))
-    agg = AGGREGATORS.get("attention")({"epochs": 400, "patience": 1000, "lr_halvings": 0},
-                                       data.n_users, data.n_items)
+    agg = AGGREGATORS.get("attention")({"epochs": 400, "patience": 1000, "lr_halvings": 0}, data.n_users, data.n_items)
     info = agg.fit(method.shards, method.partition, method.data, 3)
     assert info["epoch_cap"] == 4 and info["epochs"] == 4 and info["stop_reason"] == "epoch_cap"
 
 
-@pytest.mark.parametrize("sub,schedule,expected", [
-    ("bpr", "entity", ("adam", 0.005)), ("wmf", "entity", ("adam", 0.01)), ("bpr", "batch", ("adagrad", 3e-4))])
+@pytest.mark.parametrize(
+    "sub,schedule,expected",
+    [("bpr", "entity", ("adam", 0.005)), ("wmf", "entity", ("adam", 0.01)), ("bpr", "batch", ("adagrad", 3e-4))],
+)
 def test_auto_optimizer_is_the_schedules_not_a_tuned_shard_lr(data, sub, schedule, expected):
     """optimizer/lr auto: the entity schedule's own Adam (ENTITY_OPTIMIZER) whatever lr the shards'
     preset tuned; the released batch schedule shares the sub-model's."""
@@ -272,7 +286,9 @@ def wrap_counting(make_steps, seen: list):
             for loss in epoch(gen):
                 seen.append(float(loss.detach()))
                 yield loss
+
         return counted
+
     return wrapped
 
 

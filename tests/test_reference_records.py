@@ -1,5 +1,6 @@
 """Committed reference records: a table's runs as JSON lines (docs/results/<table>.jsonl) that seed
 a results directory, take back what a machine added and alone render the table."""
+
 import json
 import logging
 
@@ -16,15 +17,37 @@ PLAN = ["dataset=ml100k_cure4rec", "seed=0,1"]
 
 def fake(i, method, seed, ndcg, started="2026-01-01T00:00:00+00:00", **extra):
     """A successful record that table `ultrare_main` narrowed to ml100k_cure4rec shows."""
-    return {"run_id": f"r{i:02d}", "status": "ok", "dataset": "ml100k_cure4rec", "method": method, "submodel": "bpr",
-            "partitioner": "none" if method == "retrain" else "random", "aggregator": "none",
-            "n_shards": 1 if method == "retrain" else 10, "deletion.unit": "user", "deletion.selection": "random",
-            "deletion.ratio": 0.05, "deletion.count": None, "seed": seed, "after.ndcg@20": ndcg,
-            "after.recall@20": ndcg * 1.5, "unlearn_s": 1.0 + i, "speedup": 2.0 / (1.0 + i),
-            "mia_auc.after": float("nan"),
-            "mia_auc.after.ci95": [0.4, 0.6], "shards_retrained": [0, 3], "unlearn_s.per_request": [0.5, 0.5],
-            "git_commit": "abcdef1234567890", "git_dirty": False, "versions": {"torch": "2"}, "cpu": "Some CPU x2",
-            "gpu": "", "started_at": started, "wall_s": 10.0 * (i + 1), **extra}
+    return {
+        "run_id": f"r{i:02d}",
+        "status": "ok",
+        "dataset": "ml100k_cure4rec",
+        "method": method,
+        "submodel": "bpr",
+        "partitioner": "none" if method == "retrain" else "random",
+        "aggregator": "none",
+        "n_shards": 1 if method == "retrain" else 10,
+        "deletion.unit": "user",
+        "deletion.selection": "random",
+        "deletion.ratio": 0.05,
+        "deletion.count": None,
+        "seed": seed,
+        "after.ndcg@20": ndcg,
+        "after.recall@20": ndcg * 1.5,
+        "unlearn_s": 1.0 + i,
+        "speedup": 2.0 / (1.0 + i),
+        "mia_auc.after": float("nan"),
+        "mia_auc.after.ci95": [0.4, 0.6],
+        "shards_retrained": [0, 3],
+        "unlearn_s.per_request": [0.5, 0.5],
+        "git_commit": "abcdef1234567890",
+        "git_dirty": False,
+        "versions": {"torch": "2"},
+        "cpu": "Some CPU x2",
+        "gpu": "",
+        "started_at": started,
+        "wall_s": 10.0 * (i + 1),
+        **extra,
+    }
 
 
 def put(results, rec):
@@ -49,9 +72,20 @@ def where():
 
 def test_export_then_read_keeps_the_tables_records(tmp_path):
     results, jsonl = tmp_path / "results", tmp_path / "docs" / f"{TABLE}.jsonl"
-    shown = [fake(0, "retrain", 0, 0.30), fake(1, "sisa", 0, 0.20, **{"unlearn.objective_trace": [1.0] * 200,
-                                                                        "fit.valid_curve": [[1, 0.1]] * 100,
-                                                                        "unlearn_s.per_request": [0.5] * 100})]
+    shown = [
+        fake(0, "retrain", 0, 0.30),
+        fake(
+            1,
+            "sisa",
+            0,
+            0.20,
+            **{
+                "unlearn.objective_trace": [1.0] * 200,
+                "fit.valid_curve": [[1, 0.1]] * 100,
+                "unlearn_s.per_request": [0.5] * 100,
+            },
+        ),
+    ]
     for rec in shown:
         put(results, rec)
     put(results, {**fake(2, "sisa", 1, 0.2), "dataset": "elsewhere"})  # outside the table
@@ -59,8 +93,9 @@ def test_export_then_read_keeps_the_tables_records(tmp_path):
     summary = reference.export(results, jsonl, TABLE, where())
     assert "2 new, 0 replaced, 2 record(s) in all" in summary
     lines = jsonl.read_text().splitlines()
-    assert len(lines) == 2 and all(line == json.dumps(json.loads(line), sort_keys=True, separators=(",", ":"))
-                                   for line in lines)  # one compact record a line, keys sorted
+    assert len(lines) == 2 and all(
+        line == json.dumps(json.loads(line), sort_keys=True, separators=(",", ":")) for line in lines
+    )  # one compact record a line, keys sorted
     back = reference.read(jsonl)
     assert back.bad == [] and sorted(back.by_id) == ["r00", "r01"]
     assert back.by_id["r00"].keys() == shown[0].keys()
@@ -104,8 +139,14 @@ def test_seeding_writes_what_the_results_directory_lacks(tmp_path):
 def test_a_seeded_run_is_skipped_by_the_runner(tmp_path, hydra_conf, caplog):
     """A run recorded on another machine (another results directory) is not trained again: its run
     id is the same and the seeded result says ok."""
-    overrides = [*FAST, "method=retrain", "submodel.epochs=2", "eval.probes=[]", "completeness.exact_replica=false",
-                 "completeness.seed_floor=false"]
+    overrides = [
+        *FAST,
+        "method=retrain",
+        "submodel.epochs=2",
+        "eval.probes=[]",
+        "completeness.exact_replica=false",
+        "completeness.seed_floor=false",
+    ]
     record = compose_run(overrides, tmp_path / "elsewhere")
     assert record["status"] == "ok"
     jsonl = tmp_path / "table.jsonl"
@@ -125,17 +166,27 @@ def test_a_seeded_run_is_skipped_by_the_runner(tmp_path, hydra_conf, caplog):
 
 def test_rendering_from_the_records_alone_gives_the_results_directorys_table(tmp_path, plan):
     results, out = tmp_path / "results", tmp_path / "docs"
-    for i, (method, seed, ndcg) in enumerate([("retrain", 0, 0.30), ("retrain", 1, 0.32), ("sisa", 0, 0.20),
-                                              ("sisa", 1, 0.22)]):
-        put(results, fake(i, method, seed, ndcg, started=f"2026-01-0{i + 1}T00:00:00+00:00",
-                          git_commit="1111111111112222" if i < 2 else "3333333333334444"))
+    for i, (method, seed, ndcg) in enumerate(
+        [("retrain", 0, 0.30), ("retrain", 1, 0.32), ("sisa", 0, 0.20), ("sisa", 1, 0.22)]
+    ):
+        put(
+            results,
+            fake(
+                i,
+                method,
+                seed,
+                ndcg,
+                started=f"2026-01-0{i + 1}T00:00:00+00:00",
+                git_commit="1111111111112222" if i < 2 else "3333333333334444",
+            ),
+        )
     put(results, {**fake(9, "sisa", 0, 0.9), "dataset": "elsewhere"})
     report(str(results), table=TABLE, where=where())
     reference.export(results, out / f"{TABLE}.jsonl", TABLE, where())
     assert paper_tables.main(["--render-only", "--out", str(out), "--results", str(tmp_path / "unused")]) == 0
     assert not (tmp_path / "unused").exists()  # nothing ran
     md = (out / f"{TABLE}.md").read_text()
-    head, body = md[: md.index("\n## ")], md[md.index("\n## ") + 1:]
+    head, body = md[: md.index("\n## ")], md[md.index("\n## ") + 1 :]
     assert body == (results / "tables" / f"{TABLE}.md").read_text()
     for ext in ("csv", "tex"):
         meta, *rest = (out / f"{TABLE}.{ext}").read_text().splitlines(keepends=True)
@@ -152,9 +203,16 @@ def test_a_malformed_line_is_counted_and_reported_not_fatal(tmp_path, plan, caps
     out = tmp_path / "docs"
     out.mkdir()
     good = [fake(0, "retrain", 0, 0.30), fake(1, "sisa", 0, 0.20)]
-    lines = [reference.line(good[0]), "<<<<<<< HEAD", '{"run_id": "r07", "status": "ok", "dataset"', "",
-             json.dumps({**fake(2, "sisa", 1, 0.2), "status": "failed"}), "=======", reference.line(good[1]),
-             ">>>>>>> other"]
+    lines = [
+        reference.line(good[0]),
+        "<<<<<<< HEAD",
+        '{"run_id": "r07", "status": "ok", "dataset"',
+        "",
+        json.dumps({**fake(2, "sisa", 1, 0.2), "status": "failed"}),
+        "=======",
+        reference.line(good[1]),
+        ">>>>>>> other",
+    ]
     jsonl = out / f"{TABLE}.jsonl"
     jsonl.write_text("\n".join(lines) + "\n")
     back = reference.read(jsonl)
@@ -177,8 +235,14 @@ def test_render_only_without_records_is_one_clear_error(tmp_path, plan, capsys):
     assert not (tmp_path / f"{TABLE}.md").exists()
 
 
-TINY = ["dataset=synthetic", "submodel.dim=8", "submodel.iterations=10", "method.max_sweeps=10",
-        "runtime.progress=false", "runtime.threads=1"]
+TINY = [
+    "dataset=synthetic",
+    "submodel.dim=8",
+    "submodel.iterations=10",
+    "method.max_sweeps=10",
+    "runtime.progress=false",
+    "runtime.threads=1",
+]
 
 
 @pytest.mark.slow
@@ -203,12 +267,18 @@ def test_paper_tables_extends_a_table_from_another_machine(tmp_path, monkeypatch
     assert all(reference.line(both[rid]) == reference.line(rec) for rid, rec in first.items())  # kept as it was
     md = (out / f"{name}.md").read_text()
     assert "rests on 2 run records" in md and "seeds: 0,1" in md
-    body = md[md.index("\n## ") + 1:]
+    body = md[md.index("\n## ") + 1 :]
     proc = cli("benchmarks.table", name, f"results_dir={tmp_path / 'b'}", *TINY, "seed=0,1")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (tmp_path / "b" / "tables" / f"{name}.md").read_text() == body
-    proc = cli("benchmarks.table", name, f"results_dir={tmp_path / 'c'}", f"records={out / (name + '.jsonl')}",
-               *TINY, "seed=0,1")
+    proc = cli(
+        "benchmarks.table",
+        name,
+        f"results_dir={tmp_path / 'c'}",
+        f"records={out / (name + '.jsonl')}",
+        *TINY,
+        "seed=0,1",
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (proc.stdout + proc.stderr).count("already has a result; skipping") == 2
     assert (tmp_path / "c" / "tables" / f"{name}.md").read_text() == body

@@ -1,6 +1,7 @@
 """The switches that reproduce the released code (docs/protocols.md): UltraRE's own_cross
 combination, the WMF attention transfer init / L2, Unlearn-ALS's confidence without +1, and the
 released held-out cells and factor-similarity quantities."""
+
 import numpy as np
 import pytest
 import torch
@@ -39,8 +40,13 @@ def test_own_cross_is_the_own_group_vector_against_every_groups_items():
 
 def test_ultrare_with_own_cross_fits_and_unlearns_one_group(synthetic, fast_bpr):
     d = synthetic
-    spec = {"method": {"name": "ultrare"}, "submodel": fast_bpr, "aggregator": {"name": "own_cross"},
-            "partitioner": {"name": "random", "n_shards": 3, "unit": "user"}, "seed": 0}
+    spec = {
+        "method": {"name": "ultrare"},
+        "submodel": fast_bpr,
+        "aggregator": {"name": "own_cross"},
+        "partitioner": {"name": "random", "n_shards": 3, "unit": "user"},
+        "seed": 0,
+    }
     data = TrainSet(d.n_users, d.n_items, d.train, d.valid)
     m = METHODS.get("ultrare")(spec)
     m.fit(data)
@@ -55,9 +61,13 @@ def test_ultrare_with_own_cross_fits_and_unlearns_one_group(synthetic, fast_bpr)
 def test_attention_auto_follows_the_released_file_of_the_loss_family(synthetic, family, std, reg, monkeypatch):
     d = synthetic
     sub = {"name": family, "dim": 8, "epochs": 2, "patience": 0, "batch_size": 64}
-    spec = {"method": {"name": "receraser"}, "submodel": sub, "seed": 0,
-            "aggregator": {"name": "attention", "epochs": 1, "patience": 0},
-            "partitioner": {"name": "random", "n_shards": 2, "unit": "user"}}
+    spec = {
+        "method": {"name": "receraser"},
+        "submodel": sub,
+        "seed": 0,
+        "aggregator": {"name": "attention", "epochs": 1, "patience": 0},
+        "partitioner": {"name": "random", "n_shards": 2, "unit": "user"},
+    }
     seen = {}
     from unlearn.aggregate import attention
 
@@ -80,7 +90,9 @@ def test_attention_auto_follows_the_released_file_of_the_loss_family(synthetic, 
 
 def test_als_without_plus_one_uses_the_confidence_itself():
     als = SUBMODELS.get("als")
-    u = torch.tensor([0, 0, 1, 2]); i = torch.tensor([0, 1, 1, 2]); raw = torch.ones(4, dtype=torch.float64)
+    u = torch.tensor([0, 0, 1, 2])
+    i = torch.tensor([0, 1, 1, 2])
+    raw = torch.ones(4, dtype=torch.float64)
     cfg = {"confidence": "bm25", "alpha": 5.0, "bm25_b": 0.9}
     with_one = als(3, 3, {**cfg, "plus_one": True}).confidence_weights(u, i, raw)
     without = als(3, 3, {**cfg, "plus_one": False}).confidence_weights(u, i, raw)

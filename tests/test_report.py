@@ -1,4 +1,5 @@
 """The reporter reads result files only."""
+
 import json
 
 import pytest
@@ -8,19 +9,44 @@ from unlearn.metrics.keys import KEYS
 
 
 def fake_record(i, method, seed, ndcg, unlearn_s):
-    return {"run_id": f"r{i}", "status": "ok", "dataset": "d", "method": method, "submodel": "bpr",
-            "partitioner": "none", "aggregator": "none", "n_shards": 1, "deletion.unit": "user",
-            "deletion.selection": "random", "deletion.ratio": 0.05, "deletion.rounds": 1, "seed": seed,
-            "before.recall@20": 0.3, "after.recall@20": ndcg, "after.ndcg@20": ndcg, "retrain.ndcg@20": 0.3,
-            "after.recall@10": ndcg / 2, "after.ndcg@10": ndcg / 2,
-            "unlearn_s": unlearn_s, "fit_s": 1.0, "retrain_s": 2.0, "speedup": 2.0 / unlearn_s, "exact_gap": 0.0,
-            "shards_retrained": [0], "mia_auc.after": 0.5}
+    return {
+        "run_id": f"r{i}",
+        "status": "ok",
+        "dataset": "d",
+        "method": method,
+        "submodel": "bpr",
+        "partitioner": "none",
+        "aggregator": "none",
+        "n_shards": 1,
+        "deletion.unit": "user",
+        "deletion.selection": "random",
+        "deletion.ratio": 0.05,
+        "deletion.rounds": 1,
+        "seed": seed,
+        "before.recall@20": 0.3,
+        "after.recall@20": ndcg,
+        "after.ndcg@20": ndcg,
+        "retrain.ndcg@20": 0.3,
+        "after.recall@10": ndcg / 2,
+        "after.ndcg@10": ndcg / 2,
+        "unlearn_s": unlearn_s,
+        "fit_s": 1.0,
+        "retrain_s": 2.0,
+        "speedup": 2.0 / unlearn_s,
+        "exact_gap": 0.0,
+        "shards_retrained": [0],
+        "mia_auc.after": 0.5,
+    }
 
 
 @pytest.fixture
 def results(tmp_path):
-    recs = [fake_record(0, "a", 0, 0.30, 1.0), fake_record(1, "a", 1, 0.32, 1.2), fake_record(2, "b", 0, 0.20, 0.1),
-            {"run_id": "x", "status": "failed", "error": "boom"}]
+    recs = [
+        fake_record(0, "a", 0, 0.30, 1.0),
+        fake_record(1, "a", 1, 0.32, 1.2),
+        fake_record(2, "b", 0, 0.20, 0.1),
+        {"run_id": "x", "status": "failed", "error": "boom"},
+    ]
     for r in recs:
         d = tmp_path / "runs" / r["run_id"]
         d.mkdir(parents=True)
@@ -50,11 +76,13 @@ def test_best_is_marked_per_dataset_where_rows_list_methods_per_dataset():
 
     from benchmarks.cells import column_cells, reference_rows
 
-    idx = pd.MultiIndex.from_tuples([("ml1m", "bpr", "receraser"), ("ml1m", "bpr", "sisa"),
-                                     ("yelp", "bpr", "receraser"), ("yelp", "bpr", "sisa")],
-                                    names=["dataset", "submodel", "method"])
-    agg = pd.DataFrame({"after.ndcg@20": [0.30, 0.20, 0.04, 0.05], "after.ndcg@20.std": [np.nan] * 4,
-                        "n": [1] * 4}, index=idx)
+    idx = pd.MultiIndex.from_tuples(
+        [("ml1m", "bpr", "receraser"), ("ml1m", "bpr", "sisa"), ("yelp", "bpr", "receraser"), ("yelp", "bpr", "sisa")],
+        names=["dataset", "submodel", "method"],
+    )
+    agg = pd.DataFrame(
+        {"after.ndcg@20": [0.30, 0.20, 0.04, 0.05], "after.ndcg@20.std": [np.nan] * 4, "n": [1] * 4}, index=idx
+    )
     cells = column_cells(agg, "after.ndcg@20", KEYS.get("after.ndcg@20"), reference_rows(agg))
     assert [c.best for c in cells] == [True, False, False, True]
     assert [c.value for c in cells] == ["0.300", "0.200", "0.040", "0.050"]
@@ -103,8 +131,8 @@ def test_table_follows_overridden_axes_of_its_filter():
 def test_spec_table_splits_variants_and_keeps_published_rows(tmp_path):
     """Two settings of one method under the same spec rows get a row each (seeds alone are
     averaged), and published values still line up beside them."""
-    from benchmarks.report import render_spec
     from benchmarks.records_load import load_records
+    from benchmarks.report import render_spec
 
     recs = [fake_record(i, "a", seed, ndcg, 1.0) for i, (seed, ndcg) in enumerate([(0, 0.30), (1, 0.32), (0, 0.10)])]
     for r, epochs in zip(recs, (400, 400, 100)):
@@ -114,8 +142,13 @@ def test_spec_table_splits_variants_and_keeps_published_rows(tmp_path):
         d = tmp_path / "runs" / r["run_id"]
         d.mkdir(parents=True)
         (d / "result.json").write_text(json.dumps(r))
-    spec = {"title": "t", "filter": {"dataset": "d"}, "rows": ["method"], "columns": ["after.ndcg@20"],
-            "published": {"source": "paper", "rows": [{"method": "a", "after.ndcg@20": 0.5}]}}
+    spec = {
+        "title": "t",
+        "filter": {"dataset": "d"},
+        "rows": ["method"],
+        "columns": ["after.ndcg@20"],
+        "published": {"source": "paper", "rows": [{"method": "a", "after.ndcg@20": 0.5}]},
+    }
     df, _ = load_records(tmp_path)
     render_spec("t", spec, df, tmp_path)
     csv = (tmp_path / "tables" / "t.csv").read_text()
@@ -134,17 +167,33 @@ def test_two_runs_of_one_seed_count_once():
     df = pd.DataFrame({"method": ["a", "a", "a"], "seed": [0, 0, 1], "unlearn_s": [1.0, 3.0, 4.0]})
     out = aggregate(df, ["method"], ["unlearn_s"])
     assert int(out["n"].iloc[0]) == 2 and out["unlearn_s"].iloc[0] == 3.0  # mean of (2.0, 4.0)
-    assert abs(out["unlearn_s.std"].iloc[0] - 2 ** 0.5) < 1e-12
+    assert abs(out["unlearn_s.std"].iloc[0] - 2**0.5) < 1e-12
 
 
 def test_completeness_table_never_shows_a_bare_zero_exact_gap_and_prints_intervals(tmp_path):
     """untouched_shards = 0: exact_gap is null in the record, an empty cell (with its footnote) in the
     table; one seed's MIA AUC prints its bootstrap interval, and few pairs are flagged."""
-    recs = [{**fake_record(0, "sisa", 0, 0.3, 1.0), "untouched_shards": 0, "exact_gap": None,
-             "mia_auc.after": 0.61, "mia_auc.after.ci95": [0.52, 0.70], "mia_pairs": 40,
-             "retrain_rank_gap@20": 0.3, "seed_floor@20": 0.2, "rank_gap_over_floor@20": 1.5},
-            {**fake_record(1, "receraser", 0, 0.3, 1.0), "untouched_shards": 2, "exact_gap": 0.0,
-             "mia_auc.after": 0.55, "mia_auc.after.ci95": [0.53, 0.57], "mia_pairs": 4000}]
+    recs = [
+        {
+            **fake_record(0, "sisa", 0, 0.3, 1.0),
+            "untouched_shards": 0,
+            "exact_gap": None,
+            "mia_auc.after": 0.61,
+            "mia_auc.after.ci95": [0.52, 0.70],
+            "mia_pairs": 40,
+            "retrain_rank_gap@20": 0.3,
+            "seed_floor@20": 0.2,
+            "rank_gap_over_floor@20": 1.5,
+        },
+        {
+            **fake_record(1, "receraser", 0, 0.3, 1.0),
+            "untouched_shards": 2,
+            "exact_gap": 0.0,
+            "mia_auc.after": 0.55,
+            "mia_auc.after.ci95": [0.53, 0.57],
+            "mia_pairs": 4000,
+        },
+    ]
     for r in recs:
         d = tmp_path / "runs" / r["run_id"]
         d.mkdir(parents=True)
@@ -153,10 +202,19 @@ def test_completeness_table_never_shows_a_bare_zero_exact_gap_and_prints_interva
     md = (tmp_path / "tables" / "completeness.md").read_text()
     header = next(line for line in md.splitlines() if line.startswith("| method"))
     cols = [c.strip() for c in header.strip("|").split("|")]
-    assert {"untouched shards", "exact gap", "rank gap@20 retained", "seed floor@20 retained",
-            "gap/floor@20 retained"} <= set(cols)
-    row = {m: [c.strip() for c in line.strip("|").split("|")] for line in md.splitlines()
-           for m in ("sisa", "receraser") if line.startswith(f"| {m} ")}
+    assert {
+        "untouched shards",
+        "exact gap",
+        "rank gap@20 retained",
+        "seed floor@20 retained",
+        "gap/floor@20 retained",
+    } <= set(cols)
+    row = {
+        m: [c.strip() for c in line.strip("|").split("|")]
+        for line in md.splitlines()
+        for m in ("sisa", "receraser")
+        if line.startswith(f"| {m} ")
+    }
     gap = cols.index("exact gap")
     assert row["sisa"][gap] == "-" and row["receraser"][gap].strip("*") == "0"
     assert row["sisa"][cols.index("untouched shards")] == "0"  # a count, printed as one
@@ -168,10 +226,12 @@ def test_completeness_table_never_shows_a_bare_zero_exact_gap_and_prints_interva
 def test_a_setting_only_some_methods_have_still_keeps_their_variants_apart(tmp_path):
     """Two variants of one method that differ in a setting other methods lack (NaN for them) are
     two rows, not one average."""
-    recs = [{**fake_record(0, "ultrare", 0, 0.3, 1.0), "cfg.method.partition_refresh": "keep"},
-            {**fake_record(1, "ultrare", 0, 0.1, 1.0), "cfg.method.partition_refresh": "rebuild"},
-            {**fake_record(2, "sisa", 0, 0.2, 1.0), "cfg.aggregator.reg": 0.1},
-            {**fake_record(3, "sisa", 0, 0.2, 1.0), "cfg.aggregator.reg": 0.2}]
+    recs = [
+        {**fake_record(0, "ultrare", 0, 0.3, 1.0), "cfg.method.partition_refresh": "keep"},
+        {**fake_record(1, "ultrare", 0, 0.1, 1.0), "cfg.method.partition_refresh": "rebuild"},
+        {**fake_record(2, "sisa", 0, 0.2, 1.0), "cfg.aggregator.reg": 0.1},
+        {**fake_record(3, "sisa", 0, 0.2, 1.0), "cfg.aggregator.reg": 0.2},
+    ]
     for r in recs:
         d = tmp_path / "runs" / r["run_id"]
         d.mkdir(parents=True)

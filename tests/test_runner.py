@@ -1,6 +1,7 @@
 """The runner: records, skipping, failures and bad input. Runs compose their config with Hydra
 in-process and call `benchmarks.run.execute`, the CLI's own entry; the multirun path (`-m`, exit
 code at the end of a sweep) runs as a subprocess, as a user runs it."""
+
 import logging
 
 import pytest
@@ -13,17 +14,76 @@ from .helpers import CLI_TIMEOUT, FAST, MARGIN, cli, compose_run, records, run_c
 pytestmark = pytest.mark.usefixtures("hydra_conf")
 
 SPEC_KEYS = [
-    "run_id", "status", "dataset", "n_users", "n_items", "n_train", "n_test", "method", "partitioner", "submodel",
-    "aggregator", "n_shards", "deletion.unit", "deletion.selection", "deletion.ratio", "deletion.rounds", "n_forget",
-    "n_forget_users", "seed", "device", "before.recall@20", "after.recall@20", "retrain.recall@20",
-    "after.ndcg@20.active", "fit_s", "unlearn_s", "retrain_s", "speedup", "shards_retrained", "peak_rss_mb",
-    "unlearn.shards_s", "unlearn.aggregator_s", "exact_gap", "retrain_gap", "mia_auc.before", "mia_auc.after",
-    "mia_auc.retrain", "forget_hit@20.before", "forget_hit@20.after", "forget_hit@20.retrain",
-    "partition_uses_forget", "git_commit", "git_dirty", "versions", "cpu", "gpu", "started_at", "wall_s", "shard_sizes",
+    "run_id",
+    "status",
+    "dataset",
+    "n_users",
+    "n_items",
+    "n_train",
+    "n_test",
+    "method",
+    "partitioner",
+    "submodel",
+    "aggregator",
+    "n_shards",
+    "deletion.unit",
+    "deletion.selection",
+    "deletion.ratio",
+    "deletion.rounds",
+    "n_forget",
+    "n_forget_users",
+    "seed",
+    "device",
+    "before.recall@20",
+    "after.recall@20",
+    "retrain.recall@20",
+    "after.ndcg@20.active",
+    "fit_s",
+    "unlearn_s",
+    "retrain_s",
+    "speedup",
+    "shards_retrained",
+    "peak_rss_mb",
+    "unlearn.shards_s",
+    "unlearn.aggregator_s",
+    "exact_gap",
+    "retrain_gap",
+    "mia_auc.before",
+    "mia_auc.after",
+    "mia_auc.retrain",
+    "forget_hit@20.before",
+    "forget_hit@20.after",
+    "forget_hit@20.retrain",
+    "partition_uses_forget",
+    "git_commit",
+    "git_dirty",
+    "versions",
+    "cpu",
+    "gpu",
+    "started_at",
+    "wall_s",
+    "shard_sizes",
 ]
-TIMING = ("_s", "speedup", "wall_s", "started_at", "peak_rss_mb", "retrain_cached", "unlearn_s.per_request",
-          "unlearn_s.p50", "unlearn_s.p95", "git_dirty", "git_commit", "speedup.cpu", "speedup.basis",
-          "speedup.floored", "calibration.drift", "retrain_s.measured", "load_avg.start", "load_avg.end")
+TIMING = (
+    "_s",
+    "speedup",
+    "wall_s",
+    "started_at",
+    "peak_rss_mb",
+    "retrain_cached",
+    "unlearn_s.per_request",
+    "unlearn_s.p50",
+    "unlearn_s.p95",
+    "git_dirty",
+    "git_commit",
+    "speedup.cpu",
+    "speedup.basis",
+    "speedup.floored",
+    "calibration.drift",
+    "retrain_s.measured",
+    "load_avg.start",
+    "load_avg.end",
+)
 # one user deleted: one of the 3 shards is retrained, so exact_gap can fail
 SISA = ["method=sisa", "partitioner.n_shards=3", "deletion.ratio=null", "deletion.count=1", *FAST]
 
@@ -59,8 +119,9 @@ def test_exact_gap_is_null_when_every_shard_was_retrained(hydra_conf, tmp_path):
 
 
 def test_a_stream_of_single_user_requests_records_each_latency(hydra_conf, tmp_path):
-    rec = compose_run(["method=sisa", "partitioner.n_shards=3", "deletion=users_stream", "deletion.rounds=4", *FAST],
-                      tmp_path)
+    rec = compose_run(
+        ["method=sisa", "partitioner.n_shards=3", "deletion=users_stream", "deletion.rounds=4", *FAST], tmp_path
+    )
     assert rec["deletion.rounds"] == 4 and rec["n_forget_users"] == 4
     assert len(rec["unlearn_s.per_request"]) == 4
     assert sum(rec["unlearn_s.per_request"]) == pytest.approx(rec["unlearn_s"])
@@ -84,8 +145,17 @@ def test_rerun_skips_and_force_reruns_identically(sisa_run, caplog):
 
 def test_run_id_ignores_paths_and_device(sisa_run, tmp_path):
     results, rec = sisa_run
-    elsewhere = run_config([*SISA, "runtime=gpu", "runtime.eval_batch=7", "force=true", f"cache_dir={tmp_path}/c",
-                            "plugins=[some_module]"], tmp_path / "elsewhere")
+    elsewhere = run_config(
+        [
+            *SISA,
+            "runtime=gpu",
+            "runtime.eval_batch=7",
+            "force=true",
+            f"cache_dir={tmp_path}/c",
+            "plugins=[some_module]",
+        ],
+        tmp_path / "elsewhere",
+    )
     assert run_id(elsewhere) == rec["run_id"]
     assert run_id(run_config([*SISA, "seed=1"], results)) != rec["run_id"]  # but not what it computes
     assert run_id(run_config([*SISA, "submodel.dim=8"], results)) != rec["run_id"]
@@ -122,16 +192,19 @@ def refused(capsys, tmp_path, args, message):
     return lines[0]
 
 
-@pytest.mark.parametrize("args, message", [
-    (["method.name=nosuch"], "Unknown method 'nosuch'. Valid methods: "),
-    (["method=sisa", "aggregator=none"], "aggregator=none serves a single model"),
-    (["deletion.ratio=1.5"], "deletion.ratio must lie in (0, 1)"),
-    (["deletion.ratio=null", "deletion.count=100000"], "deletion.count=100000 must be between 1"),
-    (["method=sisa", "partitioner.n_shards=5000"], "n_shards=5000 is larger than the number of users"),
-    (["dataset=gowalla", "dataset.folder=no-such-folder"], "missing"),
-    (["runtime=gpu"], "CUDA"),
-    (["plugins=[no_such_module_xyz]"], "Cannot import plugin module 'no_such_module_xyz'"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["method.name=nosuch"], "Unknown method 'nosuch'. Valid methods: "),
+        (["method=sisa", "aggregator=none"], "aggregator=none serves a single model"),
+        (["deletion.ratio=1.5"], "deletion.ratio must lie in (0, 1)"),
+        (["deletion.ratio=null", "deletion.count=100000"], "deletion.count=100000 must be between 1"),
+        (["method=sisa", "partitioner.n_shards=5000"], "n_shards=5000 is larger than the number of users"),
+        (["dataset=gowalla", "dataset.folder=no-such-folder"], "missing"),
+        (["runtime=gpu"], "CUDA"),
+        (["plugins=[no_such_module_xyz]"], "Cannot import plugin module 'no_such_module_xyz'"),
+    ],
+)
 def test_bad_input_exits_2_with_one_message_and_writes_nothing(capsys, tmp_path, args, message):
     if message == "CUDA" and torch.cuda.is_available():
         pytest.skip("a CUDA device is present")
@@ -149,8 +222,12 @@ def test_corrupt_data_file_is_reported(capsys, tmp_path, monkeypatch):
     folder.mkdir(parents=True)
     (folder / "u.data").write_text("1\t2\t3\t4\n")
     monkeypatch.setenv("UNLEARN_DATA_DIR", str(tmp_path / "data"))
-    line = refused(capsys, tmp_path / "res", [*[a for a in FAST if not a.startswith("dataset=")], "dataset=ml100k"],
-                   "Checksum mismatch")
+    line = refused(
+        capsys,
+        tmp_path / "res",
+        [*[a for a in FAST if not a.startswith("dataset=")], "dataset=ml100k"],
+        "Checksum mismatch",
+    )
     assert "u.data" in line
 
 

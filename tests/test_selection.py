@@ -1,5 +1,6 @@
 """Model selection: best validation evaluation with patience in epochs,
 min_epochs and min_delta, or a fixed budget (`selection: last`); never the test split."""
+
 import dataclasses
 
 import numpy as np
@@ -35,8 +36,11 @@ class Curve:
 
 def scripted(values, **cfg):
     data = tiny()
-    stopper = EarlyStopping(data, {"early_stop_metric": "ndcg@20", "eval_every": 1, "patience": 3, **cfg},
-                            Runtime.from_config({"threads": 1}))
+    stopper = EarlyStopping(
+        data,
+        {"early_stop_metric": "ndcg@20", "eval_every": 1, "patience": 3, **cfg},
+        Runtime.from_config({"threads": 1}),
+    )
     stopper.evaluator = Curve(values)
     module = torch.nn.Linear(1, 1)
     for epoch in range(1, len(values) + 1):
@@ -57,8 +61,9 @@ def test_patience_counts_epochs_since_the_last_improvement():
 def test_patience_in_epochs_with_sparse_evaluations():
     """eval_every 2, patience 4 epochs: two evaluations without improvement stop training."""
     data = tiny()
-    sparse = EarlyStopping(data, {"early_stop_metric": "ndcg@20", "eval_every": 2, "patience": 4},
-                           Runtime.from_config({"threads": 1}))
+    sparse = EarlyStopping(
+        data, {"early_stop_metric": "ndcg@20", "eval_every": 2, "patience": 4}, Runtime.from_config({"threads": 1})
+    )
     sparse.evaluator = Curve([0.3, 0.1, 0.1, 0.9])
     module = torch.nn.Linear(1, 1)
     stopped_at = next(e for e in range(1, 20) if sparse.step(e, None, module))
@@ -106,22 +111,42 @@ def poisoned(data):
     """The same dataset with every test row's item replaced: anything that read test would change."""
     rng = np.random.default_rng(7)
     t = data.test
-    return dataclasses.replace(data, test=Interactions(t.users.copy(), rng.integers(0, data.n_items, len(t)), t.ratings.copy()))
+    return dataclasses.replace(
+        data, test=Interactions(t.users.copy(), rng.integers(0, data.n_items, len(t)), t.ratings.copy())
+    )
 
 
-SELECTED = ("shard_epochs", "shard_best_epochs", "shard_stop_reasons", "fit.aggregator.best_epoch",
-            "fit.aggregator.epochs", "fit.aggregator.valid", "before.valid.ndcg@20")
+SELECTED = (
+    "shard_epochs",
+    "shard_best_epochs",
+    "shard_stop_reasons",
+    "fit.aggregator.best_epoch",
+    "fit.aggregator.epochs",
+    "fit.aggregator.valid",
+    "before.valid.ndcg@20",
+)
 
 
-@pytest.mark.parametrize("method", [
-    ["method=retrain"],
-    ["method=receraser", "partitioner.n_shards=2", "aggregator.epochs=4"],
-])
+@pytest.mark.parametrize(
+    "method",
+    [
+        ["method=retrain"],
+        ["method=receraser", "partitioner.n_shards=2", "aggregator.epochs=4"],
+    ],
+)
 def test_selection_never_reads_test(tmp_path, method):
     runs = []
     for poison in (False, True):
-        cfg = run_config([*FAST, *method, "deletion.ratio=0.05", "completeness.retrain_oracle=false",
-                          f"cache_dir={tmp_path}/cache{int(poison)}"], tmp_path)
+        cfg = run_config(
+            [
+                *FAST,
+                *method,
+                "deletion.ratio=0.05",
+                "completeness.retrain_oracle=false",
+                f"cache_dir={tmp_path}/cache{int(poison)}",
+            ],
+            tmp_path,
+        )
         p = lifecycle.prepare(cfg, Runtime.from_config(cfg["runtime"]))
         if poison:
             p = dataclasses.replace(p, data=poisoned(p.data))

@@ -1,6 +1,7 @@
 """Sweeps through Hydra's submitit SLURM launcher against a running SLURM: the one-node cluster of
 scripts/slurm-local.sh (root, Debian/Ubuntu; the module is skipped, with the reason, where it cannot
 start one). Also the GPU choice of a job under SLURM (no GPU or cluster needed)."""
+
 import json
 import os
 import subprocess
@@ -20,15 +21,35 @@ SCRIPT = ROOT / "scripts" / "slurm-local.sh"
 SLURM_DIR = Path(os.environ.get("RECUNLEARN_SLURM_DIR", "/tmp/recunlearn-slurm"))
 # generous for a loaded 2-core machine: installing the packages, one small sweep, a queue draining
 START_S, SWEEP_S, DRAIN_S = 600, 480, 300
-SLURM = ["hydra/launcher=submitit_slurm", "hydra.launcher.partition=debug", "hydra.launcher.timeout_min=10",
-         "hydra.launcher.cpus_per_task=1"]
+SLURM = [
+    "hydra/launcher=submitit_slurm",
+    "hydra.launcher.partition=debug",
+    "hydra.launcher.timeout_min=10",
+    "hydra.launcher.cpus_per_task=1",
+]
 SMALL = [*FAST, "submodel.epochs=3", "partitioner.n_shards=3"]
 # keys that are wall times or describe the machine, and the oracle cache hit (order-dependent)
-MACHINE_KEYS = {"git_commit", "git_dirty", "versions", "cpu", "gpu", "python", "started_at", "wall_s",
-                "peak_rss_mb", "speedup", "retrain_cached",
-                # which process trained the oracle, and the machine's load while each job ran
-                "speedup.cpu", "speedup.basis", "speedup.floored", "calibration.drift", "load_avg.start",
-                "load_avg.end"}
+MACHINE_KEYS = {
+    "git_commit",
+    "git_dirty",
+    "versions",
+    "cpu",
+    "gpu",
+    "python",
+    "started_at",
+    "wall_s",
+    "peak_rss_mb",
+    "speedup",
+    "retrain_cached",
+    # which process trained the oracle, and the machine's load while each job ran
+    "speedup.cpu",
+    "speedup.basis",
+    "speedup.floored",
+    "calibration.drift",
+    "load_avg.start",
+    "load_avg.end",
+}
+
 
 @pytest.fixture(scope="module")
 def slurm():
@@ -52,14 +73,22 @@ def slurm():
 
 def _comparable(record: dict) -> dict:
     """Without wall times (`*_s`, and per-request latencies `unlearn_s.per_request` / `.p50` / `.p95`)."""
-    return {k: v for k, v in record.items()
-            if k not in MACHINE_KEYS and not k.endswith("_s") and "_s." not in k and not k.startswith("error")}
+    return {
+        k: v
+        for k, v in record.items()
+        if k not in MACHINE_KEYS and not k.endswith("_s") and "_s." not in k and not k.startswith("error")
+    }
 
 
 def _sweep_jobs(env: dict, marker: str) -> dict[str, str]:
     """{job id: state} of the jobs squeue lists whose batch script lies under `marker`."""
-    out = subprocess.run(["squeue", "--noheader", "--states=all", "--format=%i|%T|%o"], capture_output=True,
-                         text=True, timeout=60, env={**os.environ, **env}).stdout
+    out = subprocess.run(
+        ["squeue", "--noheader", "--states=all", "--format=%i|%T|%o"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **env},
+    ).stdout
     jobs = {}
     for line in out.splitlines():
         job, state, command = (line.split("|", 2) + ["", ""])[:3]
@@ -71,8 +100,7 @@ def _sweep_jobs(env: dict, marker: str) -> dict[str, str]:
 def _wait_queue_empty(env: dict, marker: str, limit_s: float) -> None:
     deadline = time.time() + limit_s
     while time.time() < deadline:
-        if not any(s in ("PENDING", "RUNNING", "COMPLETING", "CONFIGURING")
-                   for s in _sweep_jobs(env, marker).values()):
+        if not any(s in ("PENDING", "RUNNING", "COMPLETING", "CONFIGURING") for s in _sweep_jobs(env, marker).values()):
             return
         time.sleep(1)
     raise AssertionError(f"jobs still queued after {limit_s}s: {_sweep_jobs(env, marker)}")
@@ -127,8 +155,14 @@ def test_cancelled_job_leaves_no_record_and_a_rerun_completes_the_sweep(slurm, t
     hold.touch()
     sweep = ["-m", "method=sisa", "method.name=sisa,held_sisa", "plugins=[held_method]", "seed=0", *SMALL, *SLURM]
     plugins = f"{ROOT}:{ROOT / 'tests' / 'plugins'}"
-    cmd = [sys.executable, "-m", "benchmarks.run", *sweep, "hydra.launcher.array_parallelism=1",
-           f"results_dir={tmp_path}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "benchmarks.run",
+        *sweep,
+        "hydra.launcher.array_parallelism=1",
+        f"results_dir={tmp_path}",
+    ]
     env = {**os.environ, "PYTHONPATH": plugins, "RECUNLEARN_HOLD": str(hold), **slurm}
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -155,8 +189,13 @@ def test_cancelled_job_leaves_no_record_and_a_rerun_completes_the_sweep(slurm, t
     stamp, content = done.stat().st_mtime_ns, done.read_bytes()
 
     hold.unlink()
-    again = cli("benchmarks.run", *sweep, results=tmp_path, timeout=SWEEP_S,
-                env={**slurm, "PYTHONPATH": plugins, "RECUNLEARN_HOLD": str(hold)})
+    again = cli(
+        "benchmarks.run",
+        *sweep,
+        results=tmp_path,
+        timeout=SWEEP_S,
+        env={**slurm, "PYTHONPATH": plugins, "RECUNLEARN_HOLD": str(hold)},
+    )
     assert again.returncode == 0, again.stderr[-3000:]
     _no_partial_files(tmp_path)
     recs = records(tmp_path)
@@ -176,12 +215,29 @@ def test_two_sweeps_at_once_share_one_results_dir_and_one_oracle(slurm, tmp_path
     """Two sweeps submitted together (the slurm_cpu preset) into one results directory: every
     record whole, each run run once, and their common retrain oracle trained once: one cache
     entry, `retrain_cached` false in exactly one record."""
-    common = [*FAST, "submodel.epochs=3", "seed=0", "hydra/launcher=slurm_cpu", "hydra.launcher.cpus_per_task=1",
-              "hydra.launcher.mem_gb=1", "hydra.launcher.timeout_min=10", f"results_dir={tmp_path}"]
+    common = [
+        *FAST,
+        "submodel.epochs=3",
+        "seed=0",
+        "hydra/launcher=slurm_cpu",
+        "hydra.launcher.cpus_per_task=1",
+        "hydra.launcher.mem_gb=1",
+        "hydra.launcher.timeout_min=10",
+        f"results_dir={tmp_path}",
+    ]
     sweeps = [["method=retrain,sisa", "partitioner.n_shards=3"], ["method=sisa", "partitioner.n_shards=2,4"]]
     env = {**os.environ, "PYTHONPATH": str(ROOT), **slurm}
-    procs = [subprocess.Popen([sys.executable, "-m", "benchmarks.run", "-m", *s, *common], cwd=ROOT, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for s in sweeps]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.run", "-m", *s, *common],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for s in sweeps
+    ]
     try:
         outs = [p.communicate(timeout=SWEEP_S) for p in procs]
     finally:
@@ -192,8 +248,7 @@ def test_two_sweeps_at_once_share_one_results_dir_and_one_oracle(slurm, tmp_path
         assert p.returncode == 0, err[-3000:]
     _no_partial_files(tmp_path)
     recs = records(tmp_path)
-    assert sorted((r["method"], r["n_shards"]) for r in recs) == [("retrain", 1), ("sisa", 2), ("sisa", 3),
-                                                                   ("sisa", 4)]
+    assert sorted((r["method"], r["n_shards"]) for r in recs) == [("retrain", 1), ("sisa", 2), ("sisa", 3), ("sisa", 4)]
     assert all(r["status"] == "ok" for r in recs)
     logs = _job_logs(tmp_path)
     for r in recs:
@@ -210,16 +265,20 @@ def test_two_sweeps_at_once_share_one_results_dir_and_one_oracle(slurm, tmp_path
 
 # -- a job's GPU (no GPU or cluster needed) --------------------------------------------------------
 
-@pytest.mark.parametrize("env, job, count, expected", [
-    ({}, 5, 4, 1),                                                                  # local sweep: modulo
-    ({"SLURM_JOB_ID": "7", "SUBMITIT_EXECUTOR": "slurm", "CUDA_VISIBLE_DEVICES": "3"}, 5, 1, 0),
-    ({"SLURM_JOB_ID": "7", "SUBMITIT_EXECUTOR": "slurm", "CUDA_VISIBLE_DEVICES": "2,3"}, 5, 2, 0),
-    ({"SLURM_JOB_ID": "7", "SUBMITIT_EXECUTOR": "slurm", "SLURM_JOB_GPUS": "2"}, 1, 4, 2),  # all visible
-    ({"SLURM_JOB_ID": "7", "SLURM_STEP_GPUS": "3,1", "SLURM_JOB_GPUS": "1,3"}, 0, 4, 3),
-    ({"SLURM_JOB_ID": "7"}, 3, 4, 0),                                              # no allocation known
-    ({"SLURM_JOB_ID": "7", "CUDA_VISIBLE_DEVICES": "4,5"}, 3, 2, 1),               # joblib in an allocation
-    ({"SUBMITIT_EXECUTOR": "local", "CUDA_VISIBLE_DEVICES": "0,1"}, 3, 2, 1),      # submitit_local
-])
+
+@pytest.mark.parametrize(
+    "env, job, count, expected",
+    [
+        ({}, 5, 4, 1),  # local sweep: modulo
+        ({"SLURM_JOB_ID": "7", "SUBMITIT_EXECUTOR": "slurm", "CUDA_VISIBLE_DEVICES": "3"}, 5, 1, 0),
+        ({"SLURM_JOB_ID": "7", "SUBMITIT_EXECUTOR": "slurm", "CUDA_VISIBLE_DEVICES": "2,3"}, 5, 2, 0),
+        ({"SLURM_JOB_ID": "7", "SUBMITIT_EXECUTOR": "slurm", "SLURM_JOB_GPUS": "2"}, 1, 4, 2),  # all visible
+        ({"SLURM_JOB_ID": "7", "SLURM_STEP_GPUS": "3,1", "SLURM_JOB_GPUS": "1,3"}, 0, 4, 3),
+        ({"SLURM_JOB_ID": "7"}, 3, 4, 0),  # no allocation known
+        ({"SLURM_JOB_ID": "7", "CUDA_VISIBLE_DEVICES": "4,5"}, 3, 2, 1),  # joblib in an allocation
+        ({"SUBMITIT_EXECUTOR": "local", "CUDA_VISIBLE_DEVICES": "0,1"}, 3, 2, 1),  # submitit_local
+    ],
+)
 def test_a_job_picks_a_gpu_it_was_given(env, job, count, expected):
     assert pick_gpu(job, count, env) == expected
 
@@ -247,4 +306,6 @@ def test_runtime_under_slurm_uses_the_allocated_gpu(monkeypatch):
     assert runtime.device == torch.device("cuda", 2)
     monkeypatch.delenv("SLURM_JOB_ID")
     monkeypatch.delenv("SUBMITIT_EXECUTOR")
-    assert Runtime.from_config({"device": "cuda", "deterministic": False}, job_index=5).device == torch.device("cuda", 1)
+    assert Runtime.from_config({"device": "cuda", "deterministic": False}, job_index=5).device == torch.device(
+        "cuda", 1
+    )

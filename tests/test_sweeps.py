@@ -1,6 +1,7 @@
 """Slow end-to-end sweeps through Hydra's launchers, then the reporter (subprocesses). Each
 subprocess timeout is generous for a loaded 2-core CI machine, and each test's pytest timeout
 exceeds the sum of its subprocess timeouts (checked by tests.helpers.cli)."""
+
 import pytest
 import yaml
 
@@ -8,18 +9,34 @@ from .helpers import CLI_TIMEOUT, FAST, MARGIN, ROOT, cli, records
 
 pytestmark = pytest.mark.slow
 
-SWEEP = 1200      # a two-job synthetic sweep, or one RecEraser table's runs
-SMOKE = 3600      # experiment=smoke, one seed: five runs on ML-100K (2 done in 19 min on a 2-core machine at load 8)
+SWEEP = 1200  # a two-job synthetic sweep, or one RecEraser table's runs
+SMOKE = 3600  # experiment=smoke, one seed: five runs on ML-100K (2 done in 19 min on a 2-core machine at load 8)
 
 
 @pytest.mark.timeout(SWEEP + CLI_TIMEOUT + MARGIN)
 @pytest.mark.parametrize("launcher", ["basic", "joblib", "submitit_local"])
 def test_two_job_sweep_then_report(tmp_path, launcher):
-    extra = {"basic": [], "joblib": ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
-             "submitit_local": ["hydra/launcher=submitit_local", f"hydra.launcher.timeout_min={SWEEP // 60}",
-                                "hydra.launcher.cpus_per_task=1"]}[launcher]
-    proc = cli("benchmarks.run", "-m", "method=retrain,sisa", "partitioner.n_shards=3", "deletion.ratio=null",
-               "deletion.count=1", *FAST, *extra, results=tmp_path, timeout=SWEEP)
+    extra = {
+        "basic": [],
+        "joblib": ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
+        "submitit_local": [
+            "hydra/launcher=submitit_local",
+            f"hydra.launcher.timeout_min={SWEEP // 60}",
+            "hydra.launcher.cpus_per_task=1",
+        ],
+    }[launcher]
+    proc = cli(
+        "benchmarks.run",
+        "-m",
+        "method=retrain,sisa",
+        "partitioner.n_shards=3",
+        "deletion.ratio=null",
+        "deletion.count=1",
+        *FAST,
+        *extra,
+        results=tmp_path,
+        timeout=SWEEP,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     recs = records(tmp_path)
     assert sorted(r["method"] for r in recs) == ["retrain", "sisa"]
@@ -47,8 +64,19 @@ def test_smoke_experiment_on_a_real_dataset(tmp_path):
     """The `make bench` sweep (every method), one seed, the stream of single-user requests (the
     regime where exact_gap is informative; the batch regime differs only in the forget set)."""
     # two jobs at a time, one thread each, as `make bench` runs them (half the wall time of one at a time)
-    proc = cli("benchmarks.run", "-m", "experiment=smoke", "seed=0", "deletion=users_stream", "runtime.progress=false",
-               "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "runtime.threads=1", results=tmp_path, timeout=SMOKE)
+    proc = cli(
+        "benchmarks.run",
+        "-m",
+        "experiment=smoke",
+        "seed=0",
+        "deletion=users_stream",
+        "runtime.progress=false",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        "runtime.threads=1",
+        results=tmp_path,
+        timeout=SMOKE,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     recs = records(tmp_path)
     smoke = yaml.safe_load((ROOT / "conf" / "experiment" / "smoke.yaml").read_text())
@@ -59,8 +87,13 @@ def test_smoke_experiment_on_a_real_dataset(tmp_path):
     assert all(len(r["unlearn_s.per_request"]) == 3 for r in recs)
     # the tuned presets of ML-100K (presets=tuned), EEMU's named preset kept
     assert {r["method"]: r["presets"] for r in recs} == {
-        "retrain": "tuned/ml100k_bpr", "sisa": "tuned/ml100k_bpr", "receraser": "tuned/ml100k_bpr",
-        "ultrare": "tuned/ml100k_bpr", "unlearn_als": "tuned/ml100k_als", "eemu": "twotower_small"}
+        "retrain": "tuned/ml100k_bpr",
+        "sisa": "tuned/ml100k_bpr",
+        "receraser": "tuned/ml100k_bpr",
+        "ultrare": "tuned/ml100k_bpr",
+        "unlearn_als": "tuned/ml100k_als",
+        "eemu": "twotower_small",
+    }
     exact = [r for r in recs if "untouched_shards" in r]
     assert exact and all(r["exact_gap"] == 0.0 if r["untouched_shards"] > 0 else r["exact_gap"] is None for r in exact)
     assert any(r["exact_gap"] == 0.0 for r in exact)  # single users leave shards untouched
@@ -69,8 +102,15 @@ def test_smoke_experiment_on_a_real_dataset(tmp_path):
     assert all(r["after.recall@20"] > 2 * 20 / r["n_items"] for r in recs)
 
 
-TINY_RECERASER = ["dataset=synthetic", "seed=0", "submodel.epochs=3", "++aggregator.epochs=3",
-                  "++partitioner.embedding.epochs=3", "runtime.progress=false", "runtime.threads=1"]
+TINY_RECERASER = [
+    "dataset=synthetic",
+    "seed=0",
+    "submodel.epochs=3",
+    "++aggregator.epochs=3",
+    "++partitioner.embedding.epochs=3",
+    "runtime.progress=false",
+    "runtime.threads=1",
+]
 
 
 @pytest.mark.timeout(3 * SWEEP + MARGIN)
@@ -88,7 +128,8 @@ def test_receraser_paper_tables_from_a_clean_results_dir(tmp_path):
     # utility: 3 methods x 3 sub-models; partition study: 5 partitioners x 3 K, one run shared (ubp, K = 10)
     assert len(recs) == 9 + 14
     assert {(r["method"], r["submodel"]) for r in recs} >= {
-        (m, s) for m in ("retrain", "sisa", "receraser") for s in ("bpr", "wmf", "lightgcn")}
+        (m, s) for m in ("retrain", "sisa", "receraser") for s in ("bpr", "wmf", "lightgcn")
+    }
     exact = [r for r in recs if r["method"] != "retrain"]
     assert all(r["exact_gap"] == 0.0 if r["untouched_shards"] > 0 else r["exact_gap"] is None for r in exact)
     utility = (tmp_path / "tables" / "receraser_utility.csv").read_text()

@@ -1,6 +1,7 @@
 """Tables a paper can use: headers from the key registry, bold only where a method is compared
 with methods, one precision per column, intervals over seeds, what was left out said, and LaTeX
 that compiles and fits a page."""
+
 import json
 import re
 import shutil
@@ -21,9 +22,24 @@ from unlearn.metrics.keys import KEYS
 SPECS = sorted(SPEC_DIR.glob("*.yaml"))
 # keys the runner and the timing code declare (unlearn/methods/costs.py, unlearn/lifecycle.py,
 # benchmarks/run.py); everything else a table shows is declared beside the code that computes it
-TIMING_KEYS = {"fit_s", "unlearn_s", "unlearn_s.p50", "unlearn_s.p95", "retrain_s", "retrain_epochs", "speedup",
-               "n_shards_retrained", "unlearn.shards_s", "unlearn.aggregator_s", "fit.partition_s", "fit.pretrain_s",
-               "fit.shards_s", "fit.aggregator_s", "peak_rss_mb", "presets"}
+TIMING_KEYS = {
+    "fit_s",
+    "unlearn_s",
+    "unlearn_s.p50",
+    "unlearn_s.p95",
+    "retrain_s",
+    "retrain_epochs",
+    "speedup",
+    "n_shards_retrained",
+    "unlearn.shards_s",
+    "unlearn.aggregator_s",
+    "fit.partition_s",
+    "fit.pretrain_s",
+    "fit.shards_s",
+    "fit.aggregator_s",
+    "peak_rss_mb",
+    "presets",
+}
 
 
 def shown_keys() -> set[str]:
@@ -49,8 +65,10 @@ def test_every_timing_key_a_table_shows_has_a_label():
     """The lead declares these (unlearn/methods/costs.py, unlearn/lifecycle.py; `presets` in
     benchmarks/run.py); until then their columns keep raw names and no best is marked."""
     missing = sorted(k for k in TIMING_KEYS & shown_keys() if KEYS.get(k) is None)
-    assert not missing, (f"timing/runner keys not declared yet (owner: unlearn/methods/costs.py, "
-                         f"unlearn/lifecycle.py, benchmarks/run.py): {missing}")
+    assert not missing, (
+        f"timing/runner keys not declared yet (owner: unlearn/methods/costs.py, "
+        f"unlearn/lifecycle.py, benchmarks/run.py): {missing}"
+    )
 
 
 def test_directions_are_declared_truthfully():
@@ -64,6 +82,7 @@ def test_directions_are_declared_truthfully():
 
 # -- records for the tests ---------------------------------------------------------------------
 
+
 def write_records(root: Path, records: list[dict]) -> Path:
     for i, rec in enumerate(records):
         d = root / "runs" / f"r{i:03d}"
@@ -73,8 +92,17 @@ def write_records(root: Path, records: list[dict]) -> Path:
 
 
 def record(method: str, seed: int, **values) -> dict:
-    return {"run_id": f"{method}-{seed}", "status": "ok", "dataset": "d", "method": method, "submodel": "bpr",
-            "n_shards": 1 if method == "retrain" else 10, "deletion.unit": "user", "seed": seed, **values}
+    return {
+        "run_id": f"{method}-{seed}",
+        "status": "ok",
+        "dataset": "d",
+        "method": method,
+        "submodel": "bpr",
+        "n_shards": 1 if method == "retrain" else 10,
+        "deletion.unit": "user",
+        "seed": seed,
+        **values,
+    }
 
 
 def table_cells(md: str) -> dict[str, dict[str, str]]:
@@ -85,7 +113,7 @@ def table_cells(md: str) -> dict[str, dict[str, str]]:
         if not (line.startswith("|") and i + 1 < len(lines) and lines[i + 1].startswith("|:")):
             continue
         header = [c.strip() for c in line.strip("|").split("|")]
-        for row in lines[i + 2:]:
+        for row in lines[i + 2 :]:
             if not row.startswith("|"):
                 break
             cells = [c.strip() for c in row.strip("|").split("|")]
@@ -95,20 +123,34 @@ def table_cells(md: str) -> dict[str, dict[str, str]]:
 
 # -- bold --------------------------------------------------------------------------------------
 
+
 def test_bold_never_lands_on_a_reference_row_or_column(tmp_path):
     """The oracle has the best NDCG and speedup, published values beat everything: neither is
     bold; the retrain-stage column is never bold; the best method row is."""
     recs = []
     for seed in (0, 1):
-        recs += [record("retrain", seed, **{"after.ndcg@20": 0.50 + seed / 100, "retrain.ndcg@20": 0.50,
-                                              "unlearn_s": 0.01, "exact_gap": 0.0}),
-                 record("sisa", seed, **{"after.ndcg@20": 0.30, "retrain.ndcg@20": 0.50, "unlearn_s": 2.0,
-                                         "exact_gap": 0.5}),
-                 record("receraser", seed, **{"after.ndcg@20": 0.40 + seed / 100, "retrain.ndcg@20": 0.90,
-                                              "unlearn_s": 3.0, "exact_gap": 0.1})]
+        recs += [
+            record(
+                "retrain",
+                seed,
+                **{"after.ndcg@20": 0.50 + seed / 100, "retrain.ndcg@20": 0.50, "unlearn_s": 0.01, "exact_gap": 0.0},
+            ),
+            record(
+                "sisa", seed, **{"after.ndcg@20": 0.30, "retrain.ndcg@20": 0.50, "unlearn_s": 2.0, "exact_gap": 0.5}
+            ),
+            record(
+                "receraser",
+                seed,
+                **{"after.ndcg@20": 0.40 + seed / 100, "retrain.ndcg@20": 0.90, "unlearn_s": 3.0, "exact_gap": 0.1},
+            ),
+        ]
     write_records(tmp_path, recs)
-    spec = {"title": "t", "rows": ["method"], "columns": ["after.ndcg@20", "retrain.ndcg@20", "exact_gap"],
-            "published": {"source": "paper", "rows": [{"method": "receraser", "after.ndcg@20": 0.99}]}}
+    spec = {
+        "title": "t",
+        "rows": ["method"],
+        "columns": ["after.ndcg@20", "retrain.ndcg@20", "exact_gap"],
+        "published": {"source": "paper", "rows": [{"method": "receraser", "after.ndcg@20": 0.99}]},
+    }
     df, _ = load_records(tmp_path)
     render_spec("t", spec, df, tmp_path)
     md = (tmp_path / "tables" / "t.md").read_text()
@@ -126,8 +168,11 @@ def test_bold_never_lands_on_a_reference_row_or_column(tmp_path):
 
 
 def test_an_undeclared_key_keeps_its_raw_name_is_never_bold_and_is_named_once(tmp_path, capsys):
-    recs = [record(m, s, **{"my_new_metric_s": v + s, "after.ndcg@20": v / 10})
-            for s in (0, 1) for m, v in (("sisa", 1.0), ("receraser", 2.0))]
+    recs = [
+        record(m, s, **{"my_new_metric_s": v + s, "after.ndcg@20": v / 10})
+        for s in (0, 1)
+        for m, v in (("sisa", 1.0), ("receraser", 2.0))
+    ]
     write_records(tmp_path, recs)
     spec = {"title": "t", "rows": ["method"], "columns": ["my_new_metric_s", "after.ndcg@20"]}
     df, _ = load_records(tmp_path)
@@ -144,6 +189,7 @@ def test_an_undeclared_key_keeps_its_raw_name_is_never_bold_and_is_named_once(tm
 
 # -- numbers -----------------------------------------------------------------------------------
 
+
 def decimals(text: str) -> list[int]:
     return [len(m.group(1)) for m in re.finditer(r"\d\.(\d+)", text)]
 
@@ -153,10 +199,19 @@ def test_one_precision_per_column(tmp_path):
     counts have none."""
     recs = []
     for s in (0, 1):
-        recs += [record("retrain", s, **{"fit_s": 110.8 + s, "unlearn_s": 0.5, "untouched_shards": 0,
-                                         "after.ndcg@20": 0.3}),
-                 record("sisa", s, **{"fit_s": 19.5944 + s * 0.01, "unlearn_s": 0.0123 + s / 1000,
-                                      "untouched_shards": 3 + s, "after.ndcg@20": 0.31234})]
+        recs += [
+            record("retrain", s, **{"fit_s": 110.8 + s, "unlearn_s": 0.5, "untouched_shards": 0, "after.ndcg@20": 0.3}),
+            record(
+                "sisa",
+                s,
+                **{
+                    "fit_s": 19.5944 + s * 0.01,
+                    "unlearn_s": 0.0123 + s / 1000,
+                    "untouched_shards": 3 + s,
+                    "after.ndcg@20": 0.31234,
+                },
+            ),
+        ]
     write_records(tmp_path, recs)
     spec = {"title": "t", "rows": ["method"], "columns": ["fit_s", "unlearn_s", "untouched_shards", "after.ndcg@20"]}
     df, _ = load_records(tmp_path)
@@ -187,8 +242,9 @@ def test_intervals_over_seeds_in_the_csv_and_on_request(tmp_path):
     spec = {"title": "t", "rows": ["method"], "columns": ["after.ndcg@20"], "interval": "ci95"}
     render_spec("t", spec, df, tmp_path)
     csv = pd.read_csv(tmp_path / "tables" / "t.csv")
-    assert {"after.ndcg@20", "after.ndcg@20.std", "after.ndcg@20.ci95.low", "after.ndcg@20.ci95.high",
-            "n"} <= set(csv.columns)
+    assert {"after.ndcg@20", "after.ndcg@20.std", "after.ndcg@20.ci95.low", "after.ndcg@20.ci95.high", "n"} <= set(
+        csv.columns
+    )
     md = (tmp_path / "tables" / "t.md").read_text()
     assert f"{mean:.3f} ± {half:.3f}" in md and "95% t-interval" in md
     render_spec("t", {**spec, "interval": "std"}, df, tmp_path)
@@ -210,6 +266,7 @@ def test_a_floored_speedup_is_marked_as_a_bound(tmp_path):
 
 
 # -- what was left out ---------------------------------------------------------------------------
+
 
 def test_unreadable_result_files_are_counted_and_reported(tmp_path, capsys):
     write_records(tmp_path, [record("sisa", 0, **{"after.ndcg@20": 0.3}), {"run_id": "x", "status": "failed"}])
@@ -241,6 +298,7 @@ def test_an_unknown_interval_is_a_clear_error(tmp_path):
 
 # -- LaTeX ----------------------------------------------------------------------------------------
 
+
 def spec_records(spec: dict) -> list[dict]:
     """Two seeds of up to three methods that pass the spec's filter, every column a number."""
     flt = spec.get("filter") or {}
@@ -255,7 +313,7 @@ def spec_records(spec: dict) -> list[dict]:
             for r in spec["rows"]:
                 rec.setdefault(r, f"{r.split('.')[-1]}_{m % 2}")
             for c in spec["columns"]:
-                rec[c] = float(rng.integers(0, 8)) if "shards" in c or "epochs" in c else float(rng.random() * 10 ** m)
+                rec[c] = float(rng.integers(0, 8)) if "shards" in c or "epochs" in c else float(rng.random() * 10**m)
             rec["speedup.floored"] = m == 1 and seed == 0
             recs.append(rec)
     return recs
@@ -263,11 +321,25 @@ def spec_records(spec: dict) -> list[dict]:
 
 def pdflatex(tex_files: list[Path], workdir: Path) -> str:
     doc = workdir / "doc.tex"
-    doc.write_text("\n".join([r"\documentclass{article}", r"\usepackage[letterpaper,margin=1in]{geometry}",
-                              r"\usepackage{booktabs}", r"\begin{document}",
-                              *[rf"\input{{{p.as_posix()}}}\clearpage" for p in tex_files], r"\end{document}"]))
-    run = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", doc.name], cwd=workdir,
-                         capture_output=True, text=True, timeout=120)
+    doc.write_text(
+        "\n".join(
+            [
+                r"\documentclass{article}",
+                r"\usepackage[letterpaper,margin=1in]{geometry}",
+                r"\usepackage{booktabs}",
+                r"\begin{document}",
+                *[rf"\input{{{p.as_posix()}}}\clearpage" for p in tex_files],
+                r"\end{document}",
+            ]
+        )
+    )
+    run = subprocess.run(
+        ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", doc.name],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     log = (workdir / "doc.log").read_text(errors="replace")
     assert run.returncode == 0, log[-3000:]
     return log
@@ -282,13 +354,21 @@ def test_the_latex_of_every_table_spec_compiles_and_fits_the_page(tmp_path):
         df, _ = load_records(root)
         render_spec(path.stem, spec, df, root)
         written.append(root / "tables" / f"{path.stem}.tex")
-    default = spec_records({"rows": ["method"], "columns": [c for cols in default_tables([10, 20, 50], 20).values()
-                                                             for c in cols]})
+    default = spec_records(
+        {"rows": ["method"], "columns": [c for cols in default_tables([10, 20, 50], 20).values() for c in cols]}
+    )
     for i, rec in enumerate(default):  # settings that vary: eight row keys, folded into one `setting` column
-        rec.update({"submodel": "bpr_receraser", "partitioner": ["none", "random", "ubp"][i % 3],
-                    "aggregator": ["none", "mean", "attention"][i % 3], "n_shards": [1, 10, 10][i % 3],
-                    "deletion.ratio": 0.05 if i < 3 else None, "deletion.count": None if i < 3 else 1,
-                    "deletion.rounds": 1 + i % 2})
+        rec.update(
+            {
+                "submodel": "bpr_receraser",
+                "partitioner": ["none", "random", "ubp"][i % 3],
+                "aggregator": ["none", "mean", "attention"][i % 3],
+                "n_shards": [1, 10, 10][i % 3],
+                "deletion.ratio": 0.05 if i < 3 else None,
+                "deletion.count": None if i < 3 else 1,
+                "deletion.rounds": 1 + i % 2,
+            }
+        )
     write_records(tmp_path / "default", default)
     report(str(tmp_path / "default"))
     written += [tmp_path / "default" / "tables" / f"{n}.tex" for n in ("utility", "efficiency", "completeness")]
@@ -301,10 +381,22 @@ def test_the_latex_of_every_table_spec_compiles_and_fits_the_page(tmp_path):
 
 
 def test_latex_groups_headers_and_splits_by_group(tmp_path):
-    cols = ["before.ndcg@20", "after.ndcg@20", "retrain.ndcg@20", "fit_s", "unlearn_s", "exact_gap",
-            "mia_auc.before", "mia_auc.after", "mia_auc.retrain"]
-    recs = [record(m, s, **{c: 0.1 * (i + 1) + s / 100 for i, c in enumerate(cols)}) for m in ("sisa", "receraser")
-            for s in (0, 1)]
+    cols = [
+        "before.ndcg@20",
+        "after.ndcg@20",
+        "retrain.ndcg@20",
+        "fit_s",
+        "unlearn_s",
+        "exact_gap",
+        "mia_auc.before",
+        "mia_auc.after",
+        "mia_auc.retrain",
+    ]
+    recs = [
+        record(m, s, **{c: 0.1 * (i + 1) + s / 100 for i, c in enumerate(cols)})
+        for m in ("sisa", "receraser")
+        for s in (0, 1)
+    ]
     write_records(tmp_path, recs)
     df, _ = load_records(tmp_path)
     render_spec("t", {"title": "Main", "rows": ["method"], "columns": cols}, df, tmp_path)
@@ -322,10 +414,12 @@ def test_latex_groups_headers_and_splits_by_group(tmp_path):
 
 @pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex is not installed (texlive-latex-base)")
 def test_latex_escapes_what_latex_would_read_as_markup(tmp_path):
-    recs = [record(m, s, **{"after.ndcg@20": 0.1 + s / 10}, dataset="ml_100k#1 & 50%")
-            for m in ("a_b", "c") for s in (0, 1)]
+    recs = [
+        record(m, s, **{"after.ndcg@20": 0.1 + s / 10}, dataset="ml_100k#1 & 50%") for m in ("a_b", "c") for s in (0, 1)
+    ]
     write_records(tmp_path, recs)
     df, _ = load_records(tmp_path)
-    render_spec("t", {"title": "t: 10% of users_x", "rows": ["dataset", "method"], "columns": ["after.ndcg@20"]},
-                df, tmp_path)
+    render_spec(
+        "t", {"title": "t: 10% of users_x", "rows": ["dataset", "method"], "columns": ["after.ndcg@20"]}, df, tmp_path
+    )
     pdflatex([tmp_path / "tables" / "t.tex"], tmp_path)

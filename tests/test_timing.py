@@ -1,6 +1,7 @@
 """Like-for-like timing: wall and CPU seconds beside each other, retrain's own speedup, the
 calibrated scale of a cached oracle, the timer floor, code-aware oracle caching, the warm-up and
 the aggregator's epoch cap. No test here asserts how long anything takes."""
+
 import math
 
 import numpy as np
@@ -90,8 +91,15 @@ def test_speedup_bases_and_the_timer_floor():
 
 
 def test_a_zero_second_plugin_method_gets_a_finite_flagged_speedup(hydra_conf, tmp_path):
-    rec = compose_run(["plugins=[tests.plugins.popularity_method]", "method.name=popularity",
-                       "completeness.seed_floor=false", *ONE_USER], tmp_path)
+    rec = compose_run(
+        [
+            "plugins=[tests.plugins.popularity_method]",
+            "method.name=popularity",
+            "completeness.seed_floor=false",
+            *ONE_USER,
+        ],
+        tmp_path,
+    )
     assert math.isfinite(rec["speedup"]) and rec["speedup"] > 0
     assert rec["speedup.floored"] == (rec["unlearn_s"] < TIMER_FLOOR_S)
 
@@ -100,10 +108,16 @@ def test_cost_records_write_wall_and_cpu_seconds():
     fit = FitCost(seconds=Span(2.0, 3.0), shards_s=Span(1.5, 2.5), pretrain_s=0.25).record()
     assert fit["fit_s"] == 2.0 and fit["fit_cpu_s"] == 3.0 and fit["fit.shards_cpu_s"] == 2.5
     assert fit["fit.pretrain_s"] == 0.25 and fit["fit.pretrain_cpu_s"] is None  # a plain number: CPU unknown
-    rec = UnlearnCost.record([UnlearnCost(seconds=Span(1.0, 2.0), extra={"sweeps_s": Span(0.5, 0.7), "n": 2}),
-                              UnlearnCost(seconds=Span(3.0, 1.0), extra={"sweeps_s": Span(0.5, 0.1), "n": 3})])
+    rec = UnlearnCost.record(
+        [
+            UnlearnCost(seconds=Span(1.0, 2.0), extra={"sweeps_s": Span(0.5, 0.7), "n": 2}),
+            UnlearnCost(seconds=Span(3.0, 1.0), extra={"sweeps_s": Span(0.5, 0.1), "n": 3}),
+        ]
+    )
     assert rec["unlearn_s"] == 4.0 and rec["unlearn_cpu_s"] == 3.0
-    assert rec["unlearn.sweeps_s"] == 1.0 and rec["unlearn.sweeps_cpu_s"] == pytest.approx(0.8) and rec["unlearn.n"] == 5
+    assert (
+        rec["unlearn.sweeps_s"] == 1.0 and rec["unlearn.sweeps_cpu_s"] == pytest.approx(0.8) and rec["unlearn.n"] == 5
+    )
 
 
 def test_an_oracle_from_other_training_code_is_not_reused(hydra_conf, tmp_path, monkeypatch):
@@ -134,8 +148,13 @@ def test_the_warm_up_leaves_the_fit_bit_identical():
 
     ds = small_synthetic()
     data = TrainSet(ds.n_users, ds.n_items, ds.train, ds.valid)
-    spec = {"method": {"name": "sisa"}, "submodel": {"name": "bpr", "dim": 8, "epochs": 3},
-            "partitioner": {"name": "random", "n_shards": 2}, "aggregator": {"name": "mean"}, "seed": 0}
+    spec = {
+        "method": {"name": "sisa"},
+        "submodel": {"name": "bpr", "dim": 8, "epochs": 3},
+        "partitioner": {"name": "random", "n_shards": 2},
+        "aggregator": {"name": "mean"},
+        "seed": 0,
+    }
     users = torch.arange(ds.n_users)
     cold = METHODS.get("sisa")(spec)
     cold.fit(data)

@@ -1,5 +1,6 @@
 """tracking=mlflow: a run's config, numbers and record, and a table's rendered files, logged to a
 local MLflow store (a file store here); tracking=none logs nothing."""
+
 import pytest
 
 from .helpers import FAST, compose_run, run_config
@@ -9,8 +10,9 @@ mlflow = pytest.importorskip("mlflow", reason="the optional tracking extra is no
 
 def test_a_run_is_logged_to_a_file_store(hydra_conf, tmp_path):
     store = tmp_path / "mlruns"
-    rec = compose_run([*FAST, "tracking=mlflow", f"tracking.uri=file://{store}", "tracking.experiment=t"],
-                      tmp_path / "res")
+    rec = compose_run(
+        [*FAST, "tracking=mlflow", f"tracking.uri=file://{store}", "tracking.experiment=t"], tmp_path / "res"
+    )
     client = mlflow.tracking.MlflowClient(tracking_uri=f"file://{store}")
     (run,) = client.search_runs([client.get_experiment_by_name("t").experiment_id])
     assert run.data.tags["run_id"] == rec["run_id"] and run.data.tags["status"] == "ok"

@@ -1,5 +1,6 @@
 """Tuning as a sweep: experiment=tune_<submodel> runs Hydra's Optuna sweeper over
 method=retrain's validation score and writes the best trial as a preset that loads by name."""
+
 import json
 
 import pytest
@@ -19,8 +20,15 @@ TRIAL = ["dataset=synthetic", "submodel.epochs=6", "submodel.patience=3", "submo
 
 @pytest.mark.timeout(420)
 def test_a_three_trial_tuning_writes_a_preset_that_reproduces_its_score(tmp_path):
-    out = cli("benchmarks.run", "-m", "experiment=tune_bpr", *TRIAL, "hydra.sweeper.n_trials=3",
-              f"tune.preset_root={tmp_path / 'conf'}", results=tmp_path / "results")
+    out = cli(
+        "benchmarks.run",
+        "-m",
+        "experiment=tune_bpr",
+        *TRIAL,
+        "hydra.sweeper.n_trials=3",
+        f"tune.preset_root={tmp_path / 'conf'}",
+        results=tmp_path / "results",
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     preset = tmp_path / "conf" / "submodel" / "tuned" / "synthetic_bpr.yaml"
     assert preset.exists(), out.stderr[-3000:]
@@ -43,8 +51,14 @@ def test_a_three_trial_tuning_writes_a_preset_that_reproduces_its_score(tmp_path
     assert best.best_value >= at_start[0]["ndcg@20"]
 
     # loads by name from a config search path, and gives the same validation score
-    cfg = compose_cfg(["dataset=synthetic", "submodel=tuned/synthetic_bpr", "runtime.threads=1",
-                       f"hydra.searchpath=[file://{tmp_path / 'conf'}]"])
+    cfg = compose_cfg(
+        [
+            "dataset=synthetic",
+            "submodel=tuned/synthetic_bpr",
+            "runtime.threads=1",
+            f"hydra.searchpath=[file://{tmp_path / 'conf'}]",
+        ]
+    )
     cfg = OmegaConf.to_container(cfg, resolve=True)
     assert cfg["submodel"]["name"] == "bpr" and cfg["submodel"]["lr"] == best.best_params["submodel.lr"]
     again = validation_score(cfg, Runtime.from_config(cfg["runtime"]), "ndcg@20")
@@ -61,8 +75,9 @@ def test_every_tuning_experiment_composes_with_its_search_space(hydra_conf):
 
 
 def test_the_objective_refuses_a_dataset_without_validation(hydra_conf):
-    cfg = OmegaConf.to_container(compose_cfg(["dataset=synthetic", "dataset.split.ratios=[0.8,0.0,0.2]",
-                                              "runtime.threads=1"]), resolve=True)
+    cfg = OmegaConf.to_container(
+        compose_cfg(["dataset=synthetic", "dataset.split.ratios=[0.8,0.0,0.2]", "runtime.threads=1"]), resolve=True
+    )
     with pytest.raises(ConfigError, match="no validation rows"):
         validation_score(cfg, Runtime.from_config(cfg["runtime"]), "ndcg@20")
     with pytest.raises(ConfigError, match="tune.metric"):

@@ -1,5 +1,6 @@
 """UltraRE: OT partition balance, emd vs sinkhorn, k-means, the mse / bce sub-models, the linear
 combiner's refit, exactness after unlearning, and one deleted user touching one group."""
+
 import numpy as np
 import pytest
 import torch
@@ -18,8 +19,9 @@ TINY_EMB = {"name": "bpr", "epochs": 3, "dim": 8, "lr": 0.01, "batch_size": 256}
 
 @pytest.fixture(scope="module")
 def data():
-    return load_dataset({"name": "synthetic", "loader": "synthetic",
-                         "generator": {"n_users": 120, "n_items": 80, "mean_per_user": 15}})
+    return load_dataset(
+        {"name": "synthetic", "loader": "synthetic", "generator": {"n_users": 120, "n_items": 80, "mean_per_user": 15}}
+    )
 
 
 def spec(sub="bpr", part=None, agg=None, k=4, seed=0):
@@ -68,20 +70,21 @@ def test_ot_emd_uniform_groups_differ_by_at_most_one(n, k):
 def test_capacity_rounding_resolves_split_users():
     # 5 users, 2 clusters of mass 1/2: an exact plan must split one user (2.5 users per cluster)
     cost = np.array([[0.0, 9], [0, 9], [1, 1], [9, 0], [9, 0]])
-    plan = np.array([[.2, 0], [.2, 0], [.1, .1], [0, .2], [0, .2]])
-    caps = capacities(np.array([.5, .5]), 5)
+    plan = np.array([[0.2, 0], [0.2, 0], [0.1, 0.1], [0, 0.2], [0, 0.2]])
+    caps = capacities(np.array([0.5, 0.5]), 5)
     assert caps.tolist() == [3, 2]
     labels = capacity_rounding(plan, cost, caps)
     assert labels.tolist() == [0, 0, 0, 1, 1]
     # whole users keep their argmax even when the split user's argmax cluster is full
-    plan2 = np.array([[.2, 0], [.2, 0], [.2, 0], [0, .2], [.1, .1]])
+    plan2 = np.array([[0.2, 0], [0.2, 0], [0.2, 0], [0, 0.2], [0.1, 0.1]])
     cost2 = np.array([[0.0, 9], [0, 9], [0, 9], [9, 0], [0, 1]])
     assert capacity_rounding(plan2, cost2, caps).tolist() == [0, 0, 0, 1, 1]
 
 
 def test_ot_partitioner_balanced_on_synthetic(data):
     p = PARTITIONERS.get("ot")({"n_shards": 7, "embedding": TINY_EMB}).partition(
-        data.train, data.n_users, data.n_items, 3)
+        data.train, data.n_users, data.n_items, 3
+    )
     sizes = np.array(p.sizes(data.train))
     assert p.unit == "user" and p.uses_forget and sizes.max() - sizes.min() <= 1
     assert {"iterations", "inertia", "pretrain_s"} <= set(p.info)
@@ -120,8 +123,9 @@ def test_bad_configs_refused(data):
     with pytest.raises(ConfigError, match="aggregator"):
         METHODS.get("ultrare")({**spec(), "aggregator": {"name": "attention"}})
     with pytest.raises(ConfigError, match="per_group"):
-        METHODS.get("ultrare")({**spec(agg={"per_group": True}),
-                                "partitioner": {"name": "random", "unit": "interaction", "n_shards": 3}})
+        METHODS.get("ultrare")(
+            {**spec(agg={"per_group": True}), "partitioner": {"name": "random", "unit": "interaction", "n_shards": 3}}
+        )
 
 
 # -- sub-models -----------------------------------------------------------------------------
@@ -148,8 +152,12 @@ def test_mse_targets_scaled_over_the_shard(data):
     r = torch.as_tensor(data.train.ratings)
     assert torch.allclose(m._target, (r - r.min()) / (r.max() - r.min()))
     assert m._num_neg == 0  # explicit ratings: pure regression with num_neg: auto
-    ones = TrainSet(data.n_users, data.n_items, type(data.train)(data.train.users, data.train.items,
-                                                                 np.ones(len(data.train))), data.valid)
+    ones = TrainSet(
+        data.n_users,
+        data.n_items,
+        type(data.train)(data.train.users, data.train.items, np.ones(len(data.train))),
+        data.valid,
+    )
     m.prepare(ones)
     assert m._num_neg == 1 and bool((m._target == 1).all())
     users, pos, target, neg = next(m.batches(torch.Generator().manual_seed(0)))
@@ -187,8 +195,12 @@ def test_combiner_refitted_without_forget_set(data, unlearned):
     assert m.aggregator.trained_on == positives_hash(kept.train.users, kept.train.items)
     assert m.aggregator.trained_on != positives_hash(data.train.users, data.train.items)
     fresh = Linear(m.spec["aggregator"], data.n_users, data.n_items)
-    fresh.fit(m.shards, m.partition, TrainSet(data.n_users, data.n_items, kept.train, data.valid),
-              derive_seed(m.seed, "aggregator"))
+    fresh.fit(
+        m.shards,
+        m.partition,
+        TrainSet(data.n_users, data.n_items, kept.train, data.valid),
+        derive_seed(m.seed, "aggregator"),
+    )
     assert torch.equal(fresh.weight, m.aggregator.weight) and torch.equal(fresh.bias, m.aggregator.bias)
 
 
@@ -264,7 +276,7 @@ def test_combiner_is_the_regularised_logistic_regression_optimum(per_group):
     np.testing.assert_allclose(a_got.numpy(), np.array(a_want), rtol=0, atol=4e-4)
     np.testing.assert_allclose(c_got.numpy(), np.array(c_want), rtol=0, atol=4e-4)
     row = np.where(groups >= 0, groups, len(a_want) - 1) if per_group else np.zeros(n_users, int)
-    want = sum(np.array(a_want)[row][:, j:j + 1] * scores[j] for j in range(k)) + np.array(c_want)[row][:, None]
+    want = sum(np.array(a_want)[row][:, j : j + 1] * scores[j] for j in range(k)) + np.array(c_want)[row][:, None]
     got = agg.score(shards, torch.arange(n_users))
     np.testing.assert_allclose(got.numpy(), want, rtol=0, atol=2e-3)
 
@@ -276,8 +288,13 @@ def test_one_user_deletion_touches_one_group(data, unlearned):
     assert m.partition.touched(rows) == [int(m.partition.unit_shard[user])]
 
 
-@pytest.mark.parametrize("sub,part,agg", [("bce", {"solver": "sinkhorn"}, {"per_group": True}),
-                                          ("mse", None, {"optimizer": "adam", "lr": 0.05, "epochs": 30})])
+@pytest.mark.parametrize(
+    "sub,part,agg",
+    [
+        ("bce", {"solver": "sinkhorn"}, {"per_group": True}),
+        ("mse", None, {"optimizer": "adam", "lr": 0.05, "epochs": 30}),
+    ],
+)
 def test_exact_gap_zero_other_axes(data, sub, part, agg):
     m = METHODS.get("ultrare")(spec(sub, part, agg, k=3, seed=1))
     m.fit(TrainSet(data.n_users, data.n_items, data.train, data.valid))
@@ -294,8 +311,13 @@ def test_exact_gap_zero_other_axes(data, sub, part, agg):
 
 
 def test_kmeans_partitioner_with_ultrare(data):
-    m = METHODS.get("ultrare")({**spec(k=3), "partitioner": {"name": "kmeans", "n_shards": 3, "embedding": TINY_EMB},
-                                "aggregator": {"name": "own"}})
+    m = METHODS.get("ultrare")(
+        {
+            **spec(k=3),
+            "partitioner": {"name": "kmeans", "n_shards": 3, "embedding": TINY_EMB},
+            "aggregator": {"name": "own"},
+        }
+    )
     m.fit(TrainSet(data.n_users, data.n_items, data.train, data.valid))
     assert m.partition.unit == "user" and m.partition.uses_forget and "inertia" in m.partition.info
 

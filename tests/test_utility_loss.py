@@ -1,5 +1,6 @@
 """The utility loss against the retrain oracle: per-user metric values, the paired bootstrap over
 users behind `<metric>@K.loss_vs_oracle.ci95`, and the keys a run records."""
+
 import re
 from types import SimpleNamespace
 
@@ -27,6 +28,7 @@ def width(ci) -> float:
 
 # --- the evaluator's per-user values -------------------------------------------------------------
 
+
 def test_per_user_values_average_to_the_reported_metrics():
     scores, _, _, ex_rows, tg_rows = random_case(0, n_users=60)
     ev = RankingEvaluator(len(scores), scores.shape[1], ex_rows, tg_rows, ks=KS, batch_size=7)
@@ -43,6 +45,7 @@ def test_per_user_values_average_to_the_reported_metrics():
 
 
 # --- the bootstrap -------------------------------------------------------------------------------
+
 
 def paired_ci(diffs, seed=0, n_boot=1000):
     return percentile_interval(bootstrap_means(diffs, n_boot, numpy_rng(seed, "test")))[0]
@@ -84,13 +87,15 @@ def test_a_paired_interval_is_narrower_than_an_unpaired_one_on_correlated_stages
     after = user + rng.normal(0, 0.02, 2000)
     oracle = user + 0.01 + rng.normal(0, 0.02, 2000)
     paired = paired_ci(oracle - after)
-    unpaired = percentile_interval(bootstrap_means(oracle, 1000, numpy_rng(0, "a"))
-                                   - bootstrap_means(after, 1000, numpy_rng(0, "b")))[0]
+    unpaired = percentile_interval(
+        bootstrap_means(oracle, 1000, numpy_rng(0, "a")) - bootstrap_means(after, 1000, numpy_rng(0, "b"))
+    )[0]
     assert paired[0] < 0.01 < paired[1] and unpaired[0] < 0.01 < unpaired[1]
     assert width(paired) < width(unpaired) / 5
 
 
 # --- StageMetrics --------------------------------------------------------------------------------
+
 
 def stage_metrics(data, seed=0, **ecfg):
     request = draw(data.train, data.n_users, data.n_items, {"unit": "interaction", "count": 30}, 0)

@@ -1,4 +1,5 @@
 """recunlearn: a reproducible benchmark library for recommendation unlearning (no Hydra here)."""
+
 from . import aggregate, data, methods, metrics, models, partition  # noqa: F401  (fill the registries)
 from .plugins import import_submodules
 from .registry import AGGREGATORS, DATASETS, METHODS, PARTITIONERS, SPLITS, SUBMODELS  # noqa: F401

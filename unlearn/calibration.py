@@ -8,6 +8,7 @@ so the ratio of the two calibrations carries the oracle's seconds onto this proc
 The workload is timed several times and the median kept; a run calibrates before fitting and
 again after unlearning, and uses the mean of the two.
 """
+
 from __future__ import annotations
 
 import statistics
@@ -23,12 +24,19 @@ from .registry import SUBMODELS
 from .runtime import Runtime
 from .seeding import derive_seed, numpy_rng
 
-ROWS = 50_000      # training rows the workload fits on (all of them on smaller data)
-EPOCHS = 2         # epochs (ALS: sweeps) of one repetition
-REPEATS = 5        # timed repetitions after one untimed one; the median is kept
+ROWS = 50_000  # training rows the workload fits on (all of them on smaller data)
+EPOCHS = 2  # epochs (ALS: sweeps) of one repetition
+REPEATS = 5  # timed repetitions after one untimed one; the median is kept
 # settings that make a fit a fixed amount of work: no early stopping, no validation
-FIXED_BUDGET = {"selection": "last", "patience": 0, "min_epochs": 0, "epochs": EPOCHS,
-                "iterations": EPOCHS, "tol": 0.0, "valid_metric": None}
+FIXED_BUDGET = {
+    "selection": "last",
+    "patience": 0,
+    "min_epochs": 0,
+    "epochs": EPOCHS,
+    "iterations": EPOCHS,
+    "tol": 0.0,
+    "valid_metric": None,
+}
 
 
 @dataclass(frozen=True)
@@ -45,8 +53,9 @@ class Calibration:
     def from_record(rec: dict, prefix: str = "calibration") -> "Calibration | None":
         if rec.get(f"{prefix}_s") is None or rec.get(f"{prefix}.key") is None:
             return None
-        return Calibration(Span(float(rec[f"{prefix}_s"]), float(rec.get(f"{prefix}_cpu_s") or "nan")),
-                           str(rec[f"{prefix}.key"]))
+        return Calibration(
+            Span(float(rec[f"{prefix}_s"]), float(rec.get(f"{prefix}_cpu_s") or "nan")), str(rec[f"{prefix}.key"])
+        )
 
     def mean(self, other: "Calibration") -> "Calibration":
         return Calibration((self.span + other.span).scaled(0.5), self.key)
@@ -57,11 +66,20 @@ def workload(data: TrainSet, submodel: dict) -> tuple[TrainSet, dict, str]:
     rows = data.rows
     n = len(rows)
     index = np.sort(numpy_rng(0, "calibration", n).choice(n, size=min(n, ROWS), replace=False))
-    sample = TrainSet(data.n_users, data.n_items, rows.subset(index), data.all_valid.subset(np.arange(0)),
-                      features=data.features)
+    sample = TrainSet(
+        data.n_users, data.n_items, rows.subset(index), data.all_valid.subset(np.arange(0)), features=data.features
+    )
     cfg = {**submodel, **{k: v for k, v in FIXED_BUDGET.items() if k in submodel or k in _defaults(submodel)}}
-    key = io.stable_hash({"rows": sample.rows.content_hash(), "n": [data.n_users, data.n_items], "submodel": cfg,
-                          "rows_n": ROWS, "epochs": EPOCHS}, 16)
+    key = io.stable_hash(
+        {
+            "rows": sample.rows.content_hash(),
+            "n": [data.n_users, data.n_items],
+            "submodel": cfg,
+            "rows_n": ROWS,
+            "epochs": EPOCHS,
+        },
+        16,
+    )
     return sample, cfg, key
 
 
@@ -87,9 +105,23 @@ def calibrate(data: TrainSet, submodel: dict, runtime: Runtime, repeats: int = R
     return Calibration(Span(statistics.median(s.wall for s in spans), statistics.median(s.cpu for s in spans)), key)
 
 
-KEYS.declare("calibration_s", "calibration", unit="s", group="efficiency",
-             doc="wall seconds of the fixed calibration workload in this process (mean of two medians)")
-KEYS.declare("calibration_cpu_s", "calibration CPU", unit="s", group="efficiency",
-             doc="process CPU seconds of the calibration workload")
-KEYS.declare("calibration.drift", "calibration drift", group="efficiency",
-             doc="the calibration after unlearning over the one before fitting: 1 when the load stayed the same")
+KEYS.declare(
+    "calibration_s",
+    "calibration",
+    unit="s",
+    group="efficiency",
+    doc="wall seconds of the fixed calibration workload in this process (mean of two medians)",
+)
+KEYS.declare(
+    "calibration_cpu_s",
+    "calibration CPU",
+    unit="s",
+    group="efficiency",
+    doc="process CPU seconds of the calibration workload",
+)
+KEYS.declare(
+    "calibration.drift",
+    "calibration drift",
+    group="efficiency",
+    doc="the calibration after unlearning over the one before fitting: 1 when the load stayed the same",
+)

@@ -1,5 +1,6 @@
 """A fingerprint of the code that trains models, for cache keys: an oracle or pretrained embeddings
 cached by another version of the training code are never read back as if this code had made them."""
+
 from __future__ import annotations
 
 import hashlib
@@ -11,8 +12,18 @@ import torch
 ROOT = Path(__file__).resolve().parent
 # what a fit depends on: data handling, seeding, sub-models, training loops, the sharded methods'
 # fit (the retrain oracle is `retrain`), partitions and aggregators
-TRAINING_CODE = ("data", "models", "partition", "aggregate", "training.py", "seeding.py", "runtime.py",
-                 "methods/base.py", "methods/sisa.py", "methods/costs.py")
+TRAINING_CODE = (
+    "data",
+    "models",
+    "partition",
+    "aggregate",
+    "training.py",
+    "seeding.py",
+    "runtime.py",
+    "methods/base.py",
+    "methods/sisa.py",
+    "methods/costs.py",
+)
 
 
 @lru_cache(maxsize=1)

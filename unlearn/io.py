@@ -1,4 +1,5 @@
 """Atomic writes: a killed job never leaves a half-written record or cache entry."""
+
 from __future__ import annotations
 
 import hashlib

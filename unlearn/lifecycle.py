@@ -1,6 +1,7 @@
 """One run: data -> forget set -> fit -> evaluate -> unlearn -> evaluate -> oracles ->
 completeness -> one flat record. Takes plain dicts; knows nothing of Hydra. What a method must
 provide is in `unlearn.methods.base`; this module reads nothing else of it."""
+
 from __future__ import annotations
 
 import logging
@@ -19,8 +20,8 @@ from .errors import ConfigError
 from .methods.base import Method
 from .methods.costs import UnlearnCost
 from .metrics.completeness import RankGap, score_gaps
-from .metrics.stages import StageMetrics
 from .metrics.keys import KEYS
+from .metrics.stages import StageMetrics
 from .metrics.timing import TIMER_FLOOR_S, Span, clock, peak_memory
 from .registry import METHODS, PROBES
 from .runtime import CPU, Runtime
@@ -51,7 +52,11 @@ def method_spec(cfg: dict) -> dict:
             raise ConfigError(f"The config has no '{axis}' with a name; choose one with {axis}=NAME.")
     spec = {axis: dict(cfg[axis]) for axis in AXES}
     seed = cfg.get("seed", 0)
-    if isinstance(seed, bool) or not isinstance(seed, int) and not (isinstance(seed, str) and seed.lstrip("-").isdigit()):
+    if (
+        isinstance(seed, bool)
+        or not isinstance(seed, int)
+        and not (isinstance(seed, str) and seed.lstrip("-").isdigit())
+    ):
         raise ConfigError(f"seed must be an integer, not {seed!r}.")
     spec["seed"] = int(seed)
     return spec
@@ -75,8 +80,14 @@ def prepare(cfg: dict, runtime: Runtime) -> Prepared:
     method_cls = METHODS.get(spec["method"]["name"])
     t0 = clock()
     data = load_dataset(cfg["dataset"], cfg.get("cache_dir"))
-    log.info("data %s: %d users, %d items, %d train rows (%.2g s)", data.name, data.n_users, data.n_items,
-             len(data.train), (clock() - t0).wall)
+    log.info(
+        "data %s: %d users, %d items, %d train rows (%.2g s)",
+        data.name,
+        data.n_users,
+        data.n_items,
+        len(data.train),
+        (clock() - t0).wall,
+    )
     data, request = prepare_request(data, cfg.get("deletion") or {}, spec["seed"])  # a kind may inject users first
     method = method_cls(spec, runtime, cfg.get("cache_dir"))
     method.validate(TrainSet(data.n_users, data.n_items, data.train, data.valid))
@@ -87,15 +98,20 @@ def execute(p: Prepared) -> dict:
     """The run's sequence; returns the record's measured keys."""
     cfg, method, rt, ccfg = p.cfg, p.method, p.runtime, p.cfg.get("completeness") or {}
     start = clock()
-    full = TrainSet(p.data.n_users, p.data.n_items, p.data.train, p.data.valid,
-                    features=p.data.info.get("features"))  # side features of the id universe (twotower)
+    full = TrainSet(
+        p.data.n_users, p.data.n_items, p.data.train, p.data.valid, features=p.data.info.get("features")
+    )  # side features of the id universe (twotower)
     minus = full.without(p.request.rows)  # train minus F: methods, oracle and replica read this one view
     stages = StageMetrics(p.data, p.request, cfg, rt)
     rec: dict = {"threads": torch.get_num_threads(), "load_avg.start": os.getloadavg()[0]}
     if rec["threads"] > 1 and rec["load_avg.start"] + rec["threads"] > (os.cpu_count() or 1) + 0.5:
-        log.warning("%d torch threads on a machine already loaded %.1f of %d cores: multi-threaded timings under "
-                    "load are erratic (runtime.threads=1 keeps them comparable)", rec["threads"],
-                    rec["load_avg.start"], os.cpu_count() or 1)
+        log.warning(
+            "%d torch threads on a machine already loaded %.1f of %d cores: multi-threaded timings under "
+            "load are erratic (runtime.threads=1 keeps them comparable)",
+            rec["threads"],
+            rec["load_avg.start"],
+            os.cpu_count() or 1,
+        )
     # before anything is timed: compilation and first calls (warm-up), then this process's scale
     rec.update(warm_up(p.spec, full, rt, method.n_shards))
     calibrated = [calibrate(full, p.spec["submodel"], rt)]
@@ -108,30 +124,36 @@ def execute(p: Prepared) -> dict:
         return oracles.retrain_oracle(minus, spec, key, rt, cfg.get("cache_dir"), trained=trained, calibration=cal)
 
     log.info("fit %s on %d rows", p.spec["method"]["name"], len(p.data.train))
-    rec.update(method.fit(full).record())                               # 3-4: M0
+    rec.update(method.fit(full).record())  # 3-4: M0
     log.info("fit done in %.3g s", rec["fit_s"])
     rec.update(measured(stages, "before", method.score, method, method.user_vectors))
     ref = oracle() if method.needs_reference and ccfg.get("retrain_oracle", True) else None
     if ref is not None:
         method.set_reference(ref[0].score, ref[0])
     costs = []
-    for i, rows in enumerate(p.request.rounds):                         # 5-6: M1, request by request
+    for i, rows in enumerate(p.request.rounds):  # 5-6: M1, request by request
         costs.append(method.unlearn(rows))
-        log.info("request %d/%d: %d rows unlearned in %.3g s", i + 1, len(p.request.rounds), len(rows),
-                 costs[-1].span.wall)
+        log.info(
+            "request %d/%d: %d rows unlearned in %.3g s", i + 1, len(p.request.rounds), len(rows), costs[-1].span.wall
+        )
     rec.update(UnlearnCost.record(costs))
     calibrated.append(calibrate(full, p.spec["submodel"], rt))
     cal = calibrated[0].mean(calibrated[1])
     rec.update(cal.record())
     rec["calibration.drift"] = calibrated[1].span.wall / calibrated[0].span.wall
     rec.update(measured(stages, "after", method.score, method, method.user_vectors))
-    if ccfg.get("retrain_oracle", True):                                # 7: oracles
+    if ccfg.get("retrain_oracle", True):  # 7: oracles
         # retrain's model after its last request is a fit on train minus F: the oracle itself
         own = method.is_retrain_oracle()
         model, info = ref or oracle(trained=(method, costs[-1]) if own else None)
         rec.update(speedup(costs, info, cal, own))
-        log.info("oracle %s in %.3g s; speedup %.3g (%s)", "read from the cache, trained" if info["cached"] else "trained",
-                 rec["retrain_s"], rec["speedup"], rec["speedup.basis"])
+        log.info(
+            "oracle %s in %.3g s; speedup %.3g (%s)",
+            "read from the cache, trained" if info["cached"] else "trained",
+            rec["retrain_s"],
+            rec["speedup"],
+            rec["speedup.basis"],
+        )
         rec.update(measured(stages, "retrain", model.score, method, model.user_vectors))
         # the seed floor: an oracle that differs only in its seed (cached like the oracle)
         t0 = clock()
@@ -145,7 +167,7 @@ def execute(p: Prepared) -> dict:
         rec.update(method.partition_drift(minus))
         rec.update((clock() - t0).keys("partition_drift"))  # a rebuilt partition (re-pretraining) costs
     rec.update(stages.finish())
-    rec.update(method.describe())                                       # 8: the record
+    rec.update(method.describe())  # 8: the record
     rec.update(peak_memory(rt.device))
     rec.update((clock() - start).keys("lifecycle"))
     rec["load_avg.end"] = os.getloadavg()[0]
@@ -182,9 +204,14 @@ def speedup(costs: list[UnlearnCost], oracle: dict, cal: Calibration, own: bool)
     else:
         basis, retrain = "uncalibrated", measured
     floor = TIMER_FLOOR_S * n
-    out = {**retrain.keys("retrain"), "retrain_epochs": int(oracle["epochs"]), "retrain_cached": bool(oracle["cached"]),
-           "retrain_s.measured": float(measured.wall), "speedup.basis": basis,
-           "speedup.floored": bool(spent.wall < floor)}
+    out = {
+        **retrain.keys("retrain"),
+        "retrain_epochs": int(oracle["epochs"]),
+        "retrain_cached": bool(oracle["cached"]),
+        "retrain_s.measured": float(measured.wall),
+        "speedup.basis": basis,
+        "speedup.floored": bool(spent.wall < floor),
+    }
     if own:
         out.update({"speedup": 1.0, "speedup.cpu": 1.0})
     else:
@@ -200,18 +227,30 @@ def oracle_gaps(p: Prepared, minus: TrainSet, method: Method, model: Method, twi
     and `rank_gap_over_floor@K` = gap / floor."""
     rt, ccfg, n_users = p.runtime, p.cfg.get("completeness") or {}, p.data.n_users
     ks = sorted({int(k) for k in (p.cfg.get("eval") or {}).get("ks", [10, 20, 50])} | {int(ccfg.get("forget_k", 20))})
-    ranks = RankGap(minus.train, p.data.train.subset(p.request.rows), n_users, p.data.n_items, ks, p.spec["seed"],
-                    int(ccfg.get("rank_gap_max_users", 5000)), rt.device, rt.eval_batch)
+    ranks = RankGap(
+        minus.train,
+        p.data.train.subset(p.request.rows),
+        n_users,
+        p.data.n_items,
+        ks,
+        p.spec["seed"],
+        int(ccfg.get("rank_gap_max_users", 5000)),
+        rt.device,
+        rt.eval_batch,
+    )
     gaps = score_gaps(method.score, model.score, n_users, rt.eval_batch, rt.device)
     ref = ranks.tops(model.score)
     out = {"retrain_gap": gaps["rel_fro_std"], "retrain_gap.raw": gaps["rel_fro"]}
     out.update({f"retrain_rank_gap{k}": v for k, v in ranks.gap(ranks.tops(method.score), ref).items()})
     if twin is not None:
-        out["seed_floor.retrain_gap"] = score_gaps(twin.score, model.score, n_users, rt.eval_batch, rt.device)["rel_fro_std"]
+        out["seed_floor.retrain_gap"] = score_gaps(twin.score, model.score, n_users, rt.eval_batch, rt.device)[
+            "rel_fro_std"
+        ]
         floor = ranks.gap(ranks.tops(twin.score), ref)
         out.update({f"seed_floor{k}": v for k, v in floor.items()})
-        out.update({f"rank_gap_over_floor{k}": out[f"retrain_rank_gap{k}"] / v if v > 0 else None
-                    for k, v in floor.items()})
+        out.update(
+            {f"rank_gap_over_floor{k}": out[f"retrain_rank_gap{k}"] / v if v > 0 else None for k, v in floor.items()}
+        )
     return out
 
 
@@ -224,8 +263,9 @@ def exact_gap(p: Prepared, minus: TrainSet, method: Method, n_retrained: int, fi
         replica = method.exact_replica(minus)
         out.update((clock() - t0).keys("exact_replica"))
         log.info("exact replica fitted in %.3g s", out["exact_replica_s"])
-        out["exact_gap"] = score_gaps(method.score, replica.score, p.data.n_users, p.runtime.eval_batch,
-                                      p.runtime.device)["max_abs"]
+        out["exact_gap"] = score_gaps(
+            method.score, replica.score, p.data.n_users, p.runtime.eval_batch, p.runtime.device
+        )["max_abs"]
     return out
 
 
@@ -260,7 +300,9 @@ def hyperparameters(spec: dict) -> dict:
     for axis in AXES:
         for key, value in spec[axis].items():
             if key != "name":
-                out[f"cfg.{axis}.{key}"] = value if isinstance(value, (int, float, str, bool)) or value is None else str(value)
+                out[f"cfg.{axis}.{key}"] = (
+                    value if isinstance(value, (int, float, str, bool)) or value is None else str(value)
+                )
     return out
 
 
@@ -271,19 +313,50 @@ def run(cfg: dict, runtime: Runtime) -> dict:
 
 
 _EFF = {"group": "efficiency"}
-KEYS.declare("retrain_s", "retrain time", unit="s", reference=True, doc=(
-    "wall seconds of one fit of the retrain oracle on this run's scale (see speedup.basis)"), **_EFF)
-KEYS.declare("retrain_cpu_s", "retrain CPU", unit="s", reference=True,
-             doc="process CPU seconds of one oracle fit on this run's scale", **_EFF)
+KEYS.declare(
+    "retrain_s",
+    "retrain time",
+    unit="s",
+    reference=True,
+    doc=("wall seconds of one fit of the retrain oracle on this run's scale (see speedup.basis)"),
+    **_EFF,
+)
+KEYS.declare(
+    "retrain_cpu_s",
+    "retrain CPU",
+    unit="s",
+    reference=True,
+    doc="process CPU seconds of one oracle fit on this run's scale",
+    **_EFF,
+)
 KEYS.declare("retrain_epochs", "retrain epochs", reference=True, **_EFF)
-KEYS.declare("speedup", "speedup", unit="x", better="higher", doc=(
-    "retrain seconds x requests / unlearning seconds, both on this run's scale; 1 for retrain itself"), **_EFF)
-KEYS.declare("speedup.cpu", "speedup (CPU)", unit="x", better="higher",
-             doc="the same ratio of process CPU seconds", **_EFF)
+KEYS.declare(
+    "speedup",
+    "speedup",
+    unit="x",
+    better="higher",
+    doc=("retrain seconds x requests / unlearning seconds, both on this run's scale; 1 for retrain itself"),
+    **_EFF,
+)
+KEYS.declare(
+    "speedup.cpu", "speedup (CPU)", unit="x", better="higher", doc="the same ratio of process CPU seconds", **_EFF
+)
 KEYS.declare("threads", "threads", group="identity", doc="torch intra-op threads of the run")
-KEYS.declare("load_avg.{name}", "load average", sub="{name}", group="efficiency",
-             doc="the machine's 1-minute load average at the start and end of the run (other processes' load)")
-for _name, _label in (("oracle_gaps", "oracle gaps"), ("exact_replica", "exact replica"),
-                      ("partition_drift", "partition drift"), ("lifecycle", "whole run"), ("warm_up", "warm-up")):
-    KEYS.declare(f"{_name}_s", _label, unit="s", doc=f"wall seconds of {_label} (not part of fit or unlearning)", **_EFF)
+KEYS.declare(
+    "load_avg.{name}",
+    "load average",
+    sub="{name}",
+    group="efficiency",
+    doc="the machine's 1-minute load average at the start and end of the run (other processes' load)",
+)
+for _name, _label in (
+    ("oracle_gaps", "oracle gaps"),
+    ("exact_replica", "exact replica"),
+    ("partition_drift", "partition drift"),
+    ("lifecycle", "whole run"),
+    ("warm_up", "warm-up"),
+):
+    KEYS.declare(
+        f"{_name}_s", _label, unit="s", doc=f"wall seconds of {_label} (not part of fit or unlearning)", **_EFF
+    )
     KEYS.declare(f"{_name}_cpu_s", f"{_label} CPU", unit="s", doc=f"process CPU seconds of {_label}", **_EFF)

@@ -5,6 +5,7 @@ and shared between runs that need the same one; a file lock makes concurrent job
 it once. Cache files hold tensors only (loaded with weights_only=True) and a JSON side file with
 what the fit cost (wall and CPU seconds) and the calibration of the process that trained it, so a
 later run can put those seconds on its own scale (`unlearn.calibration`)."""
+
 from __future__ import annotations
 
 import json
@@ -36,13 +37,28 @@ def oracle_spec(spec: dict) -> dict:
 
 
 def oracle_key(split_hash: str, forget_hash: str, spec: dict) -> str:
-    return io.stable_hash({"split": split_hash, "forget": forget_hash, "submodel": spec["submodel"],
-                           "seed": spec["seed"], "format": STATE_FORMAT, "code": training_code_version()}, 16)
+    return io.stable_hash(
+        {
+            "split": split_hash,
+            "forget": forget_hash,
+            "submodel": spec["submodel"],
+            "seed": spec["seed"],
+            "format": STATE_FORMAT,
+            "code": training_code_version(),
+        },
+        16,
+    )
 
 
-def retrain_oracle(data: TrainSet, spec: dict, key: str, runtime: Runtime, cache_dir: str | None,
-                   trained: tuple[Method, UnlearnCost] | None = None,
-                   calibration: Calibration | None = None) -> tuple[Method, dict]:
+def retrain_oracle(
+    data: TrainSet,
+    spec: dict,
+    key: str,
+    runtime: Runtime,
+    cache_dir: str | None,
+    trained: tuple[Method, UnlearnCost] | None = None,
+    calibration: Calibration | None = None,
+) -> tuple[Method, dict]:
     """(oracle method, info) for `data` = train minus F. info: `span` (what the fit cost), `epochs`,
     `cached` (read from the cache: `span` is another process's, measured under `calibration`, else
     None). `trained` is a model that already is the oracle (the retrain method, unlearned) with
@@ -59,14 +75,25 @@ def retrain_oracle(data: TrainSet, spec: dict, key: str, runtime: Runtime, cache
             model = METHODS.get("retrain")(ospec, runtime, cache_dir)
             model.load_state_dict(io.read_tensors(tensors), data)
             info = json.loads(meta.read_text())
-            return model, {"span": Span(info["retrain_s"], info["retrain_cpu_s"]), "epochs": info["retrain_epochs"],
-                           "cached": True, "calibration": Calibration.from_record(info)}
+            return model, {
+                "span": Span(info["retrain_s"], info["retrain_cpu_s"]),
+                "epochs": info["retrain_epochs"],
+                "cached": True,
+                "calibration": Calibration.from_record(info),
+            }
         model, info = _train(data, ospec, runtime, trained)
         if not (tensors.is_file() and meta.is_file()):
             io.write_tensors(tensors, model.state_dict())
-            io.write_json(meta, {"retrain_s": info["span"].wall, "retrain_cpu_s": info["span"].cpu,
-                                 "retrain_epochs": info["epochs"], "code_version": training_code_version(),
-                                 **(calibration.record() if calibration else {})})
+            io.write_json(
+                meta,
+                {
+                    "retrain_s": info["span"].wall,
+                    "retrain_cpu_s": info["span"].cpu,
+                    "retrain_epochs": info["epochs"],
+                    "code_version": training_code_version(),
+                    **(calibration.record() if calibration else {}),
+                },
+            )
         return model, info
 
 

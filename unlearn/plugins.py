@@ -1,4 +1,5 @@
 """Auto-import every module of a package so that its @register decorators run."""
+
 from __future__ import annotations
 
 import importlib

@@ -1,4 +1,5 @@
 """Name -> class registries. Configs name components; they never carry import paths."""
+
 from __future__ import annotations
 
 from typing import Callable, Generic, TypeVar
@@ -28,9 +29,7 @@ class Registry(Generic[T]):
 
     def get(self, name: str) -> T:
         if name not in self._items:
-            raise ConfigError(
-                f"Unknown {self.kind} '{name}'. Valid {self.kind}s: {', '.join(self.names())}."
-            )
+            raise ConfigError(f"Unknown {self.kind} '{name}'. Valid {self.kind}s: {', '.join(self.names())}.")
         return self._items[name]
 
     def names(self) -> list[str]:
@@ -51,4 +50,6 @@ REQUESTS: Registry = Registry("deletion selection")  # deletion.selection -> (da
 
 
 def list_all() -> dict[str, list[str]]:
-    return {r.kind: r.names() for r in (DATASETS, SPLITS, PARTITIONERS, SUBMODELS, AGGREGATORS, METHODS, PROBES, REQUESTS)}
+    return {
+        r.kind: r.names() for r in (DATASETS, SPLITS, PARTITIONERS, SUBMODELS, AGGREGATORS, METHODS, PROBES, REQUESTS)
+    }

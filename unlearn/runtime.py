@@ -1,4 +1,5 @@
 """Where and how tensors are computed. Built inside the job, never in a launching process."""
+
 from __future__ import annotations
 
 import os
@@ -28,16 +29,19 @@ def pick_gpu(job_index: int, count: int, env, requested=None) -> int:
     if requested is not None:
         index = int(requested)
     elif "SLURM_JOB_ID" in env and "CUDA_VISIBLE_DEVICES" not in env:
-        allocated = _ids(env.get("SLURM_STEP_GPUS")) or _ids(env.get("SLURM_JOB_GPUS")) \
-            or _ids(env.get("GPU_DEVICE_ORDINAL"))
+        allocated = (
+            _ids(env.get("SLURM_STEP_GPUS")) or _ids(env.get("SLURM_JOB_GPUS")) or _ids(env.get("GPU_DEVICE_ORDINAL"))
+        )
         index = allocated[0] if allocated else 0
     elif "SLURM_JOB_ID" in env and env.get("SUBMITIT_EXECUTOR") == "slurm":
         index = 0
     else:
         index = job_index % max(count, 1)
     if not 0 <= index < count:
-        raise ConfigError(f"GPU index {index} is not among the {count} CUDA device(s) this job sees "
-                          f"(CUDA_VISIBLE_DEVICES={env.get('CUDA_VISIBLE_DEVICES', 'unset')}).")
+        raise ConfigError(
+            f"GPU index {index} is not among the {count} CUDA device(s) this job sees "
+            f"(CUDA_VISIBLE_DEVICES={env.get('CUDA_VISIBLE_DEVICES', 'unset')})."
+        )
     return index
 
 
@@ -63,11 +67,15 @@ class Runtime:
             device = torch.device("cpu")
         elif kind in ("cuda", "gpu"):
             if not torch.cuda.is_available() and torch.version.cuda is None:
-                raise ConfigError(f"runtime=gpu needs a CUDA build of torch; this one (torch {torch.__version__}) is "
-                                  f"CPU-only. Install one: make install TORCH=torch==<version>+cu<tag> "
-                                  f"TORCH_INDEX=https://download.pytorch.org/whl/cu<tag>.")
+                raise ConfigError(
+                    f"runtime=gpu needs a CUDA build of torch; this one (torch {torch.__version__}) is "
+                    f"CPU-only. Install one: make install TORCH=torch==<version>+cu<tag> "
+                    f"TORCH_INDEX=https://download.pytorch.org/whl/cu<tag>."
+                )
             if not torch.cuda.is_available():
-                raise ConfigError("runtime=gpu asks for CUDA, but no CUDA device is visible to this job. Use runtime=cpu.")
+                raise ConfigError(
+                    "runtime=gpu asks for CUDA, but no CUDA device is visible to this job. Use runtime=cpu."
+                )
             index = pick_gpu(job_index, torch.cuda.device_count(), os.environ, cfg.get("gpu_index"))
             device = torch.device("cuda", index)
             torch.cuda.set_device(device)

@@ -13,6 +13,7 @@ UltraRE combiner) shares, and nothing model-specific.
 
 Every random number comes from the caller's generator (one stream per seed, component, shard).
 """
+
 from __future__ import annotations
 
 import copy
@@ -33,7 +34,8 @@ LOSS_FAMILIES = ("bpr", "wmf", "bce", "mse", "als", "margin")
 OPTIMIZERS = {
     "adam": lambda params, cfg, **kw: torch.optim.Adam(params, lr=float(cfg["lr"]), **kw),
     "adagrad": lambda params, cfg, **kw: torch.optim.Adagrad(
-        params, lr=float(cfg["lr"]), initial_accumulator_value=float(cfg["adagrad_init"]), **kw),
+        params, lr=float(cfg["lr"]), initial_accumulator_value=float(cfg["adagrad_init"]), **kw
+    ),
     "sgd": lambda params, cfg, **kw: torch.optim.SGD(params, lr=float(cfg["lr"]), **kw),
 }
 
@@ -91,14 +93,22 @@ class EarlyStopping:
         self.min_epochs = int(cfg.get("min_epochs", 0))
         self.min_delta = float(cfg.get("min_delta", 0.0))
         if self.every < 1 or self.patience < 0 or self.min_epochs < 0 or self.min_delta < 0:
-            raise ConfigError(f"early stopping needs eval_every >= 1 and patience, min_epochs, min_delta >= 0; "
-                              f"got eval_every={self.every}, patience={self.patience}, "
-                              f"min_epochs={self.min_epochs}, min_delta={self.min_delta}.")
+            raise ConfigError(
+                f"early stopping needs eval_every >= 1 and patience, min_epochs, min_delta >= 0; "
+                f"got eval_every={self.every}, patience={self.patience}, "
+                f"min_epochs={self.min_epochs}, min_delta={self.min_delta}."
+            )
         self.evaluator = None
         if self.selection == "best_valid" and len(data.valid) and self.patience > 0:
-            self.evaluator = RankingEvaluator(data.n_users, data.n_items, data.train, data.valid,
-                                              ks=(int(self.metric.split("@")[1]),), device=runtime.device,
-                                              batch_size=runtime.eval_batch)
+            self.evaluator = RankingEvaluator(
+                data.n_users,
+                data.n_items,
+                data.train,
+                data.valid,
+                ks=(int(self.metric.split("@")[1]),),
+                device=runtime.device,
+                batch_size=runtime.eval_batch,
+            )
         self.best, self.best_epoch, self.best_state, self.epochs = -np.inf, 0, None, 0
         self.anchor, self.anchor_epoch = -np.inf, 0  # the last improvement by more than min_delta
         self.curve: list[tuple[int, float]] = []  # (epoch, validation metric) of every evaluation
@@ -172,11 +182,13 @@ class NegativeSampler:
     def sample(self, users: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         """One negative per entry of `users`, uniform over the items, rejected against the
         positives (`redraw_positives`)."""
+
         def draw(size):
             return torch.randint(0, self.n_items, (size,), generator=gen).to(users.device)
 
-        return redraw_positives(draw(len(users)), lambda idx, neg: self.is_positive(users[idx], neg), draw,
-                                self.max_rounds)
+        return redraw_positives(
+            draw(len(users)), lambda idx, neg: self.is_positive(users[idx], neg), draw, self.max_rounds
+        )
 
 
 def redraw_positives(neg: torch.Tensor, hits, draw, max_rounds: int) -> torch.Tensor:
@@ -193,10 +205,13 @@ def redraw_positives(neg: torch.Tensor, hits, draw, max_rounds: int) -> torch.Te
     return neg
 
 
-def block_negatives(positive: torch.Tensor, rows: torch.Tensor, gen: torch.Generator, max_rounds: int = 100) -> torch.Tensor:
+def block_negatives(
+    positive: torch.Tensor, rows: torch.Tensor, gen: torch.Generator, max_rounds: int = 100
+) -> torch.Tensor:
     """One negative column per entry of `rows` inside a (rows x columns) block whose positives
     `positive` marks (a user block against an item block): uniform over the block's columns,
     rejected as NegativeSampler does, looked up in the block instead of the sorted keys."""
+
     def draw(size):
         return torch.randint(0, positive.shape[1], (size,), generator=gen).to(rows.device)
 
@@ -226,7 +241,7 @@ class TrainingTriples:
 
 
 DENSE_PAIR_DENSITY = 1 / 128  # pairs per cell of len(p) x len(q) from which the dense block is cheaper
-DENSE_PAIR_CELLS = 1 << 25    # at most this many cells (128 MiB of float32) are materialised
+DENSE_PAIR_CELLS = 1 << 25  # at most this many cells (128 MiB of float32) are materialised
 
 
 def pair_scores(p: torch.Tensor, q: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:

@@ -7,6 +7,7 @@ train rows). The test split is never loaded into the fit or the evaluation. A Hy
 `benchmarks/tune.py`) maximises it; the same config and seed give the same score on CPU, so a
 preset written from the best trial reproduces it.
 """
+
 from __future__ import annotations
 
 import time
@@ -30,20 +31,34 @@ def validation_score(cfg: dict, runtime: Runtime, metric: str) -> dict:
     spec = method_spec(cfg)
     data = load_dataset(cfg["dataset"], cfg.get("cache_dir"))
     if not len(data.valid):
-        raise ConfigError(f"dataset={data.name} has no validation rows to tune on; "
-                          "tuning never reads test (give the dataset's split a valid_ratio).")
+        raise ConfigError(
+            f"dataset={data.name} has no validation rows to tune on; "
+            "tuning never reads test (give the dataset's split a valid_ratio)."
+        )
     train = TrainSet(data.n_users, data.n_items, data.train, data.valid, features=data.info.get("features"))
     method = METHODS.get(spec["method"]["name"])(spec, runtime, None)
     method.validate(train)
     method.fit(train)
-    evaluator = RankingEvaluator(data.n_users, data.n_items, data.train, data.valid, ks=(k,),
-                                 device=runtime.device, batch_size=runtime.eval_batch)
+    evaluator = RankingEvaluator(
+        data.n_users,
+        data.n_items,
+        data.train,
+        data.valid,
+        ks=(k,),
+        device=runtime.device,
+        batch_size=runtime.eval_batch,
+    )
     value = evaluator.evaluate(method.score, groups=False)
     if metric not in value:
-        raise ConfigError(f"tune.metric '{metric}' is not a ranking metric; valid: "
-                          f"{', '.join(sorted(m for m in value if m.endswith(f'@{k}')))}.")
+        raise ConfigError(
+            f"tune.metric '{metric}' is not a ranking metric; valid: "
+            f"{', '.join(sorted(m for m in value if m.endswith(f'@{k}')))}."
+        )
     described = method.describe()
-    return {metric: float(value[metric]), "seconds": time.perf_counter() - start,
-            "epochs": described.get("shard_epochs", [None])[0],
-            "best_epoch": described.get("shard_best_epochs", [None])[0],
-            "stop_reason": described.get("shard_stop_reasons", [None])[0]}
+    return {
+        metric: float(value[metric]),
+        "seconds": time.perf_counter() - start,
+        "epochs": described.get("shard_epochs", [None])[0],
+        "best_epoch": described.get("shard_best_epochs", [None])[0],
+        "stop_reason": described.get("shard_stop_reasons", [None])[0],
+    }

@@ -2,6 +2,7 @@
 JIT compilation (numba kernels, loaded or compiled), first torch calls and lazily built state are
 paid outside every timed region. The warm-up model is thrown away; nothing it does reaches the
 run's models, seeds or caches."""
+
 from __future__ import annotations
 
 import logging
@@ -15,14 +16,16 @@ from .registry import METHODS
 
 log = logging.getLogger(__name__)
 CAPPED = ("epochs", "meta_epochs", "iterations", "max_iter", "max_sweeps", "sinkhorn_itermax")
-CAP = 2            # each capped setting's value in the warm-up
-MIN_USERS = 64     # users of the slice (at least 8 per shard)
+CAP = 2  # each capped setting's value in the warm-up
+MIN_USERS = 64  # users of the slice (at least 8 per shard)
 
 
 def _capped(cfg):
     if isinstance(cfg, dict):
-        return {k: (min(v, CAP) if k in CAPPED and isinstance(v, int) and not isinstance(v, bool) else _capped(v))
-                for k, v in cfg.items()}
+        return {
+            k: (min(v, CAP) if k in CAPPED and isinstance(v, int) and not isinstance(v, bool) else _capped(v))
+            for k, v in cfg.items()
+        }
     return cfg
 
 
@@ -32,8 +35,9 @@ def slice_of(data: TrainSet, n_shards: int) -> TrainSet:
     users = np.unique(data.rows.users)[: max(MIN_USERS, 8 * int(n_shards))]
     keep = np.zeros(data.n_users, dtype=bool)
     keep[users] = True
-    return TrainSet(data.n_users, data.n_items, data.rows.of_users(keep), data.all_valid.of_users(keep),
-                    features=data.features)
+    return TrainSet(
+        data.n_users, data.n_items, data.rows.of_users(keep), data.all_valid.of_users(keep), features=data.features
+    )
 
 
 def warm_up(spec: dict, data: TrainSet, runtime, n_shards: int) -> dict:

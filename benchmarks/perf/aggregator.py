@@ -10,6 +10,7 @@ report its seconds, epochs, best validation metric and test Recall@20 / NDCG@20 
 train masked), with one shard's mean fit seconds for scale. Appends one record (every run's row) to
 <out>/aggregator.jsonl and writes <out>/aggregator.md (mean and std over seeds).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,7 +23,6 @@ import yaml
 
 from .common import ROOT, append_record, limit_threads, load_named_dataset
 
-
 # the entity schedule before item blocks (128 users against every item, patience 10, the sub-model's
 # optimiser), kept to compare against
 PREVIOUS_ENTITY = "entity:entity_batch=128,item_batch=null,patience=10,optimizer=null,lr=null"
@@ -32,8 +32,13 @@ def fit_shards(data, submodel: dict, k: int, seed: int, cache: str):
     from unlearn.data.interactions import TrainSet
     from unlearn.registry import METHODS
 
-    spec = {"method": {"name": "receraser"}, "submodel": submodel,
-            "partitioner": {"name": "ubp", "n_shards": k}, "aggregator": {"name": "mean"}, "seed": seed}
+    spec = {
+        "method": {"name": "receraser"},
+        "submodel": submodel,
+        "partitioner": {"name": "ubp", "n_shards": k},
+        "aggregator": {"name": "mean"},
+        "seed": seed,
+    }
     method = METHODS.get("receraser")(spec, cache_dir=cache)
     cost = method.fit(TrainSet(data.n_users, data.n_items, data.train, data.valid))
     return method, cost.shards_s / k
@@ -50,9 +55,13 @@ def main(argv=None) -> None:
     ap.add_argument("--submodel", default="bpr")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--k", type=int, default=10)
-    ap.add_argument("--schedules", nargs="+", default=["batch", PREVIOUS_ENTITY, "entity"],
-                    help="variants to fit on the same shards: a schedule name, optionally with settings, "
-                         "e.g. entity:entity_batch=128,lr=0.01")
+    ap.add_argument(
+        "--schedules",
+        nargs="+",
+        default=["batch", PREVIOUS_ENTITY, "entity"],
+        help="variants to fit on the same shards: a schedule name, optionally with settings, "
+        "e.g. entity:entity_batch=128,lr=0.01",
+    )
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=str(ROOT / "results" / "perf"))
     args = ap.parse_args(argv)
@@ -76,21 +85,40 @@ def main(argv=None) -> None:
             info = agg.fit(method.shards, method.partition, method.data, derive_seed(seed, "aggregator"))
             seconds = time.perf_counter() - t0
             test = test_ev.evaluate(lambda u: agg.score(method.shards, u), groups=False)
-            rows.append({"dataset": args.dataset, "submodel": args.submodel, "k": args.k, "seed": seed,
-                         "schedule": variant, "aggregator_s": seconds, "shard_fit_s": shard_s,
-                         "epochs": info["epochs"], "best_epoch": info["best_epoch"], "valid": info["valid"],
-                         "recall@20": test["recall@20"], "ndcg@20": test["ndcg@20"],
-                         "stop_reason": info["stop_reason"],
-                         "settings": {"schedule": schedule, **info["settings"],
-                                      **{k: agg.cfg[k] for k in ("epochs", "eval_every", "patience")}}})
+            rows.append(
+                {
+                    "dataset": args.dataset,
+                    "submodel": args.submodel,
+                    "k": args.k,
+                    "seed": seed,
+                    "schedule": variant,
+                    "aggregator_s": seconds,
+                    "shard_fit_s": shard_s,
+                    "epochs": info["epochs"],
+                    "best_epoch": info["best_epoch"],
+                    "valid": info["valid"],
+                    "recall@20": test["recall@20"],
+                    "ndcg@20": test["ndcg@20"],
+                    "stop_reason": info["stop_reason"],
+                    "settings": {
+                        "schedule": schedule,
+                        **info["settings"],
+                        **{k: agg.cfg[k] for k in ("epochs", "eval_every", "patience")},
+                    },
+                }
+            )
             print(json.dumps(rows[-1]), flush=True)
-    append_record(out, "aggregator", {"dataset": args.dataset, "submodel": args.submodel, "k": args.k, "rows": rows},
-                  args.threads)
+    append_record(
+        out, "aggregator", {"dataset": args.dataset, "submodel": args.submodel, "k": args.k, "rows": rows}, args.threads
+    )
     df = pd.DataFrame(rows)
-    table = df.groupby("schedule")[["aggregator_s", "epochs", "recall@20", "ndcg@20", "shard_fit_s"]].agg(["mean", "std"])
+    table = df.groupby("schedule")[["aggregator_s", "epochs", "recall@20", "ndcg@20", "shard_fit_s"]].agg(
+        ["mean", "std"]
+    )
     (out / "aggregator.md").write_text(
         f"# Attention aggregator schedules: {args.dataset}, {args.submodel}, K = {args.k}, seeds {args.seeds}\n\n"
-        f"{table.to_markdown(floatfmt='.4f')}\n")
+        f"{table.to_markdown(floatfmt='.4f')}\n"
+    )
     print(table.to_string())
 
 

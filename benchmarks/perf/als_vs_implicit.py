@@ -21,6 +21,7 @@ objectives (computed exactly by our Gram-trick objective for both models) agree 
 Utility: NDCG@20 (full sort over all items, train items masked, on the test split) of both
 models after the same number of sweeps. Writes <out>/als_vs_implicit.json and .md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,8 +47,16 @@ def run_pair(data, solver: str, args, evaluator) -> dict:
     from unlearn.models.als import ImplicitALS
     from unlearn.runtime import CPU
 
-    cfg = {"dim": args.factors, "reg": args.reg, "alpha": args.alpha, "solver": solver, "cg_steps": args.cg_steps,
-           "confidence": "linear", "binarize": True, "dtype": "float32"}
+    cfg = {
+        "dim": args.factors,
+        "reg": args.reg,
+        "alpha": args.alpha,
+        "solver": solver,
+        "cg_steps": args.cg_steps,
+        "confidence": "linear",
+        "binarize": True,
+        "dtype": "float32",
+    }
     ours = ImplicitALS(data.n_users, data.n_items, cfg, runtime=CPU)
     gen = torch.Generator().manual_seed(args.seed)
     ours.reset_parameters(gen)
@@ -66,9 +75,17 @@ def run_pair(data, solver: str, args, evaluator) -> dict:
     w = ours.confidence_weights(torch.as_tensor(users), torch.as_tensor(items), torch.as_tensor(raw)).numpy()
     cui = sp.csr_matrix(((1.0 + w).astype(np.float32), (users, items)), shape=(data.n_users, data.n_items))
     ciu = cui.T.tocsr()
-    theirs = AlternatingLeastSquares(factors=args.factors, regularization=args.reg, alpha=1.0, dtype=np.float32,
-                                     use_cg=(solver == "cg"), iterations=1, num_threads=args.threads,
-                                     random_state=args.seed, calculate_training_loss=False)
+    theirs = AlternatingLeastSquares(
+        factors=args.factors,
+        regularization=args.reg,
+        alpha=1.0,
+        dtype=np.float32,
+        use_cg=(solver == "cg"),
+        iterations=1,
+        num_threads=args.threads,
+        random_state=args.seed,
+        calculate_training_loss=False,
+    )
     theirs.cg_steps = args.cg_steps
     theirs.user_factors, theirs.item_factors = x0.copy(), y0.copy()
     their_solve = theirs.solver
@@ -105,7 +122,7 @@ def run_pair(data, solver: str, args, evaluator) -> dict:
     return {
         "ours": f"unlearn als solver={solver}",
         "implicit": f"implicit.cpu.als.AlternatingLeastSquares use_cg={solver == 'cg'}"
-                    + (f" cg_steps={args.cg_steps}" if solver == "cg" else ""),
+        + (f" cg_steps={args.cg_steps}" if solver == "cg" else ""),
         "sweep_s_ours": med_o,
         "sweep_s_implicit": med_t,
         "sweep_s_ours_mean": statistics.fmean(ours_t),
@@ -151,9 +168,11 @@ def markdown(res: dict) -> str:
         "",
     ]
     for name, r in res["pairs"].items():
-        lines.append(f"- {name}: setup ours {r['setup_s_ours']:.3f} s, implicit {r['setup_s_implicit']:.3f} s; "
-                     f"first user half-sweep from the same item factors: max |x_ours - x_implicit| = "
-                     f"{r['first_half_max_abs_diff']:.2e} (max |x| = {r['first_half_max_abs']:.2e}).")
+        lines.append(
+            f"- {name}: setup ours {r['setup_s_ours']:.3f} s, implicit {r['setup_s_implicit']:.3f} s; "
+            f"first user half-sweep from the same item factors: max |x_ours - x_implicit| = "
+            f"{r['first_half_max_abs_diff']:.2e} (max |x| = {r['first_half_max_abs']:.2e})."
+        )
     lines += ["", f"Target: time per sweep <= 1.0x implicit's with NDCG@20 within 1%. Command: `{res['command']}`", ""]
     return "\n".join(lines)
 
@@ -173,9 +192,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--cache-dir", default=os.environ.get("UNLEARN_CACHE_DIR"))
     args = parser.parse_args(argv)
 
-    from threadpoolctl import threadpool_limits
-
     import implicit
+    from threadpoolctl import threadpool_limits
 
     import unlearn  # noqa: F401  (fills the registries)
     from unlearn.metrics.ranking import RankingEvaluator
@@ -184,15 +202,25 @@ def main(argv=None) -> dict:
     data = load_named_dataset(args.dataset, args.cache_dir)
     evaluator = RankingEvaluator(data.n_users, data.n_items, data.train, data.test, ks=(20,))
     res = {
-        "dataset": args.dataset, "n_users": data.n_users, "n_items": data.n_items, "n_train": len(data.train),
-        "factors": args.factors, "reg": args.reg, "alpha": args.alpha, "cg_steps": args.cg_steps,
-        "sweeps": args.sweeps, "threads": args.threads, "seed": args.seed,
-        "cpu": platform.processor() or platform.machine(), "n_cpus": os.cpu_count(),
+        "dataset": args.dataset,
+        "n_users": data.n_users,
+        "n_items": data.n_items,
+        "n_train": len(data.train),
+        "factors": args.factors,
+        "reg": args.reg,
+        "alpha": args.alpha,
+        "cg_steps": args.cg_steps,
+        "sweeps": args.sweeps,
+        "threads": args.threads,
+        "seed": args.seed,
+        "cpu": platform.processor() or platform.machine(),
+        "n_cpus": os.cpu_count(),
         "versions": {"torch": torch.__version__, "implicit": implicit.__version__, "numpy": np.__version__},
         "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "load_avg_start": load_avg(),
-        "command": " ".join(["python -m benchmarks.perf.als_vs_implicit",
-                             *(argv if argv is not None else sys.argv[1:])]),
+        "command": " ".join(
+            ["python -m benchmarks.perf.als_vs_implicit", *(argv if argv is not None else sys.argv[1:])]
+        ),
         "pairs": {},
     }
     with threadpool_limits(limits=args.threads):
@@ -200,9 +228,12 @@ def main(argv=None) -> dict:
             print(f"[{solver}] {args.sweeps} sweeps each ...", flush=True)
             r = run_pair(data, solver, args, evaluator)
             res["pairs"][solver] = r
-            print(f"[{solver}] s/sweep ours {r['sweep_s_ours']:.3f}  implicit {r['sweep_s_implicit']:.3f}  "
-                  f"ratio {r['ratio']:.2f}x  ndcg@20 ours {r['ndcg@20_ours']:.4f}  implicit "
-                  f"{r['ndcg@20_implicit']:.4f}  first-half diff {r['first_half_max_abs_diff']:.1e}", flush=True)
+            print(
+                f"[{solver}] s/sweep ours {r['sweep_s_ours']:.3f}  implicit {r['sweep_s_implicit']:.3f}  "
+                f"ratio {r['ratio']:.2f}x  ndcg@20 ours {r['ndcg@20_ours']:.4f}  implicit "
+                f"{r['ndcg@20_implicit']:.4f}  first-half diff {r['first_half_max_abs_diff']:.1e}",
+                flush=True,
+            )
     res["load_avg_end"] = load_avg()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -12,6 +12,7 @@ every partitioner), wall seconds of the clustering (the minimum over `--repeats`
 embeddings come from the cache), and the largest and smallest group size. Writes
 <results_dir>/tables/ultrare_clustering.{md,csv}.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,8 +58,10 @@ def main(argv=None) -> pd.DataFrame:
     t0 = time.perf_counter()
     data, users, _, pretrain_s, cache, seed = partition_embeddings(args.dataset, results, args.seed, embedding)
     train = data.train
-    print(f"embeddings of {args.dataset}: {tuple(users.shape)}, pretraining took {pretrain_s:.1f}s "
-          f"(recorded in the cache); {time.perf_counter() - t0:.1f}s here with the data")
+    print(
+        f"embeddings of {args.dataset}: {tuple(users.shape)}, pretraining took {pretrain_s:.1f}s "
+        f"(recorded in the cache); {time.perf_counter() - t0:.1f}s here with the data"
+    )
     present = np.flatnonzero(train.user_mask(data.n_users))
     x = users[torch.as_tensor(present)].double().numpy()
 
@@ -77,8 +80,9 @@ def main(argv=None) -> pd.DataFrame:
                     notes.append(note)
                     print("note:", note)
                 continue
-            part = PARTITIONERS.get(name)({"name": name, "n_shards": k, "embedding": embedding, **extra},
-                                          runtime=CPU, cache_dir=cache)
+            part = PARTITIONERS.get(name)(
+                {"name": name, "n_shards": k, "embedding": embedding, **extra}, runtime=CPU, cache_dir=cache
+            )
             times = []
             for _ in range(max(1, args.repeats)):  # deterministic: every repeat gives the same partition
                 p = part.partition(train, data.n_users, data.n_items, seed)
@@ -87,8 +91,12 @@ def main(argv=None) -> pd.DataFrame:
             labels = p.unit_shard[present]
             sizes = np.bincount(labels, minlength=k)
             row = {
-                "K": k, "partitioner": label, "inertia": group_inertia(x, labels, k), "seconds": wall,
-                "largest": int(sizes.max()), "smallest": int(sizes.min()),
+                "K": k,
+                "partitioner": label,
+                "inertia": group_inertia(x, labels, k),
+                "seconds": wall,
+                "largest": int(sizes.max()),
+                "smallest": int(sizes.min()),
                 "iterations": p.info.get("iterations", p.info.get("iterations_run")),
             }
             rows.append(row)
@@ -98,13 +106,15 @@ def main(argv=None) -> pd.DataFrame:
     out.mkdir(parents=True, exist_ok=True)
     df.to_csv(out / "ultrare_clustering.csv", index=False)
     source = ", ".join(f"{k}={v}" for k, v in embedding.items())  # the one source every partitioner here reads
-    header = (f"# User clustering on {args.dataset} ({len(present)} users, {embedding['name']} embeddings, "
-              f"dim {users.shape[1]}; seed {args.seed})\n\n"
-              f"Embedding source (shared by every clustering partitioner below): {source}.\n\n"
-              "inertia: sum of squared distances of users to their group mean; seconds: clustering wall "
-              f"time on CPU ({args.threads} thread(s) for torch and BLAS, minimum of {args.repeats} runs; "
-              "embeddings from cache); "
-              "largest/smallest: group sizes in users; iterations: clustering iterations run.\n\n")
+    header = (
+        f"# User clustering on {args.dataset} ({len(present)} users, {embedding['name']} embeddings, "
+        f"dim {users.shape[1]}; seed {args.seed})\n\n"
+        f"Embedding source (shared by every clustering partitioner below): {source}.\n\n"
+        "inertia: sum of squared distances of users to their group mean; seconds: clustering wall "
+        f"time on CPU ({args.threads} thread(s) for torch and BLAS, minimum of {args.repeats} runs; "
+        "embeddings from cache); "
+        "largest/smallest: group sizes in users; iterations: clustering iterations run.\n\n"
+    )
     text = header + df.to_markdown(index=False, floatfmt=".4g") + "\n"
     if notes:
         text += "\n" + "\n".join(f"Note: {n}." for n in notes) + "\n"

@@ -1,5 +1,6 @@
 """What the performance benchmarks share: a dataset by its config name, one thread budget for
 torch and BLAS, and the machine's load (timings on a shared machine say what else ran)."""
+
 from __future__ import annotations
 
 import os
@@ -63,9 +64,17 @@ def machine(threads: int) -> dict:
     from benchmarks.records import cpu_name, git
 
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    return {"cpu": cpu_name(), "n_cpus": os.cpu_count(), "threads": int(threads), "gpu": gpu, "load": load_avg(),
-            "torch": torch.__version__, "numpy": np.__version__, "git_commit": git("rev-parse", "--short", "HEAD") or None,
-            "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    return {
+        "cpu": cpu_name(),
+        "n_cpus": os.cpu_count(),
+        "threads": int(threads),
+        "gpu": gpu,
+        "load": load_avg(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "git_commit": git("rev-parse", "--short", "HEAD") or None,
+        "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
 
 
 def append_record(out: Path, name: str, record: dict, threads: int) -> Path:

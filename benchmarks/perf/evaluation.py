@@ -12,6 +12,7 @@ own: the peak resident set (VmHWM) is reset after loading the data and read afte
 
 Appends one record to <out>/evaluation.jsonl and writes <out>/evaluation.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -105,8 +106,11 @@ def factors(ds, dim: int):
     g = torch.Generator().manual_seed(0)
     user_f = torch.randn(ds.n_users, dim, generator=g) * 0.1
     item_f = torch.randn(ds.n_items, dim, generator=g) * 0.1
-    item_f += 0.5 * torch.zeros(ds.n_items, dim).index_add_(0, torch.as_tensor(ds.train.items), user_f[ds.train.users]) / \
-        torch.as_tensor(np.maximum(ds.train.item_counts(ds.n_items), 1))[:, None]
+    item_f += (
+        0.5
+        * torch.zeros(ds.n_items, dim).index_add_(0, torch.as_tensor(ds.train.items), user_f[ds.train.users])
+        / torch.as_tensor(np.maximum(ds.train.item_counts(ds.n_items), 1))[:, None]
+    )
     return user_f, item_f
 
 
@@ -122,16 +126,30 @@ def measure(name: str, dim: int, repeat: int, peers: bool, threads: int, cache_d
     evaluator = RankingEvaluator(ds.n_users, ds.n_items, ds.train, ds.test, ks=(K,))
     t_ours, m_ours = timed(lambda: evaluator.evaluate(lambda u: user_f[u] @ item_f.T, groups=False), repeat)
     peak = _status_mb("VmHWM")
-    res = {"dataset": name, "n_users": ds.n_users, "n_items": ds.n_items, "n_train": len(ds.train),
-           "n_test": len(ds.test), "recunlearn_s": t_ours, "recall@20": {"recunlearn": m_ours[f"recall@{K}"]},
-           "ndcg@20": {"recunlearn": m_ours[f"ndcg@{K}"]},
-           "rss_loaded_mb": base_mb, "peak_rss_mb": peak if reset else None,
-           "peak_added_mb": (peak - base_mb) if (reset and peak is not None and base_mb is not None) else None}
+    res = {
+        "dataset": name,
+        "n_users": ds.n_users,
+        "n_items": ds.n_items,
+        "n_train": len(ds.train),
+        "n_test": len(ds.test),
+        "recunlearn_s": t_ours,
+        "recall@20": {"recunlearn": m_ours[f"recall@{K}"]},
+        "ndcg@20": {"recunlearn": m_ours[f"ndcg@{K}"]},
+        "rss_loaded_mb": base_mb,
+        "peak_rss_mb": peak if reset else None,
+        "peak_added_mb": (peak - base_mb) if (reset and peak is not None and base_mb is not None) else None,
+    }
     if peers:
         t_rb, m_rb = timed(lambda: recbole_style(user_f, item_f, ds.train, ds.test, ds.n_users, ds.n_items, K), repeat)
         t_np, m_np = timed(lambda: numpy_loop(user_f, item_f, ds.train, ds.test, ds.n_users, ds.n_items, K), 1)
-        res.update({"recbole_style_s": t_rb, "numpy_loop_s": t_np,
-                    "ratio_vs_recbole_style": t_ours / t_rb, "ratio_vs_numpy_loop": t_ours / t_np})
+        res.update(
+            {
+                "recbole_style_s": t_rb,
+                "numpy_loop_s": t_np,
+                "ratio_vs_recbole_style": t_ours / t_rb,
+                "ratio_vs_numpy_loop": t_ours / t_np,
+            }
+        )
         res["recall@20"].update(recbole_style=m_rb[0], numpy_loop=m_np[0])
         res["ndcg@20"].update(recbole_style=m_rb[1], numpy_loop=m_np[1])
     queue.put(res)
@@ -151,15 +169,22 @@ def main(argv=None) -> dict:
     rows = []
     for name in args.datasets:
         queue = ctx.Queue()
-        proc = ctx.Process(target=measure, args=(name, args.dim, args.repeat, name in args.peers_on, args.threads,
-                                                 args.cache_dir, queue))
+        proc = ctx.Process(
+            target=measure,
+            args=(name, args.dim, args.repeat, name in args.peers_on, args.threads, args.cache_dir, queue),
+        )
         proc.start()
         res = queue.get()
         proc.join()
         rows.append(res)
         print(res, flush=True)
-    record = {"k": K, "dim": args.dim, "repeat": args.repeat, "rows": rows,
-              "command": " ".join(["python -m benchmarks.perf.evaluation", *(argv if argv is not None else sys.argv[1:])])}
+    record = {
+        "k": K,
+        "dim": args.dim,
+        "repeat": args.repeat,
+        "rows": rows,
+        "command": " ".join(["python -m benchmarks.perf.evaluation", *(argv if argv is not None else sys.argv[1:])]),
+    }
     publish(Path(args.out), "evaluation", record, args.threads, markdown(record, args.threads))
     return record
 
@@ -168,16 +193,26 @@ def markdown(record: dict, threads: int) -> str:
     def f(v, fmt):
         return "–" if v is None else format(v, fmt)
 
-    lines = [f"# Full-ranking evaluation (K = {record['k']}, {threads} threads, best of {record['repeat']})", "",
-             "| dataset | users x items | recunlearn s | peak added MB | RecBole-style s | NumPy loop s | "
-             "Recall@20 (ours / RecBole / NumPy) |", "|---|---|---:|---:|---:|---:|---|"]
+    lines = [
+        f"# Full-ranking evaluation (K = {record['k']}, {threads} threads, best of {record['repeat']})",
+        "",
+        "| dataset | users x items | recunlearn s | peak added MB | RecBole-style s | NumPy loop s | "
+        "Recall@20 (ours / RecBole / NumPy) |",
+        "|---|---|---:|---:|---:|---:|---|",
+    ]
     for r in record["rows"]:
         recalls = " / ".join(f"{v:.5f}" for v in r["recall@20"].values())
-        lines.append(f"| {r['dataset']} | {r['n_users']} x {r['n_items']} | {r['recunlearn_s']:.3f} | "
-                     f"{f(r['peak_added_mb'], '.0f')} | {f(r.get('recbole_style_s'), '.3f')} | "
-                     f"{f(r.get('numpy_loop_s'), '.3f')} | {recalls} |")
-    lines += ["", "Targets: ML-1M <= 0.25 s; Gowalla and Yelp2018 <= 5 s each within 4 GiB.",
-              f"Command: `{record['command']}`", ""]
+        lines.append(
+            f"| {r['dataset']} | {r['n_users']} x {r['n_items']} | {r['recunlearn_s']:.3f} | "
+            f"{f(r['peak_added_mb'], '.0f')} | {f(r.get('recbole_style_s'), '.3f')} | "
+            f"{f(r.get('numpy_loop_s'), '.3f')} | {recalls} |"
+        )
+    lines += [
+        "",
+        "Targets: ML-1M <= 0.25 s; Gowalla and Yelp2018 <= 5 s each within 4 GiB.",
+        f"Command: `{record['command']}`",
+        "",
+    ]
     return "\n".join(lines)
 
 

@@ -15,6 +15,7 @@ For every unit (ubp: users, ibp: items, inbp: interactions) and K:
     every unit.
 Writes <out>/partitioning.{json,md}.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -87,10 +88,19 @@ def main(argv=None) -> dict:
     train = data.train
     users, items = users.double(), items.double()
     res = {
-        "dataset": args.dataset, "n_users": data.n_users, "n_items": data.n_items, "n_train": len(train),
-        "seed": args.seed, "threads": args.threads, "repeats": args.repeats, "embedding": embedding,
-        "pretrain_s": pretrain_s, "cpu": os.uname().machine, "torch": torch.__version__,
-        "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "load_avg_start": load_avg(),
+        "dataset": args.dataset,
+        "n_users": data.n_users,
+        "n_items": data.n_items,
+        "n_train": len(train),
+        "seed": args.seed,
+        "threads": args.threads,
+        "repeats": args.repeats,
+        "embedding": embedding,
+        "pretrain_s": pretrain_s,
+        "cpu": os.uname().machine,
+        "torch": torch.__version__,
+        "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "load_avg_start": load_avg(),
         "command": " ".join(["python -m benchmarks.perf.partitioning", *(argv if argv is not None else sys.argv[1:])]),
         "rows": [],
     }
@@ -98,14 +108,16 @@ def main(argv=None) -> dict:
     for unit in args.units:
         name = PARTITIONERS_BY_UNIT[unit]
         for k in args.ks:
-            part = PARTITIONERS.get(name)({"name": name, "n_shards": k, "embedding": embedding},
-                                          runtime=CPU, cache_dir=cache)
+            part = PARTITIONERS.get(name)(
+                {"name": name, "n_shards": k, "embedding": embedding}, runtime=CPU, cache_dir=cache
+            )
             times = []
             for _ in range(max(1, args.repeats)):  # deterministic: every repeat gives the same partition
                 p = part.partition(train, data.n_users, data.n_items, seed)
                 times.append(float(p.info["cluster_s"]))  # after the (cached) embeddings
-            sizes = np.bincount(p.unit_shard[p.unit_shard >= 0] if p.unit_shard is not None else p.row_shard,
-                                minlength=k)
+            sizes = np.bincount(
+                p.unit_shard[p.unit_shard >= 0] if p.unit_shard is not None else p.row_shard, minlength=k
+            )
             scores = score_matrix(unit, train, users, items, k, rng)
             capacity = int(p.info["capacity"])  # same units, same ceil(1.2 n / K)
             t = time.perf_counter()
@@ -115,11 +127,20 @@ def main(argv=None) -> dict:
             walk = greedy_capacity_assign_reference(scores.numpy(), capacity)
             walk_s = time.perf_counter() - t
             row = {
-                "partitioner": name, "K": k, "units": int(scores.shape[0]), "partition_s": min(times),
-                "iterations": p.info["iterations"], "converged": p.info["converged"],
-                "capacity": p.info["capacity"], "largest": int(sizes.max()), "smallest": int(sizes.min()),
-                "assign_s ours": ours_s, "assign_s released walk": walk_s, "speedup": walk_s / ours_s,
-                "greedy rounds": rounds, "agree": bool(np.array_equal(ours.numpy(), walk)),
+                "partitioner": name,
+                "K": k,
+                "units": int(scores.shape[0]),
+                "partition_s": min(times),
+                "iterations": p.info["iterations"],
+                "converged": p.info["converged"],
+                "capacity": p.info["capacity"],
+                "largest": int(sizes.max()),
+                "smallest": int(sizes.min()),
+                "assign_s ours": ours_s,
+                "assign_s released walk": walk_s,
+                "speedup": walk_s / ours_s,
+                "greedy rounds": rounds,
+                "agree": bool(np.array_equal(ours.numpy(), walk)),
             }
             res["rows"].append(row)
             print(", ".join(f"{a}={b:.4g}" if isinstance(b, float) else f"{a}={b}" for a, b in row.items()), flush=True)

@@ -7,6 +7,7 @@ writes results/perf/summary.md, the table the README's performance section quote
 A target whose benchmark has not run yet shows as "not measured"; each figure says the machine
 and threads of the run it came from.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,13 +32,27 @@ def _row(rows, **match):
 def bpr(rec):
     learns = rec.get("fastest_reaches_implicit", True)  # records before the flag picked the fastest outright
     note = "" if learns else "; it never reached implicit's NDCG@20, so not evidence"
-    return [("a BPR epoch <= 1.5x implicit's", f"{rec['epoch_s_ours']:.3f} s vs {rec['epoch_s_implicit']:.3f} s "
-             f"({rec['dataset']}, dim {rec['dim']}, {rec['fastest']}{note})", rec["ratio"], learns and rec["ratio"] <= 1.5)]
+    return [
+        (
+            "a BPR epoch <= 1.5x implicit's",
+            f"{rec['epoch_s_ours']:.3f} s vs {rec['epoch_s_implicit']:.3f} s "
+            f"({rec['dataset']}, dim {rec['dim']}, {rec['fastest']}{note})",
+            rec["ratio"],
+            learns and rec["ratio"] <= 1.5,
+        )
+    ]
 
 
 def als(rec):
-    return [(f"an ALS sweep ({solver}) <= 1.0x implicit's", f"{p['sweep_s_ours']:.3f} s vs {p['sweep_s_implicit']:.3f} s",
-             p["ratio"], p["ratio"] <= 1.0) for solver, p in rec["pairs"].items()]
+    return [
+        (
+            f"an ALS sweep ({solver}) <= 1.0x implicit's",
+            f"{p['sweep_s_ours']:.3f} s vs {p['sweep_s_implicit']:.3f} s",
+            p["ratio"],
+            p["ratio"] <= 1.0,
+        )
+        for solver, p in rec["pairs"].items()
+    ]
 
 
 def evaluation(rec):
@@ -59,8 +74,14 @@ def aggregator(rec):
     for r in rec["rows"]:
         if r["schedule"].startswith("entity"):
             ratio = r["aggregator_s"] / r["shard_fit_s"]
-            out.append((f"attention aggregator fit <= one shard's fit ({r['dataset']}, {r['submodel']}, seed {r['seed']})",
-                        f"{r['aggregator_s']:.1f} s vs {r['shard_fit_s']:.1f} s", ratio, ratio <= 1.0))
+            out.append(
+                (
+                    f"attention aggregator fit <= one shard's fit ({r['dataset']}, {r['submodel']}, seed {r['seed']})",
+                    f"{r['aggregator_s']:.1f} s vs {r['shard_fit_s']:.1f} s",
+                    ratio,
+                    ratio <= 1.0,
+                )
+            )
     return out
 
 
@@ -72,37 +93,58 @@ def methods(rec):
     for r in rec["rows"]:
         want = SPEEDUP_TARGETS.get(r["method"])
         if want is not None:
-            out.append((f"single-user unlearning on {rec['dataset']}: {r['method']} ({r['submodel']}) >= {want:g}x retrain",
-                        f"{r['unlearn_s']:.2f} s vs retrain {r['retrain_s']:.1f} s", r["speedup"], r["speedup"] >= want))
+            out.append(
+                (
+                    f"single-user unlearning on {rec['dataset']}: {r['method']} ({r['submodel']}) >= {want:g}x retrain",
+                    f"{r['unlearn_s']:.2f} s vs retrain {r['retrain_s']:.1f} s",
+                    r["speedup"],
+                    r["speedup"] >= want,
+                )
+            )
     return out
 
 
 def bench(rec):
-    return [("`make bench` under 10 minutes", f"{rec['seconds'] / 60:.1f} min", rec["seconds"] / 600,
-             rec["seconds"] <= 600)]
+    return [
+        ("`make bench` under 10 minutes", f"{rec['seconds'] / 60:.1f} min", rec["seconds"] / 600, rec["seconds"] <= 600)
+    ]
 
 
 # benchmark name -> the targets it measures
-TARGETS = {"methods": methods, "aggregator": aggregator, "bpr_vs_implicit": bpr, "als_vs_implicit": als,
-           "evaluation": evaluation, "bench": bench}
+TARGETS = {
+    "methods": methods,
+    "aggregator": aggregator,
+    "bpr_vs_implicit": bpr,
+    "als_vs_implicit": als,
+    "evaluation": evaluation,
+    "bench": bench,
+}
 
 
 def machine_text(m: dict) -> str:
-    return f"{m.get('cpu')} ({m.get('n_cpus')} cores), {m.get('threads')} threads, load {m.get('load')}, " \
-           f"commit {m.get('git_commit')}, {m.get('at')}"
+    return (
+        f"{m.get('cpu')} ({m.get('n_cpus')} cores), {m.get('threads')} threads, load {m.get('load')}, "
+        f"commit {m.get('git_commit')}, {m.get('at')}"
+    )
 
 
 def summary(out: Path) -> str:
-    lines = ["# Performance targets (latest record of each benchmark)", "",
-             "| target | measured | ratio to target | met | machine |", "|---|---|---:|---|---|"]
+    lines = [
+        "# Performance targets (latest record of each benchmark)",
+        "",
+        "| target | measured | ratio to target | met | machine |",
+        "|---|---|---:|---|---|",
+    ]
     for name, fn in TARGETS.items():
         rec = latest(out, name)
         if rec is None:
             lines.append(f"| {name} | not measured (`python -m benchmarks.perf.{name}`) | | | |")
             continue
         for target, measured, ratio, met in fn(rec):
-            lines.append(f"| {target} | {measured} | {ratio:.2f} | {'yes' if met else '**no**'} | "
-                         f"{machine_text(rec['machine'])} |")
+            lines.append(
+                f"| {target} | {measured} | {ratio:.2f} | {'yes' if met else '**no**'} | "
+                f"{machine_text(rec['machine'])} |"
+            )
     return "\n".join([*lines, ""])
 
 

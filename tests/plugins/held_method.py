@@ -2,6 +2,7 @@
 $RECUNLEARN_HOLD exists (a cap of 10 minutes). A scheduler test cancels it while it waits, so the
 job cannot finish inside the cluster's grace period however fast the machine; removing the file
 lets a rerun go straight through."""
+
 import logging
 import os
 import time

@@ -1,6 +1,7 @@
 """A method that answers every deletion request and forgets nothing: the model fitted on all of
 train stays as it was (only its record of the retained rows changes). What an unlearning probe
 reads as "nothing unlearned" (e.g. residual_promotion = 1)."""
+
 import time
 
 from unlearn.methods.costs import UnlearnCost

@@ -1,6 +1,7 @@
 """A researcher's own method, defined outside the package: registered by name, nothing edited.
 
 Scores every item by its popularity in the retained training data; unlearning recounts."""
+
 import time
 
 import numpy as np

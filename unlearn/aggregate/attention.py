@@ -15,7 +15,8 @@ per fit (K x n x d) under `no_grad` and detached, and the fit checks that no gra
 shard parameter. Early stopping on validation recall@10 (never test), own RNG stream.
 
 Optimiser, learning rate, Adagrad's initial accumulator, batch size, dropout on the aggregated user
-vector and c0 default to the sub-model's values (`null` here), as the released code shares them between the local models and
+vector and c0 default to the sub-model's values (`null` here), as the released code shares them between the local
+models and
 the aggregator; `optimizer: auto` / `lr: auto` (default) keep that for `schedule: batch` and give
 the entity schedule an optimiser of its own (ENTITY_OPTIMIZER: Adam 0.005 for the BPR family, 0.01
 for the WMF loss), whatever lr a tuned sub-model preset chose for its shards.
@@ -59,6 +60,7 @@ embeddings). The numbers below predate `auto` (glorot and 1e-5 for both families
 (UBP, K = 10, test recall@20 after early stopping on valid) glorot gave 0.271 vs 0.255 with BPR
 shards and 0.274 vs 0.282 with WMF shards; the mean aggregator 0.244 and 0.251.
 """
+
 from __future__ import annotations
 
 import logging
@@ -71,9 +73,17 @@ import torch.nn.functional as F
 from ..data.interactions import TrainSet
 from ..errors import ConfigError
 from ..registry import AGGREGATORS
-from ..training import (STOPPING_DEFAULTS, EarlyStopping, NegativeSampler, TrainingTriples, UserRows,
-                        block_negatives, make_optimizer, pair_scores,
-                        wmf_whole_data_loss)
+from ..training import (
+    STOPPING_DEFAULTS,
+    EarlyStopping,
+    NegativeSampler,
+    TrainingTriples,
+    UserRows,
+    block_negatives,
+    make_optimizer,
+    pair_scores,
+    wmf_whole_data_loss,
+)
 from .base import Aggregator
 
 log = logging.getLogger(__name__)
@@ -172,23 +182,27 @@ class Attention(Aggregator):
     trainable = True
     defaults = {
         "hidden": 32,
-        "transfer": "shared",         # shared (released) | separate
-        "transfer_init": "auto",      # auto (the released file of the loss family: glorot for bpr, normal for wmf) | glorot | normal | identity
-        "loss": "auto",               # auto (the sub-model's family) | bpr | wmf
-        "reg": "auto",                # auto (released: 1e-5 for bpr, 0 for wmf) | a number
-        "optimizer": "auto",          # auto: ENTITY_OPTIMIZER on the entity schedule, the sub-model's on batch | null: the sub-model's | a name
+        "transfer": "shared",  # shared (released) | separate
+        # auto (the released file of the loss family: glorot for bpr, normal for wmf) | glorot | normal | identity
+        "transfer_init": "auto",
+        "loss": "auto",  # auto (the sub-model's family) | bpr | wmf
+        "reg": "auto",  # auto (released: 1e-5 for bpr, 0 for wmf) | a number
+        # auto: ENTITY_OPTIMIZER on the entity schedule, the sub-model's on batch | null: the sub-model's | a name
+        "optimizer": "auto",
         "lr": "auto",
         "adagrad_init": None,
         "batch_size": None,
         "dropout": None,
         "c0": None,
-        "schedule": "entity",         # entity (each step a block of distinct users x items, each combined once) | batch (released)
-        "entity_batch": "auto",       # users per step with schedule=entity (auto: 1/USER_BLOCKS of the users)
-        "item_batch": "auto",         # items per step with schedule=entity (auto: 1/ITEM_BLOCKS of the items; null: all)
+        # entity (each step a block of distinct users x items, each combined once) | batch (released)
+        "schedule": "entity",
+        "entity_batch": "auto",  # users per step with schedule=entity (auto: 1/USER_BLOCKS of the users)
+        "item_batch": "auto",  # items per step with schedule=entity (auto: 1/ITEM_BLOCKS of the items; null: all)
         **STOPPING_DEFAULTS,
-        "epochs": 400,                # a cap (the previous entity schedule's WMF loss took 130-183 epochs on ML-1M)
-        "patience": 2,                # epochs (USER_BLOCKS x ITEM_BLOCKS steps each) after the last improvement
-        "lr_halvings": "auto",        # plateaus answered by halving the lr before stopping (auto: LR_HALVINGS on entity, 0 on batch)
+        "epochs": 400,  # a cap (the previous entity schedule's WMF loss took 130-183 epochs on ML-1M)
+        "patience": 2,  # epochs (USER_BLOCKS x ITEM_BLOCKS steps each) after the last improvement
+        # plateaus answered by halving the lr before stopping (auto: LR_HALVINGS on entity, 0 on batch)
+        "lr_halvings": "auto",
         "min_epochs": 0,
         "absent_users": "transferred",  # transferred (released) | untransferred (see `representation`)
     }
@@ -197,8 +211,12 @@ class Attention(Aggregator):
         from ..runtime import CPU
 
         super().__init__(cfg, n_users, n_items, runtime or CPU)
-        for key, valid in (("transfer", ("shared", "separate")), ("transfer_init", ("auto", "glorot", "normal", "identity")),
-                           ("loss", ("auto", *TRAINABLE_LOSSES)), ("absent_users", ABSENT_USERS)):
+        for key, valid in (
+            ("transfer", ("shared", "separate")),
+            ("transfer_init", ("auto", "glorot", "normal", "identity")),
+            ("loss", ("auto", *TRAINABLE_LOSSES)),
+            ("absent_users", ABSENT_USERS),
+        ):
             if self.cfg[key] not in valid:
                 raise ConfigError(f"Unknown aggregator.{key} '{self.cfg[key]}'. Valid: {', '.join(valid)}.")
         self.net: AttentionNet | None = None
@@ -248,7 +266,7 @@ class Attention(Aggregator):
         return out
 
     def representation(self, shards, users):
-        """"": the vector that scores; ".untransferred": the plain mean of the shard vectors.
+        """ "": the vector that scores; ".untransferred": the plain mean of the shard vectors.
 
         A user with no retained row (a deleted user) keeps its initial vector in every shard that
         was retrained without it. With `absent_users: transferred` (the released code) it is
@@ -295,19 +313,29 @@ class Attention(Aggregator):
         self.net.reset_parameters(gen, ("normal" if family == "wmf" else "glorot") if init == "auto" else init)
         reg = self.cfg["reg"]
         reg = (0.0 if family == "wmf" else 1.0e-5) if reg == "auto" else float(reg)
-        self.resolved = {**self._optimizer_settings(family), **self._block_sizes(data), "lr_halvings": self._halvings(),
-                         "epochs": self._epoch_cap()}
+        self.resolved = {
+            **self._optimizer_settings(family),
+            **self._block_sizes(data),
+            "lr_halvings": self._halvings(),
+            "epochs": self._epoch_cap(),
+        }
         opt = make_optimizer(self.net.parameters(), self.resolved)
-        hp = {"p_drop": float(self._setting("dropout", 0.0)), "reg": reg,
-              "c0": float(self._setting("c0", 0.2))}
+        hp = {"p_drop": float(self._setting("dropout", 0.0)), "reg": reg, "c0": float(self._setting("c0", 0.2))}
         rows = UserRows(data.train.users, data.train.items, data.n_users, data.n_items, dev)
         if self.cfg["schedule"] == "entity":
-            sampler = NegativeSampler(torch.as_tensor(data.train.users, device=dev),
-                                      torch.as_tensor(data.train.items, device=dev), self.n_items)
-            steps = self._entity_steps(rows, sampler, family, self.resolved["entity_batch"], self.resolved["item_batch"], hp)
+            sampler = NegativeSampler(
+                torch.as_tensor(data.train.users, device=dev),
+                torch.as_tensor(data.train.items, device=dev),
+                self.n_items,
+            )
+            steps = self._entity_steps(
+                rows, sampler, family, self.resolved["entity_batch"], self.resolved["item_batch"], hp
+            )
         else:
             bs = int(self._setting("batch_size", 1024))
-            triples = TrainingTriples(data.train.users, data.train.items, self.n_items, dev) if family == "bpr" else None
+            triples = (
+                TrainingTriples(data.train.users, data.train.items, self.n_items, dev) if family == "bpr" else None
+            )
             steps = self._batch_steps(rows, triples, family, bs, hp)
         stopper = EarlyStopping(data, self.cfg, self.runtime)
         halvings_left = self.resolved["lr_halvings"]
@@ -334,8 +362,12 @@ class Attention(Aggregator):
         if shard_state(shards) != before:  # stop-gradient: no shard parameter or gradient moved
             raise RuntimeError("aggregator=attention: a shard's parameters or gradients changed while fitting it")
         self.runtime.sync()
-        return {**stopper.report(start), "settings": dict(self.resolved), "lr_final": opt.param_groups[0]["lr"],
-                "epoch_cap": self.resolved["epochs"]}
+        return {
+            **stopper.report(start),
+            "settings": dict(self.resolved),
+            "lr_final": opt.param_groups[0]["lr"],
+            "epoch_cap": self.resolved["epochs"],
+        }
 
     def _epoch_cap(self) -> int:
         """The aggregator's epoch cap, lowered to the sub-model's: a user who caps the shards'
@@ -386,8 +418,9 @@ class Attention(Aggregator):
             raise ConfigError("aggregator.entity_batch must be a positive integer or auto, not null.")
         return out
 
-    def _entity_steps(self, rows: UserRows, sampler: NegativeSampler, family: str, batch: int, item_batch: int | None,
-                      hp: dict):
+    def _entity_steps(
+        self, rows: UserRows, sampler: NegativeSampler, family: str, batch: int, item_batch: int | None, hp: dict
+    ):
         """One step per block of `batch` distinct users x `item_batch` distinct items (null: all
         items), with every retained row inside the block: the block's users and items are
         combined once per step, so an epoch combines each user once per item block and each item
@@ -412,7 +445,9 @@ class Attention(Aggregator):
                     positive = torch.zeros(len(users), len(block), dtype=torch.bool, device=dev)
                     positive[local, cols] = True
                     neg_cols = block_negatives(positive, local, gen)
-                pos_s, neg_s = pair_scores(p, q, torch.cat([local, local]), torch.cat([cols, neg_cols])).split(len(cols))
+                pos_s, neg_s = pair_scores(p, q, torch.cat([local, local]), torch.cat([cols, neg_cols])).split(
+                    len(cols)
+                )
                 loss = -F.logsigmoid(pos_s - neg_s).mean()
             else:
                 loss = wmf_whole_data_loss(p, q, pair_scores(p, q, local, cols), hp["c0"])
@@ -438,11 +473,13 @@ class Attention(Aggregator):
                     if len(sel) == 0 and family == "bpr":
                         continue  # no row in this block: BPR has nothing to rank
                     yield step(users, user_emb, local[sel], block, item_emb, slot[items[sel]], gen)
+
         return epoch
 
     def _batch_steps(self, rows: UserRows, triples, family: str, bs: int, hp: dict):
         """The released schedule: BPR over shuffled triples in batches of the sub-model's batch
         size; WMF over user batches of that size, all items combined for every batch."""
+
         def epoch(gen):
             if family == "bpr":
                 for users, pos, neg in triples.epoch(gen, bs):
@@ -458,6 +495,7 @@ class Attention(Aggregator):
                     q = self.item_vectors()
                     x_pos = (p[local] * q[items]).sum(1)
                     yield wmf_whole_data_loss(p, q, x_pos, hp["c0"]) + hp["reg"] * self.net.transfer_l2()
+
         return epoch
 
     # -- persistence -----------------------------------------------------------------

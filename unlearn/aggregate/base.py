@@ -1,4 +1,5 @@
 """Aggregators: how the K shard models' scores become one score matrix."""
+
 from __future__ import annotations
 
 import torch
@@ -75,20 +76,42 @@ from ..metrics.keys import KEYS  # noqa: E402
 # an aggregator's fit report, written by the sharded methods as `fit.aggregator.<key>`
 KEYS.declare("aggregator", "aggregator", group="identity", doc="the aggregator's registered name")
 KEYS.declare("fit.aggregator.epochs", "aggregator epochs", group="other", doc="epochs the aggregator trained")
-KEYS.declare("fit.aggregator.best_epoch", "aggregator best epoch", group="other",
-             doc="the epoch whose state the aggregator kept")
-KEYS.declare("fit.aggregator.stopped_early", "aggregator stopped early", group="other",
-             doc="1 where validation stopped the aggregator before its epoch cap")
-KEYS.declare("fit.aggregator.valid", "aggregator valid", better="higher", group="other",
-             doc="the aggregator's best validation metric")
-KEYS.declare("fit.aggregator.seconds", "aggregator fit", unit="s", better="lower", group="efficiency",
-             doc="wall seconds of the aggregator's own training loop")
-KEYS.declare("fit.aggregator.iterations", "aggregator iterations", group="other",
-             doc="optimiser iterations of the aggregator")
+KEYS.declare(
+    "fit.aggregator.best_epoch", "aggregator best epoch", group="other", doc="the epoch whose state the aggregator kept"
+)
+KEYS.declare(
+    "fit.aggregator.stopped_early",
+    "aggregator stopped early",
+    group="other",
+    doc="1 where validation stopped the aggregator before its epoch cap",
+)
+KEYS.declare(
+    "fit.aggregator.valid",
+    "aggregator valid",
+    better="higher",
+    group="other",
+    doc="the aggregator's best validation metric",
+)
+KEYS.declare(
+    "fit.aggregator.seconds",
+    "aggregator fit",
+    unit="s",
+    better="lower",
+    group="efficiency",
+    doc="wall seconds of the aggregator's own training loop",
+)
+KEYS.declare(
+    "fit.aggregator.iterations", "aggregator iterations", group="other", doc="optimiser iterations of the aggregator"
+)
 KEYS.declare("fit.aggregator.pairs", "aggregator pairs", group="other", doc="training pairs of the aggregator")
 KEYS.declare("fit.aggregator.loss", "aggregator loss", group="other", doc="the aggregator's final training loss")
-KEYS.declare("fit.aggregator.lr_final", "aggregator final lr", group="other",
-             doc="the aggregator's learning rate when it stopped (after halvings)")
-KEYS.declare("aggregator_stop_reason", "aggregator stop reason", group="other",
-             doc="why the aggregator's training ended")
+KEYS.declare(
+    "fit.aggregator.lr_final",
+    "aggregator final lr",
+    group="other",
+    doc="the aggregator's learning rate when it stopped (after halvings)",
+)
+KEYS.declare(
+    "aggregator_stop_reason", "aggregator stop reason", group="other", doc="why the aggregator's training ended"
+)
 KEYS.declare("aggregator.weight", "aggregator weights", group="other", doc="the learnt combination weights")

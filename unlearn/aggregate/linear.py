@@ -17,6 +17,7 @@ sigmoid (monotone, so rankings are the same), computed from the shards' batched 
 The combiner reads all retained training data, so it is refitted from its seed on unlearning
 (`trainable = True`); shards stay frozen.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -27,9 +28,9 @@ import torch.nn.functional as F
 
 from ..data.interactions import TrainSet
 from ..errors import ConfigError
-from ..training import NegativeSampler
 from ..registry import AGGREGATORS
 from ..runtime import CPU
+from ..training import NegativeSampler
 from .base import Aggregator, shard_user_vectors
 
 
@@ -62,10 +63,10 @@ class Linear(Aggregator):
         "num_neg": 1,
         "per_group": False,
         "standardize": True,
-        "optimizer": "lbfgs",   # lbfgs | adam (both full-batch)
-        "max_iter": 100,        # L-BFGS iterations
-        "epochs": 300,          # Adam steps
-        "lr": 1.0,              # L-BFGS step scale; for Adam use e.g. 0.05
+        "optimizer": "lbfgs",  # lbfgs | adam (both full-batch)
+        "max_iter": 100,  # L-BFGS iterations
+        "epochs": 300,  # Adam steps
+        "lr": 1.0,  # L-BFGS step scale; for Adam use e.g. 0.05
         "l2": 1.0e-4,
     }
 
@@ -141,9 +142,15 @@ class Linear(Aggregator):
             return F.binary_cross_entropy_with_logits(logits, y) + 0.5 * l2 * weight.pow(2).sum()
 
         if c["optimizer"] == "lbfgs":
-            opt = torch.optim.LBFGS([weight, bias], lr=float(c["lr"]), max_iter=int(c["max_iter"]),
-                                    tolerance_grad=1e-9, tolerance_change=1e-12, history_size=20,
-                                    line_search_fn="strong_wolfe")
+            opt = torch.optim.LBFGS(
+                [weight, bias],
+                lr=float(c["lr"]),
+                max_iter=int(c["max_iter"]),
+                tolerance_grad=1e-9,
+                tolerance_change=1e-12,
+                history_size=20,
+                line_search_fn="strong_wolfe",
+            )
 
             def closure():
                 opt.zero_grad(set_to_none=True)

@@ -12,6 +12,7 @@ bpr, bce, mse, wmf). A user without a group (no training rows at fit time) is re
 mean of its K shard vectors. `aggregator=linear` (a logistic combiner over the K shard scores)
 is this suite's reading of the paper's combination estimator; both run in `ultrare_main`.
 """
+
 from __future__ import annotations
 
 import torch
@@ -31,7 +32,9 @@ class OwnCross(Aggregator):
         try:
             items = [m.embeddings()[1] for m in shards]
         except NotImplementedError as err:
-            raise ConfigError(f"aggregator=own_cross needs sub-models with embeddings (bpr, bce, mse, wmf): {err}") from err
+            raise ConfigError(
+                f"aggregator=own_cross needs sub-models with embeddings (bpr, bce, mse, wmf): {err}"
+            ) from err
         self._items = torch.stack(items).mean(0)  # (n_items x d): mean_k q^k
 
     def _user_vectors(self, shards, users):

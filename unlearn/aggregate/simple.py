@@ -1,4 +1,5 @@
 """Aggregators with nothing to learn: `none`, `mean`, `own`."""
+
 from __future__ import annotations
 
 import torch

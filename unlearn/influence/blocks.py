@@ -9,6 +9,7 @@
   0, which is every neighbour: nothing is pruned here either;
 - `all`: every user and item.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -23,8 +24,8 @@ BLOCKS = ("users", "users_items", "khop", "all")
 
 @dataclass
 class Block:
-    users: torch.Tensor   # user ids whose rows move, ascending
-    items: torch.Tensor   # item ids whose rows move, ascending
+    users: torch.Tensor  # user ids whose rows move, ascending
+    items: torch.Tensor  # item ids whose rows move, ascending
     dim: int
 
     @property
@@ -59,8 +60,16 @@ def check_block(name: str, hops: int) -> None:
         raise ConfigError(f"method.hops must be a non-negative integer, got {hops!r}.")
 
 
-def select(name: str, forget_users: np.ndarray, forget_items: np.ndarray, before_users: np.ndarray,
-           before_items: np.ndarray, n_users: int, n_items: int, hops: int = 1) -> tuple[np.ndarray, np.ndarray]:
+def select(
+    name: str,
+    forget_users: np.ndarray,
+    forget_items: np.ndarray,
+    before_users: np.ndarray,
+    before_items: np.ndarray,
+    n_users: int,
+    n_items: int,
+    hops: int = 1,
+) -> tuple[np.ndarray, np.ndarray]:
     """(user ids, item ids) of the block for forget rows with these users and items, on the
     training graph before the request (`before_*`: its rows)."""
     fu, fi = np.unique(forget_users), np.unique(forget_items)

@@ -17,6 +17,7 @@ users block; otherwise Hutchinson's estimate from `damping_probes` Rademacher pr
 magnitude, since on an indefinite block the estimate can be negative), recorded as its absolute
 value.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -30,8 +31,17 @@ from ..metrics.timing import clock
 from . import solvers
 from .blocks import BLOCKS, Block, check_block, select
 from .hvp import HessianOperator
-from .objective import (Objective, Rows, adjacency_of, als_cells, decomposable, draw_negatives, make_rows,
-                        n_negatives, tables)
+from .objective import (
+    Objective,
+    Rows,
+    adjacency_of,
+    als_cells,
+    decomposable,
+    draw_negatives,
+    make_rows,
+    n_negatives,
+    tables,
+)
 
 FORMS = ("removal", "newton_retained")
 
@@ -40,15 +50,15 @@ FORMS = ("removal", "newton_retained")
 class InfluenceConfig:
     block: str = "users"
     form: str = "removal"
-    solver: str = "auto"          # auto: direct for a block-diagonal users block, else cg
-    damping: float = 0.01         # relative to the block's mean Hessian diagonal
-    damping_probes: int = 4       # Hutchinson probes for that mean (iterative solvers)
-    tol: float = 1e-6             # relative residual
+    solver: str = "auto"  # auto: direct for a block-diagonal users block, else cg
+    damping: float = 0.01  # relative to the block's mean Hessian diagonal
+    damping_probes: int = 4  # Hutchinson probes for that mean (iterative solvers)
+    tol: float = 1e-6  # relative residual
     max_iter: int = 100
     lissa_scale: float = 10.0
     adam_lr: float = 1e-3
-    hops: int = 1                 # khop's neighbourhood radius
-    spillover: float = 0.01       # LightGCN removal: degree drop above which a node's rows enter v
+    hops: int = 1  # khop's neighbourhood radius
+    spillover: float = 0.01  # LightGCN removal: degree drop above which a node's rows enter v
 
     @classmethod
     def from_cfg(cls, cfg: dict) -> "InfluenceConfig":
@@ -68,8 +78,10 @@ class InfluenceConfig:
                 raise ConfigError(f"method.{name} must be >= 0, got {getattr(self, name)}.")
         for name in ("max_iter", "damping_probes"):
             if isinstance(getattr(self, name), bool) or int(getattr(self, name)) < (1 if name == "max_iter" else 0):
-                raise ConfigError(f"method.{name} must be a {'positive' if name == 'max_iter' else 'non-negative'} "
-                                  f"integer, got {getattr(self, name)}.")
+                raise ConfigError(
+                    f"method.{name} must be a {'positive' if name == 'max_iter' else 'non-negative'} "
+                    f"integer, got {getattr(self, name)}."
+                )
         if not float(self.lissa_scale) > 0 or not float(self.adam_lr) > 0:
             raise ConfigError("method.lissa_scale and method.adam_lr must be > 0.")
 
@@ -79,20 +91,35 @@ class InfluenceConfig:
         if self.solver == "auto":
             return "direct" if per_user else "cg"
         if self.solver == "direct" and not per_user:
-            raise ConfigError("method.solver=direct needs block=users on a sub-model whose users do not interact "
-                              f"(not {kind}: its Hessian is not block-diagonal); use cg, lissa or adam.")
+            raise ConfigError(
+                "method.solver=direct needs block=users on a sub-model whose users do not interact "
+                f"(not {kind}: its Hessian is not block-diagonal); use cg, lissa or adam."
+            )
         return self.solver
 
 
 def empty_report() -> dict:
     """The report of a request that moved nothing."""
-    return {"hvps": 0, "solver_iters": 0, "residual": 0.0, "converged": True, "negative_curvature": False,
-            "diverged": False, "rows_touched": 0, "params_touched": 0, "damping": 0.0, "step_norm": 0.0,
-            "block_users": 0, "block_items": 0, "reinit_users": 0}
+    return {
+        "hvps": 0,
+        "solver_iters": 0,
+        "residual": 0.0,
+        "converged": True,
+        "negative_curvature": False,
+        "diverged": False,
+        "rows_touched": 0,
+        "params_touched": 0,
+        "damping": 0.0,
+        "step_norm": 0.0,
+        "block_users": 0,
+        "block_items": 0,
+        "reinit_users": 0,
+    }
 
 
 def spillover_nodes(before: Rows, after: Rows, forget: Rows, n_users: int, n_items: int, ratio: float):
     """Users and items of F whose degree fell by more than `ratio` (IFRU's changed nodes)."""
+
     def degrees(rows):
         return (torch.bincount(rows.users, minlength=n_users), torch.bincount(rows.items, minlength=n_items))
 
@@ -115,10 +142,9 @@ class InfluenceStep:
         self.model, self.kind, self.cfg = model, kind, cfg
         self.solver = cfg.solver_for(kind)
         self.sync = sync or (lambda: None)
-        self._graphs: dict = {}   # LightGCN adjacencies by row set (a request's R is the next one's D)
+        self._graphs: dict = {}  # LightGCN adjacencies by row set (a request's R is the next one's D)
 
-    def __call__(self, train, kept_before: np.ndarray, forget: np.ndarray, gen: torch.Generator,
-                 reinit=None) -> dict:
+    def __call__(self, train, kept_before: np.ndarray, forget: np.ndarray, gen: torch.Generator, reinit=None) -> dict:
         forget = np.unique(np.asarray(forget, dtype=np.int64))
         if len(forget) == 0:
             return empty_report()
@@ -130,13 +156,22 @@ class InfluenceStep:
         before_ids = np.flatnonzero(kept_before)
         f_users = train.users[forget]
         left = np.bincount(train.users[kept_after], minlength=m.n_users)
-        gone = np.unique(f_users[left[f_users] == 0])           # users who lost every row
-        users, items = select(cfg.block, f_users, train.items[forget], train.users[before_ids],
-                              train.items[before_ids], m.n_users, m.n_items, cfg.hops)
+        gone = np.unique(f_users[left[f_users] == 0])  # users who lost every row
+        users, items = select(
+            cfg.block,
+            f_users,
+            train.items[forget],
+            train.users[before_ids],
+            train.items[before_ids],
+            m.n_users,
+            m.n_items,
+            cfg.hops,
+        )
         if reinit is not None:
             users = np.setdiff1d(users, gone)
-        block = Block(torch.as_tensor(users, device=device), torch.as_tensor(items, device=device),
-                      tables(m)[0].shape[1])
+        block = Block(
+            torch.as_tensor(users, device=device), torch.as_tensor(items, device=device), tables(m)[0].shape[1]
+        )
         report = empty_report()
         if block.size:
             report.update(self._solve(train, before_ids, kept_after, forget, block, gen))
@@ -153,11 +188,21 @@ class InfluenceStep:
     def _needs_graph(self) -> bool:
         """Whether J depends on its whole row set beyond the rows it sums over."""
         c = self.model.cfg
-        return (self.kind == "lightgcn" or (self.kind == "wmf" and c["gram_items"] == "shard")
-                or (self.kind == "als" and c["confidence"] == "bm25"))
+        return (
+            self.kind == "lightgcn"
+            or (self.kind == "wmf" and c["gram_items"] == "shard")
+            or (self.kind == "als" and c["confidence"] == "bm25")
+        )
 
-    def _rows(self, train, before_ids: np.ndarray, kept_after: np.ndarray, forget: np.ndarray, block: Block,
-              gen: torch.Generator):
+    def _rows(
+        self,
+        train,
+        before_ids: np.ndarray,
+        kept_after: np.ndarray,
+        forget: np.ndarray,
+        block: Block,
+        gen: torch.Generator,
+    ):
         """(D's rows, R's rows, the rows J_D reads, the rows J_R reads, the cut-down tables' ids);
         D's and R's rows are None where J does not read them. Negatives are drawn once, for the
         rows J_D reads; where the sub-model allows it, those are only the rows whose loss reads the
@@ -210,14 +255,22 @@ class InfluenceStep:
         if self.kind == "als":
             cells = als_cells(self.model, graph if graph is not None else rows)
             if local is not None:
-                if graph is not None:   # the graph's cells carry global user ids: keep the block's, relabelled
+                if graph is not None:  # the graph's cells carry global user ids: keep the block's, relabelled
                     u, i, w = cells
                     keep = torch.isin(u, local[0])
                     cells = (torch.searchsorted(local[0], u[keep]), i[keep], w[keep])
-                users_only = None       # the cut-down table holds exactly the block's users
+                users_only = None  # the cut-down table holds exactly the block's users
         adj = self._adjacency(graph) if self.kind == "lightgcn" else None
-        return Objective(self.model, self.kind, rows, graph=graph, users_only=users_only, als_weights=cells,
-                         adjacency=adj, n_users=None if local is None else len(local[0]))
+        return Objective(
+            self.model,
+            self.kind,
+            rows,
+            graph=graph,
+            users_only=users_only,
+            als_weights=cells,
+            adjacency=adj,
+            n_users=None if local is None else len(local[0]),
+        )
 
     def _solve(self, train, before_ids, kept_after, forget, block: Block, gen: torch.Generator) -> dict:
         m, cfg = self.model, self.cfg
@@ -227,9 +280,10 @@ class InfluenceStep:
         user_table, item_table = (t.detach() for t in tables(m))
         x0 = block.gather(user_table, item_table)
         if local is None:
+
             def as_fn(objective):
                 return lambda x: objective(*block.place(x, user_table, item_table))
-        else:   # x is the cut-down user table itself
+        else:  # x is the cut-down user table itself
             items = item_table if local[1] is None else item_table[local[1]]
 
             def as_fn(objective):
@@ -272,13 +326,33 @@ class InfluenceStep:
             rep.converged = False
         self.sync()
         t2 = clock()
-        return {"hvps": op.hvps, "solver_iters": rep.iterations, "residual": rep.residual, "converged": rep.converged,
-                "negative_curvature": rep.negative_curvature, "diverged": rep.diverged, "rows_touched": rows_touched,
-                "params_touched": block.size, "damping": lam, "step_norm": float(torch.linalg.vector_norm(step)),
-                "grad_s": t1 - t0, "solve_s": t2 - t1}
+        return {
+            "hvps": op.hvps,
+            "solver_iters": rep.iterations,
+            "residual": rep.residual,
+            "converged": rep.converged,
+            "negative_curvature": rep.negative_curvature,
+            "diverged": rep.diverged,
+            "rows_touched": rows_touched,
+            "params_touched": block.size,
+            "damping": lam,
+            "step_norm": float(torch.linalg.vector_norm(step)),
+            "grad_s": t1 - t0,
+            "solve_s": t2 - t1,
+        }
 
-    def _removal_rhs(self, op: HessianOperator, j_r, as_fn, x0, full: Rows, after: Rows, d_rows: Rows,
-                     forget: np.ndarray, block: Block) -> torch.Tensor:
+    def _removal_rhs(
+        self,
+        op: HessianOperator,
+        j_r,
+        as_fn,
+        x0,
+        full: Rows,
+        after: Rows,
+        d_rows: Rows,
+        forget: np.ndarray,
+        block: Block,
+    ) -> torch.Tensor:
         """v = grad J_D - grad J_R over the objectives' rows; on LightGCN, IFRU's v with its
         spillover rows."""
         if self.kind != "lightgcn" or float(self.cfg.spillover) == 0.0:

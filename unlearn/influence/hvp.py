@@ -4,6 +4,7 @@
 product H v is one more backward pass through that gradient, never a second forward. Calling the
 operator gives (H + lambda I) v with the damping set on it; `hvps` counts the products.
 """
+
 from __future__ import annotations
 
 import torch
@@ -41,7 +42,7 @@ class HessianOperator:
         probing every row at once."""
         out = torch.empty(rows, dim, dim, dtype=self.x.dtype, device=self.x.device)
         probe = torch.zeros(rows, dim, dtype=self.x.dtype, device=self.x.device)
-        for k in range(dim):   # one product a coordinate (batching them through vmap is slower on CPU)
+        for k in range(dim):  # one product a coordinate (batching them through vmap is slower on CPU)
             probe.zero_()
             probe[:, k] = 1.0
             out[:, :, k] = self.hvp(probe.reshape(-1)).view(rows, dim)
@@ -51,6 +52,6 @@ class HessianOperator:
         """Hutchinson's estimate of mean(diag H): the mean of z^T H z / n over Rademacher z."""
         total = 0.0
         for _ in range(probes):
-            z = (torch.randint(0, 2, (self.n,), generator=gen).to(self.x) * 2 - 1)
+            z = torch.randint(0, 2, (self.n,), generator=gen).to(self.x) * 2 - 1
             total += float(z @ self.hvp(z))
         return total / (probes * self.n) if probes else 0.0

@@ -10,6 +10,7 @@ Negatives are drawn once per request (the caller's seeded generator) and held fi
 deterministic, smooth function of the parameters; dropout is off (the model is evaluated in eval
 mode).
 """
+
 from __future__ import annotations
 
 from contextlib import contextmanager
@@ -33,12 +34,20 @@ SUBMODELS = ("bpr", "bce", "mse", "wmf", "lightgcn", "als")
 def kind_of(model) -> str:
     """The objective family of a sub-model or sub-model class (its loss and batch layout)."""
     cls_of = model if isinstance(model, type) else type(model)
-    for cls, kind in ((LightGCN, "lightgcn"), (WMF, "wmf"), (MSEMF, "mse"), (BCEMF, "bce"), (BPRMF, "bpr"),
-                      (ImplicitALS, "als")):
+    for cls, kind in (
+        (LightGCN, "lightgcn"),
+        (WMF, "wmf"),
+        (MSEMF, "mse"),
+        (BCEMF, "bce"),
+        (BPRMF, "bpr"),
+        (ImplicitALS, "als"),
+    ):
         if issubclass(cls_of, cls):
             return kind
-    raise ConfigError(f"influence unlearning cannot use submodel={getattr(model, 'registered_name', model)}. "
-                      f"Valid: {', '.join(SUBMODELS)}.")
+    raise ConfigError(
+        f"influence unlearning cannot use submodel={getattr(model, 'registered_name', model)}. "
+        f"Valid: {', '.join(SUBMODELS)}."
+    )
 
 
 def table_names(model) -> tuple[str, str]:
@@ -76,10 +85,10 @@ def _implicit(ratings: np.ndarray) -> bool:
 class Rows:
     """A fixed set of training rows with their negatives (m x n) and, for mse, targets."""
 
-    ids: np.ndarray            # indices into the training rows (`TrainSet.rows`), ascending
+    ids: np.ndarray  # indices into the training rows (`TrainSet.rows`), ascending
     users: torch.Tensor
     items: torch.Tensor
-    ratings: torch.Tensor      # float64
+    ratings: torch.Tensor  # float64
     neg: torch.Tensor | None = None
     target: torch.Tensor | None = None
 
@@ -88,9 +97,14 @@ class Rows:
 
     def subset(self, keep: torch.Tensor | np.ndarray) -> "Rows":
         keep_t = torch.as_tensor(keep, device=self.users.device)
-        return Rows(self.ids[np.asarray(keep_t.cpu())], self.users[keep_t], self.items[keep_t], self.ratings[keep_t],
-                    None if self.neg is None else self.neg[:, keep_t],
-                    None if self.target is None else self.target[keep_t])
+        return Rows(
+            self.ids[np.asarray(keep_t.cpu())],
+            self.users[keep_t],
+            self.items[keep_t],
+            self.ratings[keep_t],
+            None if self.neg is None else self.neg[:, keep_t],
+            None if self.target is None else self.target[keep_t],
+        )
 
     def without(self, ids: np.ndarray) -> "Rows":
         return self.subset(~np.isin(self.ids, ids))
@@ -109,11 +123,16 @@ class Rows:
         """The rows with user ids as positions in `users` (sorted, holding every user of the rows)
         and, where given, item ids (negatives too) as positions in `items`: for tables cut down
         to those rows."""
+
         def pos(ids, table):
             return ids if table is None else torch.searchsorted(table, ids)
 
-        return replace(self, users=pos(self.users, users), items=pos(self.items, items),
-                       neg=None if self.neg is None else pos(self.neg, items))
+        return replace(
+            self,
+            users=pos(self.users, users),
+            items=pos(self.items, items),
+            neg=None if self.neg is None else pos(self.neg, items),
+        )
 
     def with_targets(self, lo: float, hi: float) -> "Rows":
         """mse's targets: ratings scaled to [0, 1] by the objective's own (lo, hi), 1 when implicit."""
@@ -124,8 +143,12 @@ class Rows:
 def make_rows(train, ids: np.ndarray, device) -> Rows:
     """`Rows` of the training rows `ids` (indices into `train`, an `Interactions`)."""
     ids = np.asarray(ids, dtype=np.int64)
-    return Rows(ids, torch.as_tensor(train.users[ids], device=device), torch.as_tensor(train.items[ids], device=device),
-                torch.as_tensor(train.ratings[ids].astype(np.float64), device=device))
+    return Rows(
+        ids,
+        torch.as_tensor(train.users[ids], device=device),
+        torch.as_tensor(train.items[ids], device=device),
+        torch.as_tensor(train.ratings[ids].astype(np.float64), device=device),
+    )
 
 
 def draw_negatives(rows: Rows, positives: Rows, m: int, n_items: int, gen: torch.Generator) -> Rows:
@@ -169,8 +192,17 @@ class Objective:
     rows). Other sub-models are restricted through the rows they are given. `n_users`: the user
     table's size where the rows were relabelled for a cut-down table (`Rows.relabel`)."""
 
-    def __init__(self, model, kind: str, rows: Rows, graph: Rows | None = None, users_only: torch.Tensor | None = None,
-                 als_weights: tuple | None = None, adjacency: torch.Tensor | None = None, n_users: int | None = None):
+    def __init__(
+        self,
+        model,
+        kind: str,
+        rows: Rows,
+        graph: Rows | None = None,
+        users_only: torch.Tensor | None = None,
+        als_weights: tuple | None = None,
+        adjacency: torch.Tensor | None = None,
+        n_users: int | None = None,
+    ):
         self.model, self.kind, self.rows = model, kind, rows
         self.users_only = users_only
         self._adj = None
@@ -181,8 +213,13 @@ class Objective:
             if model.cfg["gram_items"] == "shard":
                 g = graph if graph is not None else rows
                 self._gram = torch.unique(g.items)
-            self._user_rows = UserRows(rows.users.cpu().numpy(), rows.items.cpu().numpy(),
-                                       model.n_users if n_users is None else n_users, model.n_items, model.device)
+            self._user_rows = UserRows(
+                rows.users.cpu().numpy(),
+                rows.items.cpu().numpy(),
+                model.n_users if n_users is None else n_users,
+                model.n_items,
+                model.device,
+            )
         if kind == "als":
             self._cells = als_weights if als_weights is not None else als_cells(model, rows)
 
@@ -215,8 +252,9 @@ class Objective:
 
 def adjacency_of(model, rows: Rows) -> torch.Tensor:
     """LightGCN's normalised adjacency of `rows`, in the dtype of the model's tables."""
-    adj = normalized_adjacency(rows.users.cpu().numpy(), rows.items.cpu().numpy(), model.n_users, model.n_items,
-                               model.device)
+    adj = normalized_adjacency(
+        rows.users.cpu().numpy(), rows.items.cpu().numpy(), model.n_users, model.n_items, model.device
+    )
     return adj.to(tables(model)[0].dtype)
 
 

@@ -16,6 +16,7 @@ that residual is at most `tol`.
 - `direct`: a Cholesky solve per d x d block (the users block of a block-diagonal Hessian); a
   block that is not positive definite is solved by LU and reported as negative curvature.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -66,7 +67,7 @@ def cg(op, v: torch.Tensor, tol: float = 1e-6, max_iter: int = 100) -> tuple[tor
     p = r.clone()
     rs = float(r @ r)
     best, best_rs = x.clone(), rs
-    while report.iterations < max_iter and rs ** 0.5 > tol * vnorm:
+    while report.iterations < max_iter and rs**0.5 > tol * vnorm:
         ap = op(p)
         curvature = float(p @ ap)
         if not curvature > 0.0:
@@ -84,8 +85,9 @@ def cg(op, v: torch.Tensor, tol: float = 1e-6, max_iter: int = 100) -> tuple[tor
     return _finish(op, best, v, report, tol)
 
 
-def lissa(op, v: torch.Tensor, tol: float = 1e-6, max_iter: int = 100, scale: float = 10.0
-          ) -> tuple[torch.Tensor, SolveReport]:
+def lissa(
+    op, v: torch.Tensor, tol: float = 1e-6, max_iter: int = 100, scale: float = 10.0
+) -> tuple[torch.Tensor, SolveReport]:
     done = _zero(v, "lissa")
     if done:
         return done
@@ -109,8 +111,9 @@ def lissa(op, v: torch.Tensor, tol: float = 1e-6, max_iter: int = 100, scale: fl
     return _finish(op, best, v, report, tol)
 
 
-def adam(op, v: torch.Tensor, tol: float = 1e-6, max_iter: int = 5000, lr: float = 1e-3
-         ) -> tuple[torch.Tensor, SolveReport]:
+def adam(
+    op, v: torch.Tensor, tol: float = 1e-6, max_iter: int = 5000, lr: float = 1e-3
+) -> tuple[torch.Tensor, SolveReport]:
     done = _zero(v, "adam")
     if done:
         return done
@@ -120,7 +123,7 @@ def adam(op, v: torch.Tensor, tol: float = 1e-6, max_iter: int = 5000, lr: float
     opt = torch.optim.Adam([x], lr=lr)
     best, best_norm = x.detach().clone(), vnorm
     while report.iterations < max_iter:
-        grad = op(x.detach()) - v   # the quadratic's gradient: minus the residual
+        grad = op(x.detach()) - v  # the quadratic's gradient: minus the residual
         norm = _norm(grad)
         if not norm == norm or norm == float("inf"):
             report.diverged = True

@@ -38,6 +38,7 @@ Declared capabilities (class attributes; the lifecycle reads nothing else):
 its own seed -> aggregator. Unlearning retrains the shards the forget rows touch (from the same
 seeds) and refits a trainable aggregator; every other shard is left bit-identical.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -61,11 +62,11 @@ class Method:
     """Base class of every method; see the module docstring for the contract."""
 
     registered_name = "method"
-    family = "exact"   # exact: what it unlearns to is retraining's model (or its objective); else approximate
+    family = "exact"  # exact: what it unlearns to is retraining's model (or its objective); else approximate
     builds_exact_replica = False
     needs_reference = False
     partitioner = None
-    allowed: dict = {}   # axis -> allowed names, checked before any training
+    allowed: dict = {}  # axis -> allowed names, checked before any training
 
     def __init__(self, spec: dict, runtime: Runtime = CPU, cache_dir: str | None = None):
         self.spec = spec
@@ -178,8 +179,9 @@ class ShardedMethod(Method):
 
     def fit_aggregator(self) -> dict:
         self.aggregator = self.new_aggregator()
-        self.aggregator_info = self.aggregator.fit(self.shards, self.partition, self.data,
-                                                   derive_seed(self.seed, "aggregator")) or {}
+        self.aggregator_info = (
+            self.aggregator.fit(self.shards, self.partition, self.data, derive_seed(self.seed, "aggregator")) or {}
+        )
         return self.aggregator_info
 
     def _timed(self, fn, *args) -> tuple[object, Span]:
@@ -187,7 +189,9 @@ class ShardedMethod(Method):
 
     def _train_shards(self, ks: list[int]) -> Span:
         total = Span()
-        for k in tqdm(ks, desc="shards", leave=False, disable=None if (self.runtime.progress and len(ks) > 1) else True):
+        for k in tqdm(
+            ks, desc="shards", leave=False, disable=None if (self.runtime.progress and len(ks) > 1) else True
+        ):
             _, spent = self._timed(self.train_shard, k)
             total += spent
         return total
@@ -206,7 +210,10 @@ class ShardedMethod(Method):
         agg_info, agg_s = self._timed(self.fit_aggregator)
         return FitCost(
             seconds=pretrain_s + cluster_s + shards_s + agg_s,
-            partition_s=cluster_s, pretrain_s=pretrain_s, shards_s=shards_s, aggregator_s=agg_s,
+            partition_s=cluster_s,
+            pretrain_s=pretrain_s,
+            shards_s=shards_s,
+            aggregator_s=agg_s,
             epochs=int(self.shard_info[0]["epochs"]) if k == 1 else None,
             extra={f"aggregator.{key}": v for key, v in agg_info.items()},
         )
@@ -215,8 +222,9 @@ class ShardedMethod(Method):
         """(partition of `data`'s retained rows as a partition of all its rows, pretraining Span,
         clustering Span); the pretraining Span is what the embeddings cost to train, also when a
         cache served them."""
-        part, part_s = self._timed(self.partitioner.partition, data.train, data.n_users, data.n_items,
-                                   derive_seed(self.seed, "partition"))
+        part, part_s = self._timed(
+            self.partitioner.partition, data.train, data.n_users, data.n_items, derive_seed(self.seed, "partition")
+        )
         pretrain_s = Span.of(part.info["pretrain"]) if "pretrain" in part.info else Span()
         cluster_s = Span.of(part.info["cluster"]) if "cluster" in part.info else part_s - pretrain_s
         return part.over_rows(data.row_index, len(data.rows)), pretrain_s, cluster_s
@@ -235,16 +243,26 @@ class ShardedMethod(Method):
             self.partition, pretrain_s, cluster_s = self.build_partition(self.data)
             partition_s = pretrain_s + cluster_s
             moved = old.row_shard != self.partition.row_shard  # rows that changed shard (F's rows too)
-            touched = sorted({int(s) for s in np.unique(np.concatenate([old.row_shard[moved],
-                              self.partition.row_shard[moved]])) if s >= 0})
+            touched = sorted(
+                {
+                    int(s)
+                    for s in np.unique(np.concatenate([old.row_shard[moved], self.partition.row_shard[moved]]))
+                    if s >= 0
+                }
+            )
         shards_s = self._train_shards(touched)
         agg_s = Span()
         if self.aggregator.trainable:
             _, agg_s = self._timed(self.fit_aggregator)
         elif partition_s is not None:
             self.aggregator.bind(self.shards, self.partition)  # e.g. `own` routes users by the new partition
-        return UnlearnCost(seconds=shards_s + agg_s + (partition_s or Span()), shards_s=shards_s, aggregator_s=agg_s,
-                           partition_s=partition_s, shards_retrained=touched)
+        return UnlearnCost(
+            seconds=shards_s + agg_s + (partition_s or Span()),
+            shards_s=shards_s,
+            aggregator_s=agg_s,
+            partition_s=partition_s,
+            shards_retrained=touched,
+        )
 
     def partition_drift(self, data: TrainSet) -> dict:
         """What a kept partition keeps of F: its distance to a partition rebuilt on `data` (train
@@ -273,8 +291,11 @@ class ShardedMethod(Method):
             # where each shard's fit stopped and why (training.EarlyStopping.stop_reason)
             "shard_best_epochs": [int(i.get("best_epoch", i["epochs"])) for i in self.shard_info],
             "shard_stop_reasons": [str(i.get("stop_reason", "cached")) for i in self.shard_info],
-            **({"aggregator_stop_reason": str(self.aggregator_info["stop_reason"])}
-               if "stop_reason" in self.aggregator_info else {}),
+            **(
+                {"aggregator_stop_reason": str(self.aggregator_info["stop_reason"])}
+                if "stop_reason" in self.aggregator_info
+                else {}
+            ),
             "partition_uses_forget": bool(self.partition.uses_forget),
         }
 
@@ -287,8 +308,11 @@ class ShardedMethod(Method):
     # -- caching ---------------------------------------------------------------------
     def state_dict(self) -> dict:
         p = self.partition
-        state = {"kept": torch.as_tensor(self.data.kept_mask), "row_shard": torch.as_tensor(p.row_shard),
-                 "n_shards": torch.tensor(p.n_shards)}
+        state = {
+            "kept": torch.as_tensor(self.data.kept_mask),
+            "row_shard": torch.as_tensor(p.row_shard),
+            "n_shards": torch.tensor(p.n_shards),
+        }
         if p.unit_shard is not None:
             state["unit_shard"] = torch.as_tensor(p.unit_shard)
         for k, m in enumerate(self.shards):
@@ -304,18 +328,22 @@ class ShardedMethod(Method):
             raise ValueError(f"cached method={self.registered_name} state was fitted on other training rows")
         self.data = data
         unit_shard = state["unit_shard"].numpy() if "unit_shard" in state else None
-        self.partition = Partition(self.partitioner.unit, int(state["n_shards"]), state["row_shard"].numpy(), unit_shard)
+        self.partition = Partition(
+            self.partitioner.unit, int(state["n_shards"]), state["row_shard"].numpy(), unit_shard
+        )
         k = self.partition.n_shards
         self.shards, self.shard_info = [], [{"epochs": 0}] * k
         for s in range(k):
             m = self.new_submodel()
             prefix = f"shard.{s}."
-            m.load_state_dict({n[len(prefix):]: t for n, t in state.items() if n.startswith(prefix)})
+            m.load_state_dict({n[len(prefix) :]: t for n, t in state.items() if n.startswith(prefix)})
             m.to(self.runtime.device).requires_grad_(False).eval()
             self.shards.append(m)
         self.aggregator = self.new_aggregator()
         self.aggregator.bind(self.shards, self.partition)
-        self.aggregator.load_state_dict({n[len("aggregator."):]: t for n, t in state.items() if n.startswith("aggregator.")})
+        self.aggregator.load_state_dict(
+            {n[len("aggregator.") :]: t for n, t in state.items() if n.startswith("aggregator.")}
+        )
 
 
 from ..metrics.keys import KEYS  # noqa: E402
@@ -333,7 +361,15 @@ KEYS.declare("shard_sizes", "shard sizes", group="other", doc="retained training
 KEYS.declare("shard_epochs", "shard epochs", group="other", doc="epochs each shard's last fit ran")
 KEYS.declare("shard_best_epochs", "shard best epochs", group="other", doc="the epoch each shard's fit kept")
 KEYS.declare("shard_stop_reasons", "shard stop reasons", group="other", doc="why each shard's fit ended")
-KEYS.declare("shards_at_epoch_cap", "shards at epoch cap", group="other",
-             doc="shards whose fit the epoch cap ended while validation still improved (a diagnostic)")
-KEYS.declare("partition_uses_forget", "partition reads F", group="completeness",
-             doc="1 where the partition was built from something trained on F")
+KEYS.declare(
+    "shards_at_epoch_cap",
+    "shards at epoch cap",
+    group="other",
+    doc="shards whose fit the epoch cap ended while validation still improved (a diagnostic)",
+)
+KEYS.declare(
+    "partition_uses_forget",
+    "partition reads F",
+    group="completeness",
+    doc="1 where the partition was built from something trained on F",
+)

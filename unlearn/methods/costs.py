@@ -4,6 +4,7 @@ keys. Methods return them; the lifecycle writes them; nothing else reads time.
 Every time is a `Span` (wall and process CPU seconds, `unlearn.metrics.timing`), written as
 `<name>_s` and `<name>_cpu_s`. A plain number is taken as wall seconds whose CPU seconds are
 unknown (a plugin method that times with its own clock): its `_cpu_s` is written as null."""
+
 from __future__ import annotations
 
 import math
@@ -77,7 +78,7 @@ class UnlearnCost:
     seconds: Span | float
     shards_s: Span | float | None = None
     aggregator_s: Span | float | None = None
-    partition_s: Span | float | None = None   # re-pretraining and re-partitioning (partition_refresh=rebuild)
+    partition_s: Span | float | None = None  # re-pretraining and re-partitioning (partition_refresh=rebuild)
     shards_retrained: list[int] = field(default_factory=list)
     epochs: int | None = None
     extra: dict = field(default_factory=dict)
@@ -96,7 +97,9 @@ class UnlearnCost:
                 if getattr(cost, n) is not None:
                     parts.update(span_keys(f"unlearn.{n[:-2]}", getattr(cost, n)))
             for key, value in {**parts, **_numbers("unlearn", cost.extra)}.items():
-                out[key] = None if value is None or out.get(key, 0) is None else out.get(key, 0) + value  # ints stay ints
+                out[key] = (
+                    None if value is None or out.get(key, 0) is None else out.get(key, 0) + value
+                )  # ints stay ints
         touched = sorted({int(s) for c in costs for s in c.shards_retrained})
         per_request = np.array([c.span.wall for c in costs])
         total = sum((c.span for c in costs), Span())
@@ -112,19 +115,52 @@ class UnlearnCost:
 
 
 _EFF = {"group": "efficiency"}
-for _name, _label in (("fit", "fit"), ("unlearn", "unlearn"), ("fit.partition", "partition"),
-                      ("fit.pretrain", "pretraining"), ("fit.shards", "shards"), ("fit.aggregator", "aggregator"),
-                      ("unlearn.shards", "shards"), ("unlearn.aggregator", "aggregator"),
-                      ("unlearn.partition", "partition")):
+for _name, _label in (
+    ("fit", "fit"),
+    ("unlearn", "unlearn"),
+    ("fit.partition", "partition"),
+    ("fit.pretrain", "pretraining"),
+    ("fit.shards", "shards"),
+    ("fit.aggregator", "aggregator"),
+    ("unlearn.shards", "shards"),
+    ("unlearn.aggregator", "aggregator"),
+    ("unlearn.partition", "partition"),
+):
     _stage = "unlearn" if _name.startswith("unlearn") else "fit"
     _sub = "" if _name in ("fit", "unlearn") else _stage
-    KEYS.declare(f"{_name}_s", f"{_label} time" if not _sub else f"{_label}", sub=_sub, unit="s", better="lower",
-                 doc=f"wall seconds of {_name.replace('.', ' ')}", **_EFF)
-    KEYS.declare(f"{_name}_cpu_s", f"{_label} CPU" if not _sub else f"{_label} CPU", sub=_sub, unit="s",
-                 better="lower", doc=f"process CPU seconds of {_name.replace('.', ' ')} (all threads)", **_EFF)
-KEYS.declare("unlearn_s.p50", "request p50", unit="s", better="lower",
-             doc="median wall seconds of one request of the stream", **_EFF)
-KEYS.declare("unlearn_s.p95", "request p95", unit="s", better="lower",
-             doc="95th percentile of one request's wall seconds", **_EFF)
+    KEYS.declare(
+        f"{_name}_s",
+        f"{_label} time" if not _sub else f"{_label}",
+        sub=_sub,
+        unit="s",
+        better="lower",
+        doc=f"wall seconds of {_name.replace('.', ' ')}",
+        **_EFF,
+    )
+    KEYS.declare(
+        f"{_name}_cpu_s",
+        f"{_label} CPU" if not _sub else f"{_label} CPU",
+        sub=_sub,
+        unit="s",
+        better="lower",
+        doc=f"process CPU seconds of {_name.replace('.', ' ')} (all threads)",
+        **_EFF,
+    )
+KEYS.declare(
+    "unlearn_s.p50",
+    "request p50",
+    unit="s",
+    better="lower",
+    doc="median wall seconds of one request of the stream",
+    **_EFF,
+)
+KEYS.declare(
+    "unlearn_s.p95",
+    "request p95",
+    unit="s",
+    better="lower",
+    doc="95th percentile of one request's wall seconds",
+    **_EFF,
+)
 KEYS.declare("n_shards_retrained", "shards retrained", doc="shards retrained from scratch over all requests", **_EFF)
 KEYS.declare("shards_retrained", "shards retrained (ids)", **_EFF)

@@ -9,6 +9,7 @@ Untouched shards stay bit-identical, so the unlearned model equals the exact rep
 method fitted on train minus F with the same partition and seeds). The partition is fixed at
 fit time; its embeddings saw F (`partition_uses_forget`).
 """
+
 from __future__ import annotations
 
 from ..registry import METHODS
@@ -40,7 +41,11 @@ from ..metrics.keys import KEYS  # noqa: E402
 # the balanced partitioner's report (also written by UltraRE where its partitioner reports it)
 KEYS.declare("partition.iterations", "partition iterations", group="other", doc="clustering iterations")
 KEYS.declare("partition.converged", "partition converged", group="other", doc="1 where the clustering converged")
-KEYS.declare("partition.greedy_rounds", "partition greedy rounds", group="other",
-             doc="rounds of the balanced partitioner's greedy assignment")
+KEYS.declare(
+    "partition.greedy_rounds",
+    "partition greedy rounds",
+    group="other",
+    doc="rounds of the balanced partitioner's greedy assignment",
+)
 KEYS.declare("partition.capacity", "shard capacity", group="other", doc="the balanced partitioner's units per shard")
 KEYS.declare("partition.empty_shards", "empty shards", group="other", doc="shards the partitioner left empty")

@@ -1,4 +1,5 @@
 """Retrain (the exact baseline) and SISA (random shards, averaged)."""
+
 from __future__ import annotations
 
 from ..registry import METHODS
@@ -20,8 +21,13 @@ class Retrain(ShardedMethod):
 
     def unlearn(self, rows):
         cost = self.fit(self.data.without(rows))
-        return UnlearnCost(seconds=cost.seconds, shards_s=cost.shards_s, aggregator_s=cost.aggregator_s,
-                           shards_retrained=list(range(self.partition.n_shards)), epochs=cost.epochs)
+        return UnlearnCost(
+            seconds=cost.seconds,
+            shards_s=cost.shards_s,
+            aggregator_s=cost.aggregator_s,
+            shards_retrained=list(range(self.partition.n_shards)),
+            epochs=cost.epochs,
+        )
 
 
 @METHODS.register("sisa")

@@ -16,6 +16,7 @@ Unlike the released code, which crashes on start and deletes twice the users it 
 this implementation deletes exactly F and is exact: after unlearning it equals the same method
 fitted from scratch on train minus F with the same partition and seeds.
 """
+
 from __future__ import annotations
 
 from ..registry import METHODS
@@ -51,10 +52,28 @@ from ..metrics.keys import KEYS  # noqa: E402
 
 KEYS.declare("partition.iterations", "partition iterations", group="other", doc="clustering iterations")
 KEYS.declare("partition.converged", "partition converged", group="other", doc="1 where the clustering converged")
-KEYS.declare("partition.inertia", "partition inertia", group="other",
-             doc="sum of squared distances of the embeddings to their group's centroid")
+KEYS.declare(
+    "partition.inertia",
+    "partition inertia",
+    group="other",
+    doc="sum of squared distances of the embeddings to their group's centroid",
+)
 for _part, _label in (("pretrain", "pretraining"), ("cluster", "clustering")):
-    KEYS.declare(f"partition.{_part}_s", _label, sub="partition", unit="s", better="lower", group="efficiency",
-                 doc=f"wall seconds of the partition's {_label}")
-    KEYS.declare(f"partition.{_part}_cpu_s", f"{_label} CPU", sub="partition", unit="s", better="lower",
-                 group="efficiency", doc=f"process CPU seconds of the partition's {_label}")
+    KEYS.declare(
+        f"partition.{_part}_s",
+        _label,
+        sub="partition",
+        unit="s",
+        better="lower",
+        group="efficiency",
+        doc=f"wall seconds of the partition's {_label}",
+    )
+    KEYS.declare(
+        f"partition.{_part}_cpu_s",
+        f"{_label} CPU",
+        sub="partition",
+        unit="s",
+        better="lower",
+        group="efficiency",
+        doc=f"process CPU seconds of the partition's {_label}",
+    )

@@ -20,8 +20,8 @@ outside the timed region, and so is the oracle's own objective on the final reta
 (`unlearn.oracle_objective`): the common target of the warm (unlearning) and cold (retraining)
 objective traces in the convergence figure.
 """
-from __future__ import annotations
 
+from __future__ import annotations
 
 import numpy as np
 import torch
@@ -47,12 +47,12 @@ def relative_gap(model_fn, reference_fn, n_users: int, batch: int, device) -> fl
             d = model_fn(users).to(torch.float64) - b
             diff_sq += float((d * d).sum())
             ref_sq += float((b * b).sum())
-    return (diff_sq ** 0.5) / (ref_sq ** 0.5) if ref_sq > 0 else float("nan")
+    return (diff_sq**0.5) / (ref_sq**0.5) if ref_sq > 0 else float("nan")
 
 
 @METHODS.register("unlearn_als")
 class UnlearnALS(Method):
-    needs_reference = True   # the lifecycle fits the retrain oracle first and calls set_reference
+    needs_reference = True  # the lifecycle fits the retrain oracle first and calls set_reference
     allowed = {"partitioner": ["none"], "aggregator": ["none"], "submodel": ["als"]}
     defaults = {"tol": 1.0e-4, "max_sweeps": 50, "track_gap": True, "cold_trace": False, "trace_k": 20}
 
@@ -86,8 +86,17 @@ class UnlearnALS(Method):
         from ..metrics.completeness import RankGap
 
         rt = self.runtime
-        ranks = RankGap(self.data.train, self.data.rows.subset(rows), self.data.n_users, self.data.n_items,
-                        [int(self.cfg["trace_k"])], self.seed, self.data.n_users, rt.device, rt.eval_batch)
+        ranks = RankGap(
+            self.data.train,
+            self.data.rows.subset(rows),
+            self.data.n_users,
+            self.data.n_items,
+            [int(self.cfg["trace_k"])],
+            self.seed,
+            self.data.n_users,
+            rt.device,
+            rt.eval_batch,
+        )
         ref = ranks.tops(self._reference)
         k = int(self.cfg["trace_k"])
         return lambda fn: (lambda g: (g[f"@{k}"], g[f"@{k}.deleted"]))(ranks.gap(ranks.tops(fn), ref))
@@ -106,8 +115,9 @@ class UnlearnALS(Method):
         return float(m.objective())
 
     def _gap(self) -> float:
-        return relative_gap(self.model.score, self._reference, self.data.n_users, self.runtime.eval_batch,
-                            self.runtime.device)
+        return relative_gap(
+            self.model.score, self._reference, self.data.n_users, self.runtime.eval_batch, self.runtime.device
+        )
 
     # -- the method API -------------------------------------------------------------------
     def fit(self, data: TrainSet) -> FitCost:
@@ -119,8 +129,15 @@ class UnlearnALS(Method):
         self.model.requires_grad_(False)
         self.runtime.sync()
         spent = clock() - t0
-        return FitCost(seconds=spent, partition_s=Span(), pretrain_s=Span(), shards_s=spent, aggregator_s=Span(),
-                       epochs=int(info["epochs"]), extra={"sweeps": int(info["epochs"]), "objective": float(info["objective"])})
+        return FitCost(
+            seconds=spent,
+            partition_s=Span(),
+            pretrain_s=Span(),
+            shards_s=spent,
+            aggregator_s=Span(),
+            epochs=int(info["epochs"]),
+            extra={"sweeps": int(info["epochs"]), "objective": float(info["objective"])},
+        )
 
     def _bind(self, data: TrainSet) -> None:
         self.data = data
@@ -162,7 +179,7 @@ class UnlearnALS(Method):
         self.runtime.sync()
         t0 = clock()
         removed, updated = self.forget_cells(rows)
-        before = m.objective()   # the trained factors under the retraining objective
+        before = m.objective()  # the trained factors under the retraining objective
         self.runtime.sync()
         mark = clock() - t0
         gaps = [self._gap()] if track else []
@@ -186,15 +203,27 @@ class UnlearnALS(Method):
         values = [before] + trace
         converged = len(values) >= 2 and abs(values[-2] - values[-1]) <= float(self.cfg["tol"]) * abs(values[-2])
         cold = self.cold_start_trace(trace_rank) if (track and self.cfg["cold_trace"]) else {}
-        self._rounds.append({
-            **cold,
-            "rows": len(rows), "cells_removed": removed, "cells_updated": updated, "sweeps": len(trace),
-            "objective_before": before, "objective_after": trace[-1] if trace else before,
-            "objective_trace": [before] + trace, "retrain_gap_trace": gaps, "rank_gap_trace": ranks, "mark_s": mark.wall,
-            "sweeps_s": swept.wall, "converged": bool(converged),
-        })
-        return UnlearnCost(seconds=mark + swept, extra={
-            "mark_s": mark, "sweeps_s": swept, "sweeps": len(trace), "cells_removed": removed})
+        self._rounds.append(
+            {
+                **cold,
+                "rows": len(rows),
+                "cells_removed": removed,
+                "cells_updated": updated,
+                "sweeps": len(trace),
+                "objective_before": before,
+                "objective_after": trace[-1] if trace else before,
+                "objective_trace": [before] + trace,
+                "retrain_gap_trace": gaps,
+                "rank_gap_trace": ranks,
+                "mark_s": mark.wall,
+                "sweeps_s": swept.wall,
+                "converged": bool(converged),
+            }
+        )
+        return UnlearnCost(
+            seconds=mark + swept,
+            extra={"mark_s": mark, "sweeps_s": swept, "sweeps": len(trace), "cells_removed": removed},
+        )
 
     def cold_start_trace(self, trace_rank=None) -> dict:
         """For the convergence figure (outside every timed region): ALS from a random start on
@@ -207,20 +236,32 @@ class UnlearnALS(Method):
         cold.to(self.runtime.device).requires_grad_(False)
         t = self.data.train
         cold.observe(t.users, t.items, t.ratings)
-        gaps = [relative_gap(cold.score, self._reference, self.data.n_users, self.runtime.eval_batch, self.runtime.device)]
+        gaps = [
+            relative_gap(cold.score, self._reference, self.data.n_users, self.runtime.eval_batch, self.runtime.device)
+        ]
         ranks = [trace_rank(cold.score)] if trace_rank else []
         start = cold.objective()
 
         def after_sweep(_sweep, _obj):
-            gaps.append(relative_gap(cold.score, self._reference, self.data.n_users, self.runtime.eval_batch,
-                                     self.runtime.device))
+            gaps.append(
+                relative_gap(
+                    cold.score, self._reference, self.data.n_users, self.runtime.eval_batch, self.runtime.device
+                )
+            )
             if trace_rank:
                 ranks.append(trace_rank(cold.score))
 
-        trace = cold.run_sweeps(int(self.spec["submodel"].get("iterations", cold.cfg["iterations"])),
-                                float(cold.cfg["tol"]), start=start, callback=after_sweep)
-        return {"cold_objective_trace": [start] + trace, "cold_retrain_gap_trace": gaps,
-                "cold_rank_gap_trace": [r for r, _ in ranks]}
+        trace = cold.run_sweeps(
+            int(self.spec["submodel"].get("iterations", cold.cfg["iterations"])),
+            float(cold.cfg["tol"]),
+            start=start,
+            callback=after_sweep,
+        )
+        return {
+            "cold_objective_trace": [start] + trace,
+            "cold_retrain_gap_trace": gaps,
+            "cold_rank_gap_trace": [r for r, _ in ranks],
+        }
 
     def score(self, users):
         return self.model.score(users)
@@ -233,15 +274,17 @@ class UnlearnALS(Method):
         out = super().describe()
         if not rounds:
             return out
-        out.update({
-            "unlearn.round_sweeps": [r["sweeps"] for r in rounds],
-            "unlearn.converged": all(r["converged"] for r in rounds),
-            "unlearn.objective_before": rounds[0]["objective_before"],
-            "unlearn.objective_after": rounds[-1]["objective_after"],
-            # per round: the objective before the first sweep, then after every sweep; concatenated
-            "unlearn.objective_trace": [v for r in rounds for v in r["objective_trace"]],
-            "unlearn.cells_updated": int(sum(r["cells_updated"] for r in rounds)),
-        })
+        out.update(
+            {
+                "unlearn.round_sweeps": [r["sweeps"] for r in rounds],
+                "unlearn.converged": all(r["converged"] for r in rounds),
+                "unlearn.objective_before": rounds[0]["objective_before"],
+                "unlearn.objective_after": rounds[-1]["objective_after"],
+                # per round: the objective before the first sweep, then after every sweep; concatenated
+                "unlearn.objective_trace": [v for r in rounds for v in r["objective_trace"]],
+                "unlearn.cells_updated": int(sum(r["cells_updated"] for r in rounds)),
+            }
+        )
         if any(r["retrain_gap_trace"] for r in rounds):
             out["unlearn.retrain_gap_trace"] = [v for r in rounds for v in r["retrain_gap_trace"]]
             out["unlearn.rank_gap_trace"] = [v for r in rounds for v, _ in r["rank_gap_trace"]]
@@ -267,7 +310,7 @@ class UnlearnALS(Method):
             raise ValueError("cached unlearn_als state was fitted on other training rows")
         self._bind(data)
         self.model = self.new_model()
-        self.model.load_state_dict({n[len("model."):]: t for n, t in state.items() if n.startswith("model.")})
+        self.model.load_state_dict({n[len("model.") :]: t for n, t in state.items() if n.startswith("model.")})
         self.model.to(self.runtime.device).requires_grad_(False).eval()
         kept_rows = data.train
         self.model.observe(kept_rows.users, kept_rows.items, kept_rows.ratings)
@@ -277,38 +320,123 @@ from ..metrics.keys import KEYS  # noqa: E402
 
 KEYS.declare("fit.sweeps", "ALS sweeps", sub="fit", group="other", doc="ALS sweeps of the fit")
 KEYS.declare("fit.objective", "ALS objective", sub="fit", group="other", doc="the ALS objective after the fit")
-KEYS.declare("unlearn.sweeps", "ALS sweeps", sub="unlearn", group="other",
-             doc="ALS sweeps of unlearning, over all requests")
-KEYS.declare("unlearn.round_sweeps", "ALS sweeps per request", sub="unlearn", group="other",
-             doc="ALS sweeps of each request")
-KEYS.declare("unlearn.cells_removed", "cells removed", sub="unlearn", group="other",
-             doc="cells whose observation the forget rows removed")
-KEYS.declare("unlearn.cells_updated", "cells updated", sub="unlearn", group="other",
-             doc="cells whose value or confidence changed")
-KEYS.declare("unlearn.converged", "converged", sub="unlearn", group="other",
-             doc="1 where every request's sweeps met the tolerance")
+KEYS.declare(
+    "unlearn.sweeps", "ALS sweeps", sub="unlearn", group="other", doc="ALS sweeps of unlearning, over all requests"
+)
+KEYS.declare(
+    "unlearn.round_sweeps", "ALS sweeps per request", sub="unlearn", group="other", doc="ALS sweeps of each request"
+)
+KEYS.declare(
+    "unlearn.cells_removed",
+    "cells removed",
+    sub="unlearn",
+    group="other",
+    doc="cells whose observation the forget rows removed",
+)
+KEYS.declare(
+    "unlearn.cells_updated",
+    "cells updated",
+    sub="unlearn",
+    group="other",
+    doc="cells whose value or confidence changed",
+)
+KEYS.declare(
+    "unlearn.converged",
+    "converged",
+    sub="unlearn",
+    group="other",
+    doc="1 where every request's sweeps met the tolerance",
+)
 for _part, _label in (("mark", "marking"), ("sweeps", "sweeps")):
-    KEYS.declare(f"unlearn.{_part}_s", _label, sub="unlearn", unit="s", better="lower", group="efficiency",
-                 doc=f"wall seconds of unlearning's {_label}, over all requests")
-    KEYS.declare(f"unlearn.{_part}_cpu_s", f"{_label} CPU", sub="unlearn", unit="s", better="lower",
-                 group="efficiency", doc=f"process CPU seconds of unlearning's {_label}, over all requests")
-KEYS.declare("unlearn.objective_before", "ALS objective", sub="before sweeps", group="other",
-             doc="the retraining objective at the trained factors, F removed")
-KEYS.declare("unlearn.objective_after", "ALS objective", sub="after sweeps", group="other",
-             doc="the retraining objective after the last request's sweeps")
-KEYS.declare("unlearn.oracle_objective", "ALS objective", sub="oracle", reference=True, group="other",
-             doc="the retrain oracle's objective on the final retained data")
-KEYS.declare("unlearn.objective_trace", "objective trace", sub="unlearn", group="other",
-             doc="the objective before and after every sweep, requests concatenated")
-KEYS.declare("unlearn.retrain_gap_trace", "score gap trace", sub="unlearn", group="completeness",
-             doc="the score gap to the oracle after every sweep")
-KEYS.declare("unlearn.rank_gap_trace", "rank gap trace", sub="unlearn", group="completeness",
-             doc="the rank gap to the oracle after every sweep")
-KEYS.declare("unlearn.rank_gap_trace.deleted", "rank gap trace", sub="unlearn, deleted", group="completeness",
-             doc="the rank gap over the users who lost rows after every sweep")
-KEYS.declare("retrain.objective_trace", "objective trace", sub="cold start", reference=True, group="other",
-             doc="ALS from a random start on the retained rows: its objective after every sweep")
-KEYS.declare("retrain.retrain_gap_trace", "score gap trace", sub="cold start", reference=True, group="completeness",
-             doc="ALS from a random start: its score gap to the oracle after every sweep")
-KEYS.declare("retrain.rank_gap_trace", "rank gap trace", sub="cold start", reference=True, group="completeness",
-             doc="ALS from a random start: its rank gap to the oracle after every sweep")
+    KEYS.declare(
+        f"unlearn.{_part}_s",
+        _label,
+        sub="unlearn",
+        unit="s",
+        better="lower",
+        group="efficiency",
+        doc=f"wall seconds of unlearning's {_label}, over all requests",
+    )
+    KEYS.declare(
+        f"unlearn.{_part}_cpu_s",
+        f"{_label} CPU",
+        sub="unlearn",
+        unit="s",
+        better="lower",
+        group="efficiency",
+        doc=f"process CPU seconds of unlearning's {_label}, over all requests",
+    )
+KEYS.declare(
+    "unlearn.objective_before",
+    "ALS objective",
+    sub="before sweeps",
+    group="other",
+    doc="the retraining objective at the trained factors, F removed",
+)
+KEYS.declare(
+    "unlearn.objective_after",
+    "ALS objective",
+    sub="after sweeps",
+    group="other",
+    doc="the retraining objective after the last request's sweeps",
+)
+KEYS.declare(
+    "unlearn.oracle_objective",
+    "ALS objective",
+    sub="oracle",
+    reference=True,
+    group="other",
+    doc="the retrain oracle's objective on the final retained data",
+)
+KEYS.declare(
+    "unlearn.objective_trace",
+    "objective trace",
+    sub="unlearn",
+    group="other",
+    doc="the objective before and after every sweep, requests concatenated",
+)
+KEYS.declare(
+    "unlearn.retrain_gap_trace",
+    "score gap trace",
+    sub="unlearn",
+    group="completeness",
+    doc="the score gap to the oracle after every sweep",
+)
+KEYS.declare(
+    "unlearn.rank_gap_trace",
+    "rank gap trace",
+    sub="unlearn",
+    group="completeness",
+    doc="the rank gap to the oracle after every sweep",
+)
+KEYS.declare(
+    "unlearn.rank_gap_trace.deleted",
+    "rank gap trace",
+    sub="unlearn, deleted",
+    group="completeness",
+    doc="the rank gap over the users who lost rows after every sweep",
+)
+KEYS.declare(
+    "retrain.objective_trace",
+    "objective trace",
+    sub="cold start",
+    reference=True,
+    group="other",
+    doc="ALS from a random start on the retained rows: its objective after every sweep",
+)
+KEYS.declare(
+    "retrain.retrain_gap_trace",
+    "score gap trace",
+    sub="cold start",
+    reference=True,
+    group="completeness",
+    doc="ALS from a random start: its score gap to the oracle after every sweep",
+)
+KEYS.declare(
+    "retrain.rank_gap_trace",
+    "rank gap trace",
+    sub="cold start",
+    reference=True,
+    group="completeness",
+    doc="ALS from a random start: its rank gap to the oracle after every sweep",
+)

@@ -1,4 +1,5 @@
 """Completeness probes: how close the unlearned model is to never having seen F."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -31,8 +32,8 @@ def score_gaps(model: ScoreFn, reference: ScoreFn, n_users: int, batch: int, dev
             za, zb = _standardise_rows(a), _standardise_rows(b)
             zdiff_sq += float(((za - zb) ** 2).sum())
             zref_sq += float((zb * zb).sum())
-    rel = (diff_sq ** 0.5) / (ref_sq ** 0.5) if ref_sq > 0 else float("nan")
-    rel_std = (zdiff_sq ** 0.5) / (zref_sq ** 0.5) if zref_sq > 0 else float("nan")
+    rel = (diff_sq**0.5) / (ref_sq**0.5) if ref_sq > 0 else float("nan")
+    rel_std = (zdiff_sq**0.5) / (zref_sq**0.5) if zref_sq > 0 else float("nan")
     return {"max_abs": max_abs, "rel_fro": rel, "rel_fro_std": rel_std}
 
 
@@ -59,8 +60,9 @@ def rank_auc(pos: np.ndarray, neg: np.ndarray) -> float:
     return float((r_pos - len(pos) * (len(pos) + 1) / 2.0) / (len(pos) * len(neg)))
 
 
-def bootstrap_auc_ci(pos: np.ndarray, neg: np.ndarray, rng: np.random.Generator, n_boot: int = 200,
-                     level: float = 0.95) -> list[float]:
+def bootstrap_auc_ci(
+    pos: np.ndarray, neg: np.ndarray, rng: np.random.Generator, n_boot: int = 200, level: float = 0.95
+) -> list[float]:
     """Percentile bootstrap interval of `rank_auc(pos, neg)`: members and non-members resampled
     with replacement, each side on its own (its size kept). Every replicate is an exact weighted
     Mann-Whitney AUC (resampling = integer weights), from one sort of the non-members."""
@@ -69,8 +71,8 @@ def bootstrap_auc_ci(pos: np.ndarray, neg: np.ndarray, rng: np.random.Generator,
         return [float("nan"), float("nan")]
     order = np.argsort(neg, kind="mergesort")
     sorted_neg = neg[order]
-    below = np.searchsorted(sorted_neg, pos, side="left")   # non-members strictly below each member
-    upto = np.searchsorted(sorted_neg, pos, side="right")   # ... and those tied with it
+    below = np.searchsorted(sorted_neg, pos, side="left")  # non-members strictly below each member
+    upto = np.searchsorted(sorted_neg, pos, side="right")  # ... and those tied with it
     rows = np.arange(n_boot)[:, None]
     w_pos = np.bincount((rows * n_p + rng.integers(0, n_p, (n_boot, n_p))).ravel(), minlength=n_boot * n_p)
     w_neg = np.bincount((rows * n_n + rng.integers(0, n_n, (n_boot, n_n))).ravel(), minlength=n_boot * n_n)
@@ -90,8 +92,18 @@ class MembershipProbe:
     (`n_boot` replicates resampling the pairs it was computed on, the same replicates at every
     stage) and `n_pairs`, the pairs a side."""
 
-    def __init__(self, forget: Interactions, heldout: Interactions, n_users: int, n_items: int, seed: int,
-                 max_pairs: int = 20000, device=torch.device("cpu"), batch: int = 1024, n_boot: int = 200):
+    def __init__(
+        self,
+        forget: Interactions,
+        heldout: Interactions,
+        n_users: int,
+        n_items: int,
+        seed: int,
+        max_pairs: int = 20000,
+        device=torch.device("cpu"),
+        batch: int = 1024,
+        n_boot: int = 200,
+    ):
         rng = numpy_rng(seed, "mia")
         self.seed, self.n_boot = seed, int(n_boot)
         held = heldout.of_users(forget.user_mask(n_users))
@@ -136,11 +148,12 @@ class MembershipProbe:
         w = _logistic_fit(x[tr], self.label[tr])
         p = _standardise(x[te], x[tr]) @ w[:-1] + w[-1]
         lr_pos, lr_neg = p[self.label[te] == 1], p[self.label[te] == 0]
-        return {"mia_auc": rank_auc(pos, neg),
-                "mia_auc.ci95": bootstrap_auc_ci(pos, neg, numpy_rng(self.seed, "mia", "boot"), self.n_boot),
-                "mia_lr_auc": rank_auc(lr_pos, lr_neg),
-                "mia_lr_auc.ci95": bootstrap_auc_ci(lr_pos, lr_neg, numpy_rng(self.seed, "mia", "boot", "lr"),
-                                                    self.n_boot)}
+        return {
+            "mia_auc": rank_auc(pos, neg),
+            "mia_auc.ci95": bootstrap_auc_ci(pos, neg, numpy_rng(self.seed, "mia", "boot"), self.n_boot),
+            "mia_lr_auc": rank_auc(lr_pos, lr_neg),
+            "mia_lr_auc.ci95": bootstrap_auc_ci(lr_pos, lr_neg, numpy_rng(self.seed, "mia", "boot", "lr"), self.n_boot),
+        }
 
 
 def _standardise(x: np.ndarray, ref: np.ndarray) -> np.ndarray:
@@ -162,8 +175,9 @@ def _logistic_fit(x: np.ndarray, y: np.ndarray, l2: float = 1e-3, steps: int = 5
     return w
 
 
-def forget_hits(score_fn: ScoreFn, n_users: int, n_items: int, retained: Interactions, forget: Interactions,
-                ks, device, batch: int) -> dict:
+def forget_hits(
+    score_fn: ScoreFn, n_users: int, n_items: int, retained: Interactions, forget: Interactions, ks, device, batch: int
+) -> dict:
     """Fraction of F's pairs back in the user's top K, ranking with the retained train masked."""
     ev = RankingEvaluator(n_users, n_items, retained, forget, ks=ks, device=device, batch_size=batch)
     per_user = ev.per_user(score_fn)
@@ -200,12 +214,22 @@ class RankGap:
     users who lost rows; `.deleted` keys). Both rankings mask the user's retained train rows: the
     candidate set of every stage. At most `max_users` users a group, drawn with the run's seed."""
 
-    def __init__(self, retained: Interactions, forget: Interactions, n_users: int, n_items: int, ks, seed: int,
-                 max_users: int = 5000, device=torch.device("cpu"), batch: int = 1024):
+    def __init__(
+        self,
+        retained: Interactions,
+        forget: Interactions,
+        n_users: int,
+        n_items: int,
+        ks,
+        seed: int,
+        max_users: int = 5000,
+        device=torch.device("cpu"),
+        batch: int = 1024,
+    ):
         rng = numpy_rng(seed, "rank_gap")
         deleted = np.unique(forget.users)
         kept = np.setdiff1d(np.unique(retained.users), deleted)
-        pick = (lambda u: np.sort(rng.choice(u, max_users, replace=False)) if len(u) > max_users else u)
+        pick = lambda u: np.sort(rng.choice(u, max_users, replace=False)) if len(u) > max_users else u
         self.groups = {"": pick(kept), ".deleted": pick(deleted)}
         self.ks = sorted(int(k) for k in ks)
         self.exclude = CSR(retained, n_users, n_items, device)
@@ -247,42 +271,137 @@ class RankGap:
 from .keys import KEYS  # noqa: E402
 
 _C = {"group": "completeness"}
-KEYS.declare("exact_gap", "exact gap", better="lower",
-             doc="max |score difference| to the exact replica (the same partition and seeds fitted on train minus "
-                 "F); empty where every shard was retrained", **_C)
-KEYS.declare("untouched_shards", "untouched shards",
-             doc="shards left as they were by unlearning: what the exact gap tests", **_C)
-KEYS.declare("retrain_gap", "score gap", sub="std.", better="lower",
-             doc="relative distance to the retrain oracle's per-user standardised scores", **_C)
-KEYS.declare("retrain_gap.raw", "score gap", sub="raw", better="lower",
-             doc="relative Frobenius distance to the retrain oracle's raw scores", **_C)
-KEYS.declare("seed_floor.retrain_gap", "score gap", sub="seed floor", reference=True,
-             doc="the score gap between the oracle and the oracle with another seed", **_C)
-KEYS.declare("retrain_rank_gap@{k}", "rank gap@{k}", sub="retained", better="lower",
-             doc="1 - mean top-{k} Jaccard with the retrain oracle over retained users", **_C)
-KEYS.declare("retrain_rank_gap@{k}.deleted", "rank gap@{k}", sub="deleted", better="lower",
-             doc="1 - mean top-{k} Jaccard with the retrain oracle over the users who lost rows", **_C)
-KEYS.declare("seed_floor@{k}", "seed floor@{k}", sub="retained", reference=True,
-             doc="the rank gap@{k} between the oracle and the oracle with another seed", **_C)
-KEYS.declare("seed_floor@{k}.deleted", "seed floor@{k}", sub="deleted", reference=True,
-             doc="the seed floor@{k} over the users who lost rows", **_C)
-KEYS.declare("rank_gap_over_floor@{k}", "gap/floor@{k}", sub="retained", better="lower",
-             doc="rank gap / seed floor (about 1: as close to the oracle as a reseeded retrain)", **_C)
-KEYS.declare("rank_gap_over_floor@{k}.deleted", "gap/floor@{k}", sub="deleted", better="lower",
-             doc="rank gap / seed floor over the users who lost rows", **_C)
-KEYS.declare("mia_auc.{stage}", "MIA AUC", sub="{stage}",
-             doc="rank AUC of the raw score, F's pairs against the same users' held-out pairs; the oracle's "
-                 "value is the target, so no direction is better", **_C)
-KEYS.declare("mia_lr_auc.{stage}", "MIA-LR AUC", sub="{stage}",
-             doc="AUC of a logistic attacker on score features; the oracle's value is the target", **_C)
-KEYS.declare("mia_auc.{stage}.ci95", "MIA AUC 95% interval", sub="{stage}",
-             doc="percentile bootstrap interval [low, high] of the MIA AUC over the pairs", **_C)
-KEYS.declare("mia_lr_auc.{stage}.ci95", "MIA-LR AUC 95% interval", sub="{stage}",
-             doc="percentile bootstrap interval [low, high] of the MIA-LR AUC", **_C)
+KEYS.declare(
+    "exact_gap",
+    "exact gap",
+    better="lower",
+    doc="max |score difference| to the exact replica (the same partition and seeds fitted on train minus "
+    "F); empty where every shard was retrained",
+    **_C,
+)
+KEYS.declare(
+    "untouched_shards", "untouched shards", doc="shards left as they were by unlearning: what the exact gap tests", **_C
+)
+KEYS.declare(
+    "retrain_gap",
+    "score gap",
+    sub="std.",
+    better="lower",
+    doc="relative distance to the retrain oracle's per-user standardised scores",
+    **_C,
+)
+KEYS.declare(
+    "retrain_gap.raw",
+    "score gap",
+    sub="raw",
+    better="lower",
+    doc="relative Frobenius distance to the retrain oracle's raw scores",
+    **_C,
+)
+KEYS.declare(
+    "seed_floor.retrain_gap",
+    "score gap",
+    sub="seed floor",
+    reference=True,
+    doc="the score gap between the oracle and the oracle with another seed",
+    **_C,
+)
+KEYS.declare(
+    "retrain_rank_gap@{k}",
+    "rank gap@{k}",
+    sub="retained",
+    better="lower",
+    doc="1 - mean top-{k} Jaccard with the retrain oracle over retained users",
+    **_C,
+)
+KEYS.declare(
+    "retrain_rank_gap@{k}.deleted",
+    "rank gap@{k}",
+    sub="deleted",
+    better="lower",
+    doc="1 - mean top-{k} Jaccard with the retrain oracle over the users who lost rows",
+    **_C,
+)
+KEYS.declare(
+    "seed_floor@{k}",
+    "seed floor@{k}",
+    sub="retained",
+    reference=True,
+    doc="the rank gap@{k} between the oracle and the oracle with another seed",
+    **_C,
+)
+KEYS.declare(
+    "seed_floor@{k}.deleted",
+    "seed floor@{k}",
+    sub="deleted",
+    reference=True,
+    doc="the seed floor@{k} over the users who lost rows",
+    **_C,
+)
+KEYS.declare(
+    "rank_gap_over_floor@{k}",
+    "gap/floor@{k}",
+    sub="retained",
+    better="lower",
+    doc="rank gap / seed floor (about 1: as close to the oracle as a reseeded retrain)",
+    **_C,
+)
+KEYS.declare(
+    "rank_gap_over_floor@{k}.deleted",
+    "gap/floor@{k}",
+    sub="deleted",
+    better="lower",
+    doc="rank gap / seed floor over the users who lost rows",
+    **_C,
+)
+KEYS.declare(
+    "mia_auc.{stage}",
+    "MIA AUC",
+    sub="{stage}",
+    doc="rank AUC of the raw score, F's pairs against the same users' held-out pairs; the oracle's "
+    "value is the target, so no direction is better",
+    **_C,
+)
+KEYS.declare(
+    "mia_lr_auc.{stage}",
+    "MIA-LR AUC",
+    sub="{stage}",
+    doc="AUC of a logistic attacker on score features; the oracle's value is the target",
+    **_C,
+)
+KEYS.declare(
+    "mia_auc.{stage}.ci95",
+    "MIA AUC 95% interval",
+    sub="{stage}",
+    doc="percentile bootstrap interval [low, high] of the MIA AUC over the pairs",
+    **_C,
+)
+KEYS.declare(
+    "mia_lr_auc.{stage}.ci95",
+    "MIA-LR AUC 95% interval",
+    sub="{stage}",
+    doc="percentile bootstrap interval [low, high] of the MIA-LR AUC",
+    **_C,
+)
 KEYS.declare("mia_pairs", "MIA pairs", doc="pairs a side the membership probe rests on", **_C)
-KEYS.declare("forget_hit@{k}.{stage}", "forget hit@{k}", sub="{stage}",
-             doc="share of F's pairs back in the user's top {k}; the oracle's value is the target", **_C)
-KEYS.declare("forgotten_collapse.{stage}", "collapse", sub="{stage}",
-             doc="deleted users' mean pairwise cosine of their final user vectors", **_C)
-KEYS.declare("forgotten_collapse.{stage}.untransferred", "collapse untransferred", sub="{stage}",
-             doc="the collapse of the plain mean of the shards' user vectors (before any transfer)", **_C)
+KEYS.declare(
+    "forget_hit@{k}.{stage}",
+    "forget hit@{k}",
+    sub="{stage}",
+    doc="share of F's pairs back in the user's top {k}; the oracle's value is the target",
+    **_C,
+)
+KEYS.declare(
+    "forgotten_collapse.{stage}",
+    "collapse",
+    sub="{stage}",
+    doc="deleted users' mean pairwise cosine of their final user vectors",
+    **_C,
+)
+KEYS.declare(
+    "forgotten_collapse.{stage}.untransferred",
+    "collapse untransferred",
+    sub="{stage}",
+    doc="the collapse of the plain mean of the shards' user vectors (before any transfer)",
+    **_C,
+)

@@ -16,6 +16,7 @@ items but the user's retained train rows (train minus F), so forgotten rows may 
   the promotion is fully unlearned, 1 when nothing is; null where the lift is flagged (a ratio of
   two noise-sized differences).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -52,8 +53,10 @@ class _Probe:
     def __init__(self, data, request, runtime, ks=(10, 20, 50)):
         self.ctx = request.context.get(self.context_key)
         if self.ctx is None:
-            raise ConfigError(f"probe {self.registered_name} reads a deletion.selection={self.kind} request, "
-                              f"not selection={request.selection}; it is attached to such requests by itself.")
+            raise ConfigError(
+                f"probe {self.registered_name} reads a deletion.selection={self.kind} request, "
+                f"not selection={request.selection}; it is attached to such requests by itself."
+            )
         self.device, self.batch = runtime.device, runtime.eval_batch
         self.n_users, self.n_items = data.n_users, data.n_items
         self.ks = sorted({int(k) for k in ks})
@@ -112,8 +115,14 @@ class SensitiveExposure(_Probe):
             for k in self.ks:
                 a, o = after[f"sensitive_exposure@{k}"], oracle[f"sensitive_exposure@{k}"]
                 out[f"sensitive_excess@{k}"] = None if a is None or o is None else a - o
-        out.update({"sensitive.genre": self.ctx["genre"], "sensitive.min_rating": self.ctx["min_rating"],
-                    "sensitive.users": int(len(self.users)), "sensitive.candidates": int(self.ctx["candidates"])})
+        out.update(
+            {
+                "sensitive.genre": self.ctx["genre"],
+                "sensitive.min_rating": self.ctx["min_rating"],
+                "sensitive.users": int(len(self.users)),
+                "sensitive.candidates": int(self.ctx["candidates"]),
+            }
+        )
         return out
 
 
@@ -151,44 +160,99 @@ class SpamPromotion(_Probe):
                 out[f"attack_lift@{k}"] = lift
                 out[f"attack_lift_flag@{k}"] = bool(lift < LIFT_FLOOR)
                 if after is not None:
-                    out[f"residual_promotion@{k}"] = ((after[f"target_hit@{k}"] - oracle[f"target_hit@{k}"]) / lift
-                                                      if lift >= LIFT_FLOOR else None)  # else noise over noise
+                    out[f"residual_promotion@{k}"] = (
+                        (after[f"target_hit@{k}"] - oracle[f"target_hit@{k}"]) / lift if lift >= LIFT_FLOOR else None
+                    )  # else noise over noise
         spam = self.ctx
-        out.update({"spam.fake_users": int(len(spam.fake_users)), "spam.targets": int(len(spam.targets)),
-                    "spam.targets_per_profile": int(spam.targets_per_profile),
-                    "spam.profile_len": int(spam.profile_len), "spam.real_users": int(len(self.users))})
+        out.update(
+            {
+                "spam.fake_users": int(len(spam.fake_users)),
+                "spam.targets": int(len(spam.targets)),
+                "spam.targets_per_profile": int(spam.targets_per_profile),
+                "spam.profile_len": int(spam.profile_len),
+                "spam.real_users": int(len(self.users)),
+            }
+        )
         return out
 
 
 _C = {"group": "completeness"}
-KEYS.declare("sensitive_exposure@{k}.{stage}", "sensitive exposure@{k}", sub="{stage}", doc=(
-    "share of the requesting users with an item of the sensitive genre in their top {k} (retained train rows "
-    "masked); the oracle's value is the target"), **_C)
-KEYS.declare("sensitive_count@{k}.{stage}", "sensitive items@{k}", sub="{stage}", doc=(
-    "mean number of items of the sensitive genre in the requesting users' top {k}; the oracle's value is the "
-    "target"), **_C)
-KEYS.declare("sensitive_excess@{k}", "sensitive excess@{k}", doc=(
-    "sensitive exposure@{k} after unlearning minus the oracle's (0: exposed as a model that never saw the rows)"),
-    **_C)
-KEYS.declare("target_hit@{k}.{stage}", "target hit@{k}", sub="{stage}", doc=(
-    "share of the real evaluated users with a spam target item in their top {k}; the oracle's value is the target"),
-    **_C)
-KEYS.declare("target_rank.{stage}", "target rank", sub="{stage}", doc=(
-    "mean rank of the best-ranked spam target over the real evaluated users (1: first); the oracle's value is "
-    "the target"), **_C)
-KEYS.declare("attack_lift@{k}", "attack lift@{k}", reference=True, doc=(
-    "target hit@{k} of the model trained with the fake users minus the oracle's: what the attack bought"), **_C)
-KEYS.declare("attack_lift_flag@{k}", "no lift@{k}", reference=True, doc=(
-    "attack lift@{k} under 0.01: the attack did nothing, so the residual promotion says nothing"), **_C)
-KEYS.declare("residual_promotion@{k}", "residual promotion@{k}", doc=(
-    "(target hit@{k} after - oracle's) / attack lift@{k}: 0 fully unlearned (the target value, so no row is "
-    "marked best), 1 nothing unlearned, below 0 the targets pushed below where the oracle ranks them; null where "
-    "the lift is under 0.01"),
-    **_C)
+KEYS.declare(
+    "sensitive_exposure@{k}.{stage}",
+    "sensitive exposure@{k}",
+    sub="{stage}",
+    doc=(
+        "share of the requesting users with an item of the sensitive genre in their top {k} (retained train rows "
+        "masked); the oracle's value is the target"
+    ),
+    **_C,
+)
+KEYS.declare(
+    "sensitive_count@{k}.{stage}",
+    "sensitive items@{k}",
+    sub="{stage}",
+    doc=(
+        "mean number of items of the sensitive genre in the requesting users' top {k}; the oracle's value is the target"
+    ),
+    **_C,
+)
+KEYS.declare(
+    "sensitive_excess@{k}",
+    "sensitive excess@{k}",
+    doc=("sensitive exposure@{k} after unlearning minus the oracle's (0: exposed as a model that never saw the rows)"),
+    **_C,
+)
+KEYS.declare(
+    "target_hit@{k}.{stage}",
+    "target hit@{k}",
+    sub="{stage}",
+    doc=(
+        "share of the real evaluated users with a spam target item in their top {k}; the oracle's value is the target"
+    ),
+    **_C,
+)
+KEYS.declare(
+    "target_rank.{stage}",
+    "target rank",
+    sub="{stage}",
+    doc=(
+        "mean rank of the best-ranked spam target over the real evaluated users (1: first); the oracle's value is "
+        "the target"
+    ),
+    **_C,
+)
+KEYS.declare(
+    "attack_lift@{k}",
+    "attack lift@{k}",
+    reference=True,
+    doc=("target hit@{k} of the model trained with the fake users minus the oracle's: what the attack bought"),
+    **_C,
+)
+KEYS.declare(
+    "attack_lift_flag@{k}",
+    "no lift@{k}",
+    reference=True,
+    doc=("attack lift@{k} under 0.01: the attack did nothing, so the residual promotion says nothing"),
+    **_C,
+)
+KEYS.declare(
+    "residual_promotion@{k}",
+    "residual promotion@{k}",
+    doc=(
+        "(target hit@{k} after - oracle's) / attack lift@{k}: 0 fully unlearned (the target value, so no row is "
+        "marked best), 1 nothing unlearned, below 0 the targets pushed below where the oracle ranks them; null where "
+        "the lift is under 0.01"
+    ),
+    **_C,
+)
 _ID = {"group": "identity"}
 KEYS.declare("sensitive.genre", "sensitive genre", doc="the genre (or genres, |-joined) the requests forget", **_ID)
-KEYS.declare("sensitive.min_rating", "min rating", doc=(
-    "the rating a row of the genre needs to be forgotten; null on implicit data (every row of the genre)"), **_ID)
+KEYS.declare(
+    "sensitive.min_rating",
+    "min rating",
+    doc=("the rating a row of the genre needs to be forgotten; null on implicit data (every row of the genre)"),
+    **_ID,
+)
 KEYS.declare("sensitive.users", "requesting users", doc="users whose sensitive rows are forgotten", **_ID)
 KEYS.declare("sensitive.candidates", "qualifying users", doc="users with a qualifying row, drawn from", **_ID)
 KEYS.declare("spam.fake_users", "fake users", doc="fake users injected into train (and forgotten)", **_ID)

@@ -20,6 +20,7 @@ released protocol: 1% of *all* grid cells are held out, so the negatives are the
 every never-observed cell (the fraction of observed cells the split held out), mostly negatives.
 AUC is comparable between the two; MSE is not (the grid's is dominated by negatives).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -31,7 +32,9 @@ from ..seeding import numpy_rng
 from .completeness import rank_auc
 
 
-def sample_negative_cells(observed: Interactions, n_users: int, n_items: int, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def sample_negative_cells(
+    observed: Interactions, n_users: int, n_items: int, n: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     rng = numpy_rng(seed, "heldout_negative_cells")
     taken = np.unique(observed.users * n_items + observed.items)
     out = np.empty(0, dtype=np.int64)
@@ -142,8 +145,13 @@ class HeldoutCells:
         out = {}
         ref = self.similar.get("retrain")
         if ref is not None:
-            out.update({f"similar_jaccard.{stage}": jaccard(self.similar[stage], ref, self.n_items)
-                        for stage in ("before", "after") if stage in self.similar})
+            out.update(
+                {
+                    f"similar_jaccard.{stage}": jaccard(self.similar[stage], ref, self.n_items)
+                    for stage in ("before", "after")
+                    if stage in self.similar
+                }
+            )
         base = self.released.get("before")  # the released code compares against the undeleted model
         if base is not None:
             for stage in ("retrain", "after"):
@@ -163,17 +171,55 @@ class HeldoutCellsGrid(HeldoutCells):
 
 from .keys import KEYS  # noqa: E402
 
-KEYS.declare("{stage}.cells_auc", "cells AUC", sub="{stage}", better="higher", group="utility",
-             doc="AUC of the score, held-out positive cells against held-out never-observed cells")
-KEYS.declare("{stage}.cells_mse", "cells MSE", sub="{stage}", better="lower", group="utility",
-             doc="squared error of the score against the held-out cells' values (1 / 0)")
-KEYS.declare("{stage}.cells_negatives", "held-out negatives", sub="{stage}", group="utility",
-             doc="never-observed cells the cells AUC / MSE rest on")
-KEYS.declare("{stage}.removed_mse", "removed MSE", sub="{stage}", group="completeness",
-             doc="squared error against 1 on the removed cells; the oracle's value is the target")
-KEYS.declare("similar_jaccard.{stage}", "similar-item overlap", sub="{stage}", better="higher", group="completeness",
-             doc="Jaccard of every item's 200 most similar items (score columns) with the oracle's, mean over items")
-KEYS.declare("similar_items_released.{stage}", "similar items vs M0", sub="{stage}", group="completeness",
-             doc="Jaccard of item-factor neighbours with the undeleted model's (released); the oracle's is the target")
-KEYS.declare("similar_users_released.{stage}", "similar users vs M0", sub="{stage}", group="completeness",
-             doc="Jaccard of user-factor neighbours with the undeleted model's (released); the oracle's is the target")
+KEYS.declare(
+    "{stage}.cells_auc",
+    "cells AUC",
+    sub="{stage}",
+    better="higher",
+    group="utility",
+    doc="AUC of the score, held-out positive cells against held-out never-observed cells",
+)
+KEYS.declare(
+    "{stage}.cells_mse",
+    "cells MSE",
+    sub="{stage}",
+    better="lower",
+    group="utility",
+    doc="squared error of the score against the held-out cells' values (1 / 0)",
+)
+KEYS.declare(
+    "{stage}.cells_negatives",
+    "held-out negatives",
+    sub="{stage}",
+    group="utility",
+    doc="never-observed cells the cells AUC / MSE rest on",
+)
+KEYS.declare(
+    "{stage}.removed_mse",
+    "removed MSE",
+    sub="{stage}",
+    group="completeness",
+    doc="squared error against 1 on the removed cells; the oracle's value is the target",
+)
+KEYS.declare(
+    "similar_jaccard.{stage}",
+    "similar-item overlap",
+    sub="{stage}",
+    better="higher",
+    group="completeness",
+    doc="Jaccard of every item's 200 most similar items (score columns) with the oracle's, mean over items",
+)
+KEYS.declare(
+    "similar_items_released.{stage}",
+    "similar items vs M0",
+    sub="{stage}",
+    group="completeness",
+    doc="Jaccard of item-factor neighbours with the undeleted model's (released); the oracle's is the target",
+)
+KEYS.declare(
+    "similar_users_released.{stage}",
+    "similar users vs M0",
+    sub="{stage}",
+    group="completeness",
+    doc="Jaccard of user-factor neighbours with the undeleted model's (released); the oracle's is the target",
+)

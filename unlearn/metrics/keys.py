@@ -9,6 +9,7 @@ A pattern may hold placeholders: `{stage}` (a stage of the run: before, after, r
 A key whose stage is a reference (the retrain oracle, the popularity ranker) is a reference value:
 tables never mark it best.
 """
+
 from __future__ import annotations
 
 import re
@@ -54,8 +55,18 @@ class KeyRegistry:
         self._exact: dict[str, KeyInfo] = {}
         self._patterns: list[_Pattern] = []
 
-    def declare(self, pattern: str, label: str, *, unit: str = "", better: str | None = None,
-                group: str = "other", sub: str = "", reference: bool = False, doc: str = "") -> None:
+    def declare(
+        self,
+        pattern: str,
+        label: str,
+        *,
+        unit: str = "",
+        better: str | None = None,
+        group: str = "other",
+        sub: str = "",
+        reference: bool = False,
+        doc: str = "",
+    ) -> None:
         """Declare a key (or a family of keys, with placeholders). Declaring the same pattern twice
         with other settings is an error (two modules disagreeing about one key)."""
         if better not in BETTER:
@@ -94,8 +105,15 @@ class KeyRegistry:
                 values = m.groupdict()
                 info = p.info
                 ref = info.reference or values.get("stage") in REFERENCE_STAGES
-                return replace(info, key=key, label=info.label.format(**values), sub=info.sub.format(**values),
-                               doc=info.doc.format(**values), reference=ref, better=None if ref else info.better)
+                return replace(
+                    info,
+                    key=key,
+                    label=info.label.format(**values),
+                    sub=info.sub.format(**values),
+                    doc=info.doc.format(**values),
+                    reference=ref,
+                    better=None if ref else info.better,
+                )
         return None
 
     def __contains__(self, key: str) -> bool:

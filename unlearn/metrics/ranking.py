@@ -18,6 +18,7 @@ Two options make the numbers comparable with a peer's code (defaults: the suite'
   group keys stay means over their users (CURE4Rec weights its groups' active / inactive NDCG by
   their user counts, `lightgcn.py` lines 485-492: the same as the mean over users).
 """
+
 from __future__ import annotations
 
 import math
@@ -166,9 +167,10 @@ class RankingEvaluator:
         # (the retained training rows), ties by lower id; warm = the rest
         cold = cold_item_mask(exclude.item_counts(n_items), cold_share)
         self.item_groups = {"cold": torch.as_tensor(cold, device=device), "warm": torch.as_tensor(~cold, device=device)}
-        self.group_targets = {g: torch.as_tensor(np.bincount(target.users[m[target.items]], minlength=n_users),
-                                                 device=device)
-                              for g, m in (("cold", cold), ("warm", ~cold))}
+        self.group_targets = {
+            g: torch.as_tensor(np.bincount(target.users[m[target.items]], minlength=n_users), device=device)
+            for g, m in (("cold", cold), ("warm", ~cold))
+        }
 
     def batches(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """(users, flat indices of their excluded cells) per batch; built once, since early
@@ -223,16 +225,18 @@ class RankingEvaluator:
                         out[f"ndcg@{k}.{g}"].append(torch.where(none, nan, gdcg[:, kk - 1] / idcg))
         return {name: torch.cat(v).cpu().numpy() if v else np.zeros(0) for name, v in out.items()}
 
-    def evaluate(self, score_fn: ScoreFn, groups: bool = True,
-                 user_groups: np.ndarray | None = None) -> dict[str, float]:
+    def evaluate(
+        self, score_fn: ScoreFn, groups: bool = True, user_groups: np.ndarray | None = None
+    ) -> dict[str, float]:
         """Means over the evaluated users; `groups`: also `.active` / `.inactive` and the item
         groups. `user_groups` (a group label for every user id, e.g. the shard of a user
         partition; None: one group) is what `group_average=unweighted` averages over; it then also
         records `n_eval_groups`."""
         return self.summarise(self.per_user(score_fn, item_groups=groups), groups, user_groups)
 
-    def summarise(self, per_user: dict[str, np.ndarray], groups: bool = True,
-                  user_groups: np.ndarray | None = None) -> dict[str, float]:
+    def summarise(
+        self, per_user: dict[str, np.ndarray], groups: bool = True, user_groups: np.ndarray | None = None
+    ) -> dict[str, float]:
         """`evaluate`'s result from `per_user`'s arrays (aligned with `self.users`), for a caller
         that keeps the per-user values too."""
         labels = None if user_groups is None else np.asarray(user_groups)[self.users]
@@ -252,8 +256,7 @@ class RankingEvaluator:
         return result
 
 
-def bootstrap_means(values: np.ndarray, n_boot: int, rng: np.random.Generator,
-                    max_cells: int = 1 << 18) -> np.ndarray:
+def bootstrap_means(values: np.ndarray, n_boot: int, rng: np.random.Generator, max_cells: int = 1 << 18) -> np.ndarray:
     """Means of each row of `values` (rows: quantities, columns: users) over `n_boot` resamples of
     the columns with replacement, every row under the same resample (paired, when the rows are
     per-user differences between two models): a (rows x n_boot) array. A resample is a vector of
@@ -289,14 +292,24 @@ _VARIANTS = {
     ".active": "the mean over the active users (the top eval.active_top of the evaluated users by train count)",
     ".inactive": "the mean over the evaluated users outside the active group",
     ".cold": "hits and ideal counted on cold target items only (the 80% of items with the fewest retained "
-             "train rows), mean over the users with such items",
+    "train rows), mean over the users with such items",
     ".warm": "hits and ideal counted on warm (not cold) target items only, mean over the users with such items",
 }
 for _metric, _label in _LABELS.items():
     for _suffix, _doc in _VARIANTS.items():
-        KEYS.declare(f"{{stage}}.{_metric}@{{k}}{_suffix}", f"{_label}@{{k}}{_suffix.replace('.', ' ')}",
-                     better="higher", group="utility", sub="{stage}",
-                     doc=f"{_label}@{{k}} of the model at this stage on the test rows of the users still in the "
-                         f"system, their retained train rows masked: {_doc}.")
-KEYS.declare("{stage}.n_eval_groups", "eval groups", group="utility", sub="{stage}",
-             doc="user groups the headline metrics average over (eval.group_average=unweighted).")
+        KEYS.declare(
+            f"{{stage}}.{_metric}@{{k}}{_suffix}",
+            f"{_label}@{{k}}{_suffix.replace('.', ' ')}",
+            better="higher",
+            group="utility",
+            sub="{stage}",
+            doc=f"{_label}@{{k}} of the model at this stage on the test rows of the users still in the "
+            f"system, their retained train rows masked: {_doc}.",
+        )
+KEYS.declare(
+    "{stage}.n_eval_groups",
+    "eval groups",
+    group="utility",
+    sub="{stage}",
+    doc="user groups the headline metrics average over (eval.group_average=unweighted).",
+)

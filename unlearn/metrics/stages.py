@@ -1,6 +1,7 @@
 """Everything measured of one model at one stage of a run: utility,
 membership inference, forget-hit and the configured probes, built once per run and called once
 per stage (`before`, `after`, `retrain`)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -15,7 +16,6 @@ from ..seeding import numpy_rng
 from .completeness import MembershipProbe, forget_hits, mean_pairwise_cosine, popularity_scores
 from .keys import KEYS
 from .ranking import RankingEvaluator, ScoreFn, bootstrap_means, percentile_interval
-
 
 # the stage that scores the retrain oracle: one unpartitioned model (`unlearn.oracle.oracle_spec`),
 # so its users form one group whatever the method's partition
@@ -68,10 +68,20 @@ class StageMetrics:
             gone[request.deleted_users] = True
 
         self.deleted_users = np.unique(self.forget.users)  # users who lost rows
-        one = RankingEvaluator(n_u, n_i, self.retained, data.test.of_users(~gone), ks, dev, batch,
-                               ecfg.get("ndcg_ideal", "capped"), train_counts=data.train.user_counts(n_u),
-                               active_top=float(ecfg.get("active_top", 0.05)), hr=ecfg.get("hr", "any_hit"),
-                               group_average=ecfg.get("group_average", "weighted"))
+        one = RankingEvaluator(
+            n_u,
+            n_i,
+            self.retained,
+            data.test.of_users(~gone),
+            ks,
+            dev,
+            batch,
+            ecfg.get("ndcg_ideal", "capped"),
+            train_counts=data.train.user_counts(n_u),
+            active_top=float(ecfg.get("active_top", 0.05)),
+            hr=ecfg.get("hr", "any_hit"),
+            group_average=ecfg.get("group_average", "weighted"),
+        )
         self.utility = {"before": one, "after": one, "retrain": one}
         self.seed = int(cfg.get("seed", 0))
         self.loss_boot = int(ecfg.get("loss_bootstrap", 1000))
@@ -79,14 +89,25 @@ class StageMetrics:
             raise ConfigError(f"eval.loss_bootstrap must be >= 0 (0: no interval), not {self.loss_boot}.")
         self.loss_names = [f"{m}@{k}" for m in LOSS_METRICS for k in one.ks]
         self.per_user: dict[str, dict[str, np.ndarray]] = {}  # stage -> metric -> values per evaluated user
-        self.membership = MembershipProbe(self.forget, Interactions.concat([data.valid, data.test]), n_u, n_i,
-                                          int(cfg.get("seed", 0)), int(ccfg.get("mia_max_pairs", 20000)), dev, batch,
-                                          n_boot=int(ccfg.get("mia_bootstrap", 200)))
+        self.membership = MembershipProbe(
+            self.forget,
+            Interactions.concat([data.valid, data.test]),
+            n_u,
+            n_i,
+            int(cfg.get("seed", 0)),
+            int(ccfg.get("mia_max_pairs", 20000)),
+            dev,
+            batch,
+            n_boot=int(ccfg.get("mia_bootstrap", 200)),
+        )
         self.hit_ks = sorted({int(ccfg.get("forget_k", 20)), *ks})
         # configured probes key as `<stage>.<name>`; the probes a request kind attaches (e.g.
         # sensitive_exposure) as forget-hit does, `<name>@K.<stage>`, at forget-hit's cut-offs
-        self.probes = [(PROBES.get(name)(data, request, runtime), prefixed)
-                       for name in ecfg.get("probes") or [] if name not in request.probes]
+        self.probes = [
+            (PROBES.get(name)(data, request, runtime), prefixed)
+            for name in ecfg.get("probes") or []
+            if name not in request.probes
+        ]
         self.probes += [(PROBES.get(name)(data, request, runtime, ks=self.hit_ks), staged) for name in request.probes]
         self.mia_reason = request.context.get("mia_reason", "the forget set's users have no held-out rows")
 
@@ -102,8 +123,9 @@ class StageMetrics:
         if self.membership.n_pairs == 0:  # nothing to attack: null, with `mia.reason`
             mia = {k: None for k in mia}
         out.update(staged(stage, mia))
-        hits = forget_hits(score_fn, self.n_users, self.n_items, self.retained, self.forget, self.hit_ks,
-                           self.device, self.batch)
+        hits = forget_hits(
+            score_fn, self.n_users, self.n_items, self.retained, self.forget, self.hit_ks, self.device, self.batch
+        )
         out.update(staged(stage, hits))
         vectors = user_vectors(torch.as_tensor(self.deleted_users, device=self.device)) if user_vectors else None
         for reading, v in (vectors or {}).items():
@@ -118,8 +140,16 @@ class StageMetrics:
         out: dict = {"mia_pairs": int(self.membership.n_pairs), **self.utility_loss()}
         if self.membership.n_pairs == 0:
             out["mia.reason"] = self.mia_reason
-        pop = forget_hits(popularity_scores(self.retained, self.n_items), self.n_users, self.n_items, self.retained,
-                          self.forget, self.hit_ks, self.device, self.batch)
+        pop = forget_hits(
+            popularity_scores(self.retained, self.n_items),
+            self.n_users,
+            self.n_items,
+            self.retained,
+            self.forget,
+            self.hit_ks,
+            self.device,
+            self.batch,
+        )
         out.update(staged("popularity", pop))
         for probe, _ in self.probes:
             out.update(probe.finish())
@@ -145,13 +175,29 @@ class StageMetrics:
         return out
 
 
-_LOSS_DOC = ("the mean over the evaluated users of the retrain oracle's {metric}@{{k}} minus the unlearned "
-             "model's (positive: unlearning lost utility against retraining); a plain per-user mean even when "
-             "the headline {metric} averages shard groups (eval.group_average=unweighted). Its .ci95 is a "
-             "per-user paired bootstrap 95% interval (eval.loss_bootstrap resamples; null when 0).")
-KEYS.declare("recall@{k}.loss_vs_oracle", "Recall@{k} loss vs oracle", better="lower", group="utility",
-             doc=_LOSS_DOC.format(metric="recall"))
-KEYS.declare("ndcg@{k}.loss_vs_oracle", "NDCG@{k} loss vs oracle", better="lower", group="utility",
-             doc=_LOSS_DOC.format(metric="NDCG"))
-KEYS.declare("mia.reason", "MIA note", group="completeness",
-             doc="why the membership keys are null: the forget set's users have no held-out rows to attack with")
+_LOSS_DOC = (
+    "the mean over the evaluated users of the retrain oracle's {metric}@{{k}} minus the unlearned "
+    "model's (positive: unlearning lost utility against retraining); a plain per-user mean even when "
+    "the headline {metric} averages shard groups (eval.group_average=unweighted). Its .ci95 is a "
+    "per-user paired bootstrap 95% interval (eval.loss_bootstrap resamples; null when 0)."
+)
+KEYS.declare(
+    "recall@{k}.loss_vs_oracle",
+    "Recall@{k} loss vs oracle",
+    better="lower",
+    group="utility",
+    doc=_LOSS_DOC.format(metric="recall"),
+)
+KEYS.declare(
+    "ndcg@{k}.loss_vs_oracle",
+    "NDCG@{k} loss vs oracle",
+    better="lower",
+    group="utility",
+    doc=_LOSS_DOC.format(metric="NDCG"),
+)
+KEYS.declare(
+    "mia.reason",
+    "MIA note",
+    group="completeness",
+    doc="why the membership keys are null: the forget set's users have no held-out rows to attack with",
+)

@@ -6,6 +6,7 @@ region is `t0 = clock(); ...; spent = clock() - t0`, and spans add up like secon
 seconds count every thread of the process: with several threads busy they exceed wall seconds, and
 they move far less than wall seconds when other processes load the machine.
 """
+
 from __future__ import annotations
 
 import resource
@@ -78,7 +79,19 @@ def peak_memory(device: torch.device) -> dict:
 
 from .keys import KEYS  # noqa: E402
 
-KEYS.declare("peak_rss_mb", "peak memory", unit="MB", better="lower", group="efficiency",
-             doc="the process's peak resident memory over the whole run")
-KEYS.declare("peak_gpu_mb", "peak GPU memory", unit="MB", better="lower", group="efficiency",
-             doc="the peak of torch's allocated GPU memory over the whole run")
+KEYS.declare(
+    "peak_rss_mb",
+    "peak memory",
+    unit="MB",
+    better="lower",
+    group="efficiency",
+    doc="the process's peak resident memory over the whole run",
+)
+KEYS.declare(
+    "peak_gpu_mb",
+    "peak GPU memory",
+    unit="MB",
+    better="lower",
+    group="efficiency",
+    doc="the peak of torch's allocated GPU memory over the whole run",
+)

@@ -5,7 +5,8 @@ Objective over ALL user x item cells:
     L(X, Y) = sum_ui c_ui (p_ui - x_u . y_i)^2 + reg (||X||^2 + ||Y||^2)
 
 with p = 1 and c = 1 + alpha * r on observed cells (r the rating, 1 when binarized, or its BM25
-weight; `plus_one: false` drops the 1) and p = 0, c = 1 everywhere else. With the other side fixed, every user's factor is the
+weight; `plus_one: false` drops the 1) and p = 0, c = 1 everywhere else. With the other side fixed, every user's
+factor is the
 closed-form solution of
 
     A_u x_u = b_u,   A_u = Y^T Y + Y_u^T (C_u - I) Y_u + reg I,   b_u = Y_u^T C_u p_u,
@@ -32,6 +33,7 @@ Conventions: `implicit` (>= 0.5) takes the matrix of confidences C itself and us
 correction, with its own `alpha` multiplying the matrix; this module's c = 1 + alpha r equals
 `implicit` fed with the matrix 1 + alpha r and alpha = 1 (see benchmarks/perf/als_vs_implicit.py).
 """
+
 from __future__ import annotations
 
 import math
@@ -132,19 +134,19 @@ class ImplicitALS(SubModel):
         "dim": 64,
         "reg": 0.01,
         "alpha": 1.0,
-        "confidence": "linear",   # linear: c = 1 + alpha r | bm25: c = 1 + alpha bm25(r)
-        "bm25_k1": 100.0,         # as implicit's lastfm example (bm25_weight(K1=100, B=0.8))
+        "confidence": "linear",  # linear: c = 1 + alpha r | bm25: c = 1 + alpha bm25(r)
+        "bm25_k1": 100.0,  # as implicit's lastfm example (bm25_weight(K1=100, B=0.8))
         "bm25_b": 0.8,
-        "plus_one": True,         # c = 1 + alpha f(r); false: c = alpha f(r) (the ALS paper's code: 5 * bm25, no +1)
-        "binarize": True,         # r = 1 for every observed cell (implicit feedback)
-        "solver": "cholesky",     # cholesky (exact solves) | cg (cg_steps warm-started CG steps)
+        "plus_one": True,  # c = 1 + alpha f(r); false: c = alpha f(r) (the ALS paper's code: 5 * bm25, no +1)
+        "binarize": True,  # r = 1 for every observed cell (implicit feedback)
+        "solver": "cholesky",  # cholesky (exact solves) | cg (cg_steps warm-started CG steps)
         "cg_steps": 3,
-        "iterations": 50,         # maximum sweeps in fit()
-        "tol": 1.0e-4,            # stop when the relative objective change of a sweep is below
+        "iterations": 50,  # maximum sweeps in fit()
+        "tol": 1.0e-4,  # stop when the relative objective change of a sweep is below
         "init_std": 0.01,
         "dtype": "float32",
-        "chunk_mb": 2,            # MB gathered per bucket (cholesky): small enough to stay in cache
-        "valid_metric": None,     # e.g. recall@10: evaluated once after fit (not used for stopping)
+        "chunk_mb": 2,  # MB gathered per bucket (cholesky): small enough to stay in cache
+        "valid_metric": None,  # e.g. recall@10: evaluated once after fit (not used for stopping)
     }
 
     def __init__(self, n_users, n_items, cfg=None, runtime=CPU):
@@ -170,8 +172,8 @@ class ImplicitALS(SubModel):
         self.user_factors = torch.nn.Parameter(torch.zeros(self.n_users, d, dtype=self.dtype), requires_grad=False)
         self.item_factors = torch.nn.Parameter(torch.zeros(self.n_items, d, dtype=self.dtype), requires_grad=False)
         floats = max(1, int(float(c["chunk_mb"]) * 2**20 / (torch.finfo(self.dtype).bits // 8)))
-        self._gather_budget = floats                      # gathered factor rows per bucket
-        self._batch_cap = max(1, floats // (d * d))      # systems per batched factorisation
+        self._gather_budget = floats  # gathered factor rows per bucket
+        self._batch_cap = max(1, floats // (d * d))  # systems per batched factorisation
         self._cells = None
         self.history: list[float] = []
 
@@ -182,10 +184,14 @@ class ImplicitALS(SubModel):
         dev = self.device
         u = torch.as_tensor(np.asarray(users), dtype=torch.long, device=dev)
         i = torch.as_tensor(np.asarray(items), dtype=torch.long, device=dev)
-        r = (torch.ones(len(u), dtype=torch.float64, device=dev) if ratings is None
-             else torch.as_tensor(np.asarray(ratings), dtype=torch.float64, device=dev))
-        if len(u) and (int(u.min()) < 0 or int(u.max()) >= self.n_users or int(i.min()) < 0
-                       or int(i.max()) >= self.n_items):
+        r = (
+            torch.ones(len(u), dtype=torch.float64, device=dev)
+            if ratings is None
+            else torch.as_tensor(np.asarray(ratings), dtype=torch.float64, device=dev)
+        )
+        if len(u) and (
+            int(u.min()) < 0 or int(u.max()) >= self.n_users or int(i.min()) < 0 or int(i.max()) >= self.n_items
+        ):
             raise ValueError("observed cells outside the id universe")
         keys, inverse = torch.unique(u * self.n_items + i, sorted=True, return_inverse=True)
         raw = torch.zeros(len(keys), dtype=torch.float64, device=dev).index_add_(0, inverse, r)
@@ -273,20 +279,20 @@ class ImplicitALS(SubModel):
     def _solve_cholesky(self, side, target, other, gram, rows):
         d = self.dim
         sub = side if rows is None else side.subset(rows)
-        b_all = sub.matrix(1.0 + sub.w) @ other                  # b = Y_u^T C_u p_u for every row
+        b_all = sub.matrix(1.0 + sub.w) @ other  # b = Y_u^T C_u p_u for every row
         out_rows = torch.arange(sub.n_rows, device=self.device) if rows is None else rows
         empty = sub.counts == 0
         if bool(empty.any()):
-            target[out_rows[empty]] = 0.0                          # nothing observed: x = 0
-        padded = torch.cat([other, other.new_zeros(1, d)])         # padding gathers a zero row
+            target[out_rows[empty]] = 0.0  # nothing observed: x = 0
+        padded = torch.cat([other, other.new_zeros(1, d)])  # padding gathers a zero row
         uniform = sub.uniform_weight
         failed = []
         for local, cols, w in sub.plan(d, self._gather_budget, self._batch_cap):
             n_b, length = cols.shape
             yg = torch.index_select(padded, 0, cols.reshape(-1)).view(n_b, length, d)
-            if uniform is not None:   # A = G + w Y_u^T Y_u (padding rows are zero)
+            if uniform is not None:  # A = G + w Y_u^T Y_u (padding rows are zero)
                 a = torch.baddbmm(gram.expand(n_b, d, d), yg.transpose(1, 2), yg, alpha=uniform)
-            else:                     # A = G + Y_u^T (C_u - I) Y_u
+            else:  # A = G + Y_u^T (C_u - I) Y_u
                 a = torch.baddbmm(gram.expand(n_b, d, d), (yg * w.unsqueeze(-1)).transpose(1, 2), yg)
             chol, info = torch.linalg.cholesky_ex(a)
             failed.append(info)
@@ -375,10 +381,12 @@ class ImplicitALS(SubModel):
     def reset_parameters(self, gen: torch.Generator) -> None:
         std = float(self.cfg["init_std"])
         with torch.no_grad():
-            self.user_factors.copy_((torch.randn(self.user_factors.shape, generator=gen, dtype=torch.float64)
-                                     * std).to(self.dtype))
-            self.item_factors.copy_((torch.randn(self.item_factors.shape, generator=gen, dtype=torch.float64)
-                                     * std).to(self.dtype))
+            self.user_factors.copy_(
+                (torch.randn(self.user_factors.shape, generator=gen, dtype=torch.float64) * std).to(self.dtype)
+            )
+            self.item_factors.copy_(
+                (torch.randn(self.item_factors.shape, generator=gen, dtype=torch.float64) * std).to(self.dtype)
+            )
 
     def run_sweeps(self, max_sweeps: int, tol: float, start: float | None = None, callback=None) -> list[float]:
         """Sweep until the relative objective change is below `tol` or `max_sweeps` are done.
@@ -413,14 +421,26 @@ class ImplicitALS(SubModel):
         metric = self.cfg.get("valid_metric")
         if metric and len(data.valid):
             k = int(str(metric).split("@")[1])
-            ev = RankingEvaluator(data.n_users, data.n_items, data.train, data.valid, ks=(k,),
-                                  device=self.device, batch_size=self.runtime.eval_batch)
+            ev = RankingEvaluator(
+                data.n_users,
+                data.n_items,
+                data.train,
+                data.valid,
+                ks=(k,),
+                device=self.device,
+                batch_size=self.runtime.eval_batch,
+            )
             valid = ev.evaluate(self.score, groups=False)[metric]
         # ALS sweeps to its tolerance: no validation-based selection (the last sweep is the model)
         reason = "converged" if len(trace) < int(self.cfg["iterations"]) else "sweep_cap"
-        return {"epochs": len(trace), "best_epoch": len(trace), "valid": valid, "seconds": seconds,
-                "stop_reason": reason,
-                "objective": trace[-1] if trace else self.history[-1]}
+        return {
+            "epochs": len(trace),
+            "best_epoch": len(trace),
+            "valid": valid,
+            "seconds": seconds,
+            "stop_reason": reason,
+            "objective": trace[-1] if trace else self.history[-1],
+        }
 
     # -- inference --------------------------------------------------------------------------
     def score(self, users: torch.Tensor) -> torch.Tensor:

@@ -10,6 +10,7 @@ CUDA tensors keep using.
 `keep` is the user vectors' dropout mask (B, d; 0 or 1) with `scale` = 1 / (1 - p), or an empty
 (0, 0) array with scale 1 when nothing is dropped.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -133,9 +134,31 @@ def bpr_score_grad(s, g):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def bpr_adagrad_batches(user_emb, item_emb, users, slots, items_flat, uniforms, p, scale, batch, reg, lr, eps,
-                        user_grad, item_grad, user_sum, item_sum, user_mark, item_mark, stale_users, stale_items,
-                        s_buf, g_buf, keep_buf):
+def bpr_adagrad_batches(
+    user_emb,
+    item_emb,
+    users,
+    slots,
+    items_flat,
+    uniforms,
+    p,
+    scale,
+    batch,
+    reg,
+    lr,
+    eps,
+    user_grad,
+    item_grad,
+    user_sum,
+    item_sum,
+    user_mark,
+    item_mark,
+    stale_users,
+    stale_items,
+    s_buf,
+    g_buf,
+    keep_buf,
+):
     """Consecutive BPR batches of `batch` rows (the last may be short) with Adagrad's row step,
     each exactly the per-batch compiled step (`scores`, the closed-form dL/ds, `scatter`,
     `adagrad_rows` on the batch's rows) without returning to Python between batches. `slots` is
@@ -152,7 +175,7 @@ def bpr_adagrad_batches(user_emb, item_emb, users, slots, items_flat, uniforms, 
         b = end - start
         ub = users[start:end]
         sb = slots[start:end]
-        ib = items_flat[2 * start:2 * end]
+        ib = items_flat[2 * start : 2 * end]
         # both C-contiguous ((0, d) when nothing is dropped), so `scores` and `scatter` run the
         # specialisation the per-batch step calls (a strided view made the dropout path 3x slower)
         kb = keep_buf[:b] if drop else keep_buf[:0]
@@ -165,7 +188,7 @@ def bpr_adagrad_batches(user_emb, item_emb, users, slots, items_flat, uniforms, 
         scores(user_emb, item_emb, ub, sb, kb, scale, s)
         bpr_score_grad(s, g)
         if n_batches > 0:  # the rows the previous (full) batch wrote
-            stale_users, stale_items = users[start - batch:start], items_flat[2 * (start - batch):2 * start]
+            stale_users, stale_items = users[start - batch : start], items_flat[2 * (start - batch) : 2 * start]
         scatter(user_emb, item_emb, ub, sb, g, reg / b, kb, scale, user_grad, item_grad, stale_users, stale_items)
         adagrad_rows(user_emb, user_sum, user_grad, ub, user_mark, lr, eps)
         adagrad_rows(item_emb, item_sum, item_grad, ib, item_mark, lr, eps)

@@ -5,6 +5,7 @@ users, the id universe) and draws every random number from its own generator, se
 caller from (seed, component, shard id). Fitting the same TrainSet with the same seed gives
 bit-identical parameters on CPU.
 """
+
 from __future__ import annotations
 
 import time
@@ -107,8 +108,12 @@ class EpochTrainedModel(SubModel):
         opt = self.begin_fit(data, seed)
         cfg = self.cfg
         stopper = EarlyStopping(data, cfg, self.runtime)
-        bar = tqdm(range(1, int(cfg["epochs"]) + 1), desc=self.registered_name, leave=False,
-                   disable=None if self.runtime.progress else True)
+        bar = tqdm(
+            range(1, int(cfg["epochs"]) + 1),
+            desc=self.registered_name,
+            leave=False,
+            disable=None if self.runtime.progress else True,
+        )
         for epoch in bar:
             self.train_epoch(opt)
             stop = stopper.step(epoch, self.score, self)
@@ -172,8 +177,15 @@ class MatrixFactorization(EpochTrainedModel):
         reg = float(self.cfg.get("reg", 0.0))
         if self.compiled_epoch == "bpr" and self._grads.adagrad_epoch_ready(opt):
             users, pos, neg = self._triples.draw(self._gen)
-            self._grads.bpr_adagrad_epoch(opt, users, torch.stack([pos, neg], 1), reg, int(self.cfg["batch_size"]),
-                                          self._dropout_uniforms, float(self.cfg["dropout"]))
+            self._grads.bpr_adagrad_epoch(
+                opt,
+                users,
+                torch.stack([pos, neg], 1),
+                reg,
+                int(self.cfg["batch_size"]),
+                self._dropout_uniforms,
+                float(self.cfg["dropout"]),
+            )
             self.eval()
             return
         for batch in self.batches(self._gen):

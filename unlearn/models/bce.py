@@ -3,6 +3,7 @@
 uniformly and rejected against the user's positives *in the shard* (`NegativeSampler`), have
 label 0. The loss is the mean binary cross-entropy over all positive and negative pairs of the
 batch, plus an L2 penalty on the embeddings used in the batch."""
+
 from __future__ import annotations
 
 import torch
@@ -35,9 +36,9 @@ class BCEMF(BPRMF):
     def loss(self, batch):
         users, pos, neg = batch
         u = self.user_vectors(users)
-        i, j = self.item_emb[pos], self.item_emb[neg]          # (b, d), (m, b, d)
-        pos_logit = (u * i).sum(-1)                              # (b,)
-        neg_logit = (u[None] * j).sum(-1).flatten()              # (m * b,)
+        i, j = self.item_emb[pos], self.item_emb[neg]  # (b, d), (m, b, d)
+        pos_logit = (u * i).sum(-1)  # (b,)
+        neg_logit = (u[None] * j).sum(-1).flatten()  # (m * b,)
         logits = torch.cat([pos_logit, neg_logit])
         labels = torch.cat([torch.ones_like(pos_logit), torch.zeros_like(neg_logit)])
         bce = F.binary_cross_entropy_with_logits(logits, labels)
@@ -46,7 +47,7 @@ class BCEMF(BPRMF):
 
     def score_slots(self, batch):
         users, pos, neg = batch
-        return users, torch.cat([pos[:, None], neg.T], 1)           # (b, 1 + m)
+        return users, torch.cat([pos[:, None], neg.T], 1)  # (b, 1 + m)
 
     def score_grad(self, batch, s):
         """d/ds of the mean cross-entropy over the b (1 + m) pairs: (sigmoid(s) - label) / n."""

@@ -1,4 +1,5 @@
 """Matrix factorisation trained with the BPR pairwise loss (Rendle et al., 2009)."""
+
 from __future__ import annotations
 
 import torch
@@ -33,7 +34,7 @@ class BPRMF(MatrixFactorization):
 
     @property
     def compiled_epoch(self) -> str | None:
-        """"bpr" (CPU Adagrad fits, RecEraser's presets, run whole epochs compiled) where the
+        """ "bpr" (CPU Adagrad fits, RecEraser's presets, run whole epochs compiled) where the
         batches and dL/ds are this class's own; a subclass with another loss gets None."""
         cls = type(self)
         own = all(getattr(cls, f) is getattr(BPRMF, f) for f in ("batches", "score_slots", "score_grad"))

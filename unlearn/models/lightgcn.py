@@ -10,6 +10,7 @@ buffers (part of the state dict), so scoring and `embeddings()` need no graph.
 The sparse product uses A for the backward pass too (A is symmetric), so no sparse transpose
 is built and CPU training is deterministic.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -37,8 +38,9 @@ class _SymmetricSpMM(torch.autograd.Function):
         return None, torch.sparse.mm(ctx.adj, grad)
 
 
-def normalized_adjacency(users: np.ndarray, items: np.ndarray, n_users: int, n_items: int,
-                         device: torch.device) -> torch.Tensor:
+def normalized_adjacency(
+    users: np.ndarray, items: np.ndarray, n_users: int, n_items: int, device: torch.device
+) -> torch.Tensor:
     """Symmetric-normalised bipartite adjacency (CSR) from one shard's rows (duplicates merged)."""
     n = n_users + n_items
     key = np.unique(users.astype(np.int64) * n_items + items.astype(np.int64))
@@ -51,7 +53,9 @@ def normalized_adjacency(users: np.ndarray, items: np.ndarray, n_users: int, n_i
     vals = np.concatenate([w, w]).astype(np.float32)
     order = np.lexsort((cols, rows))
     coo = torch.sparse_coo_tensor(
-        torch.as_tensor(np.stack([rows[order], cols[order]])), torch.as_tensor(vals[order]), (n, n),
+        torch.as_tensor(np.stack([rows[order], cols[order]])),
+        torch.as_tensor(vals[order]),
+        (n, n),
         check_invariants=True,
     ).coalesce()
     with warnings.catch_warnings():  # "sparse CSR support is in beta"

@@ -13,6 +13,7 @@ against the user's positives in the shard (`NegativeSampler`), fresh every epoch
 rating regression); an integer forces that many negatives on either kind, with target 0 (the
 same target as the lowest rating).
 """
+
 from __future__ import annotations
 
 import torch
@@ -64,7 +65,7 @@ class MSEMF(BPRMF):
         sq = (pred - target).pow(2)
         reg = u.pow(2).sum() + i.pow(2).sum()
         if neg is not None:
-            j = self.item_emb[neg]                                 # (m, b, d)
+            j = self.item_emb[neg]  # (m, b, d)
             sq = torch.cat([sq, (u[None] * j).sum(-1).flatten().pow(2)])  # target 0
             reg = reg + j.pow(2).sum()
         return sq.mean() + float(self.cfg["reg"]) * reg / (2 * len(users))

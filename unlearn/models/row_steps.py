@@ -15,6 +15,7 @@ they give the dense step's bits on this machine (checked over many steps; elsewh
 may contract differently, which the tests bound to 1e-6). An optimiser that fits neither case,
 or a table off the CPU, takes `opt.step()`.
 """
+
 from __future__ import annotations
 
 import math
@@ -75,14 +76,15 @@ class AdamRows(RowStep):
     def __init__(self, opt, tables):
         super().__init__(opt, tables)
         self.held = [np.zeros(len(t), np.bool_) for t in tables]  # per table: has a batch held the row?
-        self.rows = [np.zeros(0, np.int64) for _ in tables]          # ... and those rows, ascending
+        self.rows = [np.zeros(0, np.int64) for _ in tables]  # ... and those rows, ascending
         self.everywhere = False  # has every row of every table been held?
 
     @staticmethod
     def eligible(opt):
         g = _one_plain_group(opt)
-        return (g is not None and g["weight_decay"] == 0 and not g["amsgrad"]
-                and not g.get("decoupled_weight_decay", False))
+        return (
+            g is not None and g["weight_decay"] == 0 and not g["amsgrad"] and not g.get("decoupled_weight_decay", False)
+        )
 
     def step(self, grads, batch_rows):
         from . import analytic_cpu
@@ -107,11 +109,20 @@ class AdamRows(RowStep):
             state["step"] += 1
             t = float(state["step"])
             # the fused kernel's constants: computed in double, applied in float32
-            step_size = group["lr"] / (1 - beta1 ** t)
-            analytic_cpu.adam_rows(table.detach().numpy(), state["exp_avg"].numpy(), state["exp_avg_sq"].numpy(),
-                                   grad.numpy(), idx, np.float32(1 - beta1), np.float32(beta2),
-                                   np.float32(1 - beta2), np.float32(-step_size),
-                                   np.float32(math.sqrt(1 - beta2 ** t)), np.float32(group["eps"]))
+            step_size = group["lr"] / (1 - beta1**t)
+            analytic_cpu.adam_rows(
+                table.detach().numpy(),
+                state["exp_avg"].numpy(),
+                state["exp_avg_sq"].numpy(),
+                grad.numpy(),
+                idx,
+                np.float32(1 - beta1),
+                np.float32(beta2),
+                np.float32(1 - beta2),
+                np.float32(-step_size),
+                np.float32(math.sqrt(1 - beta2**t)),
+                np.float32(group["eps"]),
+            )
 
 
 ROW_STEPS: dict[type, type[RowStep]] = {torch.optim.Adagrad: AdagradRows, torch.optim.Adam: AdamRows}

@@ -17,6 +17,7 @@ sub-model's README preset is reg 0.01).
 only the shard's own rows are read. No negative sampling, so the only randomness is
 initialisation, the user shuffle and the dropout mask, all from the per-fit generator.
 """
+
 from __future__ import annotations
 
 import numpy as np

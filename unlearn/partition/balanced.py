@@ -29,6 +29,7 @@ member) by a monotone fixed-point iteration over whole-array operations; see tha
     carry is lost and the partition degenerates towards a split by embedding mean/norm. Kept
     only to reproduce the published partitions.
 """
+
 from __future__ import annotations
 
 import math
@@ -37,11 +38,11 @@ from fractions import Fraction
 import numpy as np
 import torch
 
+from ..data.units import unit_ids
 from ..errors import ConfigError
 from ..metrics.timing import clock
 from ..registry import PARTITIONERS
 from ..seeding import numpy_rng
-from ..data.units import unit_ids
 from .base import Partition, Partitioner, rows_from_units
 from .pretrain import CLUSTERING_EMBEDDING, pretrained_embeddings
 
@@ -123,7 +124,8 @@ def greedy_capacity_assign_reference(scores: np.ndarray, capacity: int) -> np.nd
 
 
 class BalancedPartition(Partitioner):
-    """Shared machinery of `ubp`, `ibp`, `inbp`; each sets `unit` and its `space` (what is clustered, how it is scored)."""
+    """Shared machinery of `ubp`, `ibp`, `inbp`; each sets `unit` and its `space` (what is clustered,
+    how it is scored)."""
 
     defaults = {
         "n_shards": 10,
@@ -137,17 +139,21 @@ class BalancedPartition(Partitioner):
         super().__init__(cfg, **kw)
         if self.cfg["centroid_update"] not in CENTROID_UPDATES:
             raise ConfigError(
-                f"Unknown partitioner.centroid_update '{self.cfg['centroid_update']}'. Valid: {', '.join(CENTROID_UPDATES)}."
+                f"Unknown partitioner.centroid_update '{self.cfg['centroid_update']}'. "
+                f"Valid: {', '.join(CENTROID_UPDATES)}."
             )
         if int(self.cfg["iterations"]) < 1:
             raise ConfigError(f"partitioner.iterations must be at least 1, got {self.cfg['iterations']}.")
         if float(self.cfg["capacity_factor"]) < 1.0:
             raise ConfigError(
-                f"partitioner.capacity_factor must be at least 1 (shards must hold every unit), got {self.cfg['capacity_factor']}."
+                "partitioner.capacity_factor must be at least 1 (shards must hold every unit), "
+                f"got {self.cfg['capacity_factor']}."
             )
         emb = self.cfg["embedding"]
         if not isinstance(emb, dict) and not hasattr(emb, "items"):
-            raise ConfigError("partitioner.embedding must be a sub-model config, e.g. {name: wmf, epochs: 20, dim: 64}.")
+            raise ConfigError(
+                "partitioner.embedding must be a sub-model config, e.g. {name: wmf, epochs: 20, dim: 64}."
+            )
 
     # -- pieces ----------------------------------------------------------------------
     def _embeddings(self, train, n_users, n_items, seed):
@@ -258,7 +264,9 @@ class InteractionSpace:
             self._buf = torch.empty(2, self.n, anchors_u.shape[0], dtype=torch.float64)
         du = squared_distances(self.users_emb, anchors_u)  # per user, then gathered per row
         di = squared_distances(self.items_emb, anchors_i)
-        return torch.index_select(du, 0, self.uid, out=self._buf[0]).mul_(torch.index_select(di, 0, self.iid, out=self._buf[1]))
+        return torch.index_select(du, 0, self.uid, out=self._buf[0]).mul_(
+            torch.index_select(di, 0, self.iid, out=self._buf[1])
+        )
 
     def update(self, move, assign: torch.Tensor, anchors):
         anchors_u, anchors_i = anchors

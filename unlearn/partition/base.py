@@ -1,5 +1,6 @@
 """Partitions: which shard each training row belongs to. Fixed at fit time, never recomputed
 by unlearning."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -11,13 +12,14 @@ from ..data.units import unit_ids
 from ..errors import ConfigError
 from ..runtime import CPU, Runtime
 
+
 @dataclass
 class Partition:
-    unit: str                      # none, or one of data.units.UNITS
+    unit: str  # none, or one of data.units.UNITS
     n_shards: int
-    row_shard: np.ndarray          # shard of every training row
+    row_shard: np.ndarray  # shard of every training row
     unit_shard: np.ndarray | None = None  # shard of every user (unit user) or item (unit item)
-    uses_forget: bool = False      # built from something trained on data that included F
+    uses_forget: bool = False  # built from something trained on data that included F
     info: dict = field(default_factory=dict)
 
     def rows(self, shard: int) -> np.ndarray:
@@ -71,9 +73,7 @@ class Partitioner:
         k = self.n_shards
         n = self.n_units(train, n_users, n_items)
         if k > n:
-            raise ConfigError(
-                f"partitioner.n_shards={k} is larger than the number of {self.unit}s to split ({n})."
-            )
+            raise ConfigError(f"partitioner.n_shards={k} is larger than the number of {self.unit}s to split ({n}).")
 
     def partition(self, train: Interactions, n_users: int, n_items: int, seed: int) -> Partition:
         self.validate(train, n_users, n_items)
@@ -115,14 +115,28 @@ def partition_drift(kept: Partition, rebuilt: Partition, train: Interactions) ->
     else:
         keep = rebuilt.row_shard >= 0
         a, b = kept.row_shard[keep], rebuilt.row_shard[keep]
-    return {"partition_drift": float(np.mean(a != b)) if len(a) else 0.0,
-            "partition_drift.ari": adjusted_rand_index(a, b)}
+    return {
+        "partition_drift": float(np.mean(a != b)) if len(a) else 0.0,
+        "partition_drift.ari": adjusted_rand_index(a, b),
+    }
 
 
 from ..metrics.keys import KEYS  # noqa: E402
 
 KEYS.declare("partitioner", "partitioner", group="identity", doc="the partitioner's registered name")
-KEYS.declare("partition_drift", "partition drift", sub="moved", better="lower", group="completeness",
-             doc="share of retained units whose shard differs from a partition rebuilt without F")
-KEYS.declare("partition_drift.ari", "partition drift", sub="ARI", better="higher", group="completeness",
-             doc="adjusted Rand index of the partition in use and one rebuilt without F (1: the same grouping)")
+KEYS.declare(
+    "partition_drift",
+    "partition drift",
+    sub="moved",
+    better="lower",
+    group="completeness",
+    doc="share of retained units whose shard differs from a partition rebuilt without F",
+)
+KEYS.declare(
+    "partition_drift.ari",
+    "partition drift",
+    sub="ARI",
+    better="higher",
+    group="completeness",
+    doc="adjusted Rand index of the partition in use and one rebuilt without F (1: the same grouping)",
+)

@@ -8,8 +8,8 @@ the inertia. A partition built on these embeddings depends on the forget set
 (`uses_forget=True`): the model that produced them saw F. The partition itself is fixed at fit
 time and never recomputed by unlearning.
 """
-from __future__ import annotations
 
+from __future__ import annotations
 
 import numpy as np
 import torch
@@ -69,8 +69,9 @@ def kmeans_pp_init(x: torch.Tensor, k: int, gen: torch.Generator) -> torch.Tenso
     return torch.tensor(chosen, dtype=torch.long)
 
 
-def lloyd_kmeans(x: torch.Tensor, k: int, gen: torch.Generator, init: str = "kmeans++", max_iter: int = 100,
-                 tol: float = 1e-6) -> dict:
+def lloyd_kmeans(
+    x: torch.Tensor, k: int, gen: torch.Generator, init: str = "kmeans++", max_iter: int = 100, tol: float = 1e-6
+) -> dict:
     """Vectorised Lloyd iterations on x's device. Returns labels (CPU long), centroids (CPU),
     iterations, converged, inertia. `tol` is relative: stop when no centroid moves by more than
     tol * RMS norm of the points (or when the assignment stops changing)."""
@@ -124,8 +125,9 @@ class EmbeddingPartitioner(Partitioner):
 
     def user_embeddings(self, train, n_users: int, n_items: int, seed: int) -> tuple[np.ndarray, torch.Tensor, Span]:
         """(present user ids, their embeddings as float64 on the runtime device, pretraining Span)."""
-        users, _, seconds = pretrained_embeddings(train, n_users, n_items, self.cfg["embedding"], seed,
-                                                  self.runtime, self.cache_dir)
+        users, _, seconds = pretrained_embeddings(
+            train, n_users, n_items, self.cfg["embedding"], seed, self.runtime, self.cache_dir
+        )
         present = np.flatnonzero(train.user_mask(n_users))
         x = users[torch.as_tensor(present)].to(self.runtime.device, torch.float64)
         return present, x, seconds
@@ -135,8 +137,9 @@ class EmbeddingPartitioner(Partitioner):
         unit_shard[present] = np.asarray(labels, dtype=np.int64)
         sizes = np.bincount(unit_shard[present], minlength=self.n_shards)
         info = {**info, "group_sizes": sizes.tolist(), "max_group": int(sizes.max()), "min_group": int(sizes.min())}
-        return Partition("user", self.n_shards, rows_from_units("user", train, unit_shard), unit_shard,
-                         uses_forget=True, info=info)
+        return Partition(
+            "user", self.n_shards, rows_from_units("user", train, unit_shard), unit_shard, uses_forget=True, info=info
+        )
 
 
 @PARTITIONERS.register("kmeans")
@@ -158,10 +161,23 @@ class KMeansPartition(EmbeddingPartitioner):
         present, x, pretrain = self.user_embeddings(train, n_users, n_items, seed)
         self.runtime.sync()
         t0 = clock()
-        out = lloyd_kmeans(x, self.n_shards, torch_generator(seed, "partition", "kmeans"), self.cfg["init"],
-                           int(self.cfg["max_iter"]), float(self.cfg["tol"]))
+        out = lloyd_kmeans(
+            x,
+            self.n_shards,
+            torch_generator(seed, "partition", "kmeans"),
+            self.cfg["init"],
+            int(self.cfg["max_iter"]),
+            float(self.cfg["tol"]),
+        )
         self.runtime.sync()
         cluster = clock() - t0
-        info = {"pretrain": pretrain, "cluster": cluster, "pretrain_s": pretrain.wall, "cluster_s": cluster.wall,
-                "iterations": out["iterations"], "converged": out["converged"], "inertia": out["inertia"]}
+        info = {
+            "pretrain": pretrain,
+            "cluster": cluster,
+            "pretrain_s": pretrain.wall,
+            "cluster_s": cluster.wall,
+            "iterations": out["iterations"],
+            "converged": out["converged"],
+            "inertia": out["inertia"],
+        }
         return self.to_partition(train, n_users, present, out["labels"].numpy(), info)

@@ -36,8 +36,8 @@ therefore differ by at most one. `sinkhorn` keeps the plain argmax (`rounding: a
 `argmax`; its plan is dense and only approximately balanced); `rounding: capacity` forces the
 balanced rounding for it too.
 """
-from __future__ import annotations
 
+from __future__ import annotations
 
 import numpy as np
 
@@ -100,8 +100,16 @@ def capacity_rounding(plan: np.ndarray, cost: np.ndarray, caps: np.ndarray) -> n
     return labels
 
 
-def transport_plan(cost: np.ndarray, a: np.ndarray, b: np.ndarray, solver: str, reg: float, num_itermax: int,
-                   sinkhorn_method: str = "auto", sinkhorn_itermax: int = 10_000) -> np.ndarray:
+def transport_plan(
+    cost: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    solver: str,
+    reg: float,
+    num_itermax: int,
+    sinkhorn_method: str = "auto",
+    sinkhorn_itermax: int = 10_000,
+) -> np.ndarray:
     ot = _ot()
     if solver == "emd":
         plan, log = ot.emd(a, b, cost, numItermax=int(num_itermax), log=True)
@@ -114,17 +122,31 @@ def transport_plan(cost: np.ndarray, a: np.ndarray, b: np.ndarray, solver: str, 
         method = "sinkhorn" if reg >= 0.005 else "sinkhorn_log"
     plan = ot.sinkhorn(a, b, cost / scale, float(reg), method=method, numItermax=int(sinkhorn_itermax), warn=False)
     if sinkhorn_method == "auto" and method != "sinkhorn_log" and not np.isfinite(plan).all():
-        plan = ot.sinkhorn(a, b, cost / scale, float(reg), method="sinkhorn_log", numItermax=int(sinkhorn_itermax),
-                           warn=False)
+        plan = ot.sinkhorn(
+            a, b, cost / scale, float(reg), method="sinkhorn_log", numItermax=int(sinkhorn_itermax), warn=False
+        )
     if not np.isfinite(plan).all():
-        raise ConfigError(f"sinkhorn ({method}) gave a non-finite plan with reg={reg}; use a larger "
-                          "partitioner.reg or sinkhorn_method=sinkhorn_log.")
+        raise ConfigError(
+            f"sinkhorn ({method}) gave a non-finite plan with reg={reg}; use a larger "
+            "partitioner.reg or sinkhorn_method=sinkhorn_log."
+        )
     return plan
 
 
-def ot_clustering(x: np.ndarray, k: int, rng: np.random.Generator, solver: str = "emd", reg: float = 0.01,
-                  cluster_mass=None, max_iter: int = 30, tol: float = 1e-4, num_itermax: int = 1_000_000,
-                  rounding: str = "auto", sinkhorn_method: str = "auto", sinkhorn_itermax: int = 10_000) -> dict:
+def ot_clustering(
+    x: np.ndarray,
+    k: int,
+    rng: np.random.Generator,
+    solver: str = "emd",
+    reg: float = 0.01,
+    cluster_mass=None,
+    max_iter: int = 30,
+    tol: float = 1e-4,
+    num_itermax: int = 1_000_000,
+    rounding: str = "auto",
+    sinkhorn_method: str = "auto",
+    sinkhorn_itermax: int = 10_000,
+) -> dict:
     """Cluster the rows of x (n x d) into k groups by the OT-Lloyd iterations described above.
     Returns labels, centroids, iterations, converged and inertia (sum of squared distances of the
     users to their final centroids)."""
@@ -190,8 +212,9 @@ class OTPartition(EmbeddingPartitioner):
         if c["rounding"] not in ROUNDINGS:
             raise ConfigError(f"Unknown partitioner.rounding '{c['rounding']}'. Valid: {', '.join(ROUNDINGS)}.")
         if c["sinkhorn_method"] not in SINKHORN_METHODS:
-            raise ConfigError(f"Unknown partitioner.sinkhorn_method '{c['sinkhorn_method']}'. "
-                              f"Valid: {', '.join(SINKHORN_METHODS)}.")
+            raise ConfigError(
+                f"Unknown partitioner.sinkhorn_method '{c['sinkhorn_method']}'. Valid: {', '.join(SINKHORN_METHODS)}."
+            )
         if c["solver"] == "sinkhorn" and not float(c["reg"]) > 0:
             raise ConfigError(f"partitioner.reg must be positive for solver=sinkhorn, got {c['reg']}.")
         if int(c["max_iter"]) < 1:
@@ -202,24 +225,45 @@ class OTPartition(EmbeddingPartitioner):
         if value is None or value == "uniform":
             return None
         if isinstance(value, str) or not hasattr(value, "__len__"):
-            raise ConfigError(f"partitioner.cluster_mass must be 'uniform' or a list of {self.n_shards} "
-                              f"positive numbers, got {value!r}.")
+            raise ConfigError(
+                f"partitioner.cluster_mass must be 'uniform' or a list of {self.n_shards} "
+                f"positive numbers, got {value!r}."
+            )
         mass = np.asarray(list(value), dtype=np.float64)
         if len(mass) != self.n_shards or not np.all(mass > 0):
-            raise ConfigError(f"partitioner.cluster_mass must hold {self.n_shards} positive numbers "
-                              f"(one per shard), got {list(value)}.")
+            raise ConfigError(
+                f"partitioner.cluster_mass must hold {self.n_shards} positive numbers "
+                f"(one per shard), got {list(value)}."
+            )
         return mass
 
     def assign(self, train, n_users, n_items, seed):
         present, x, pretrain = self.user_embeddings(train, n_users, n_items, seed)
         c = self.cfg
         t0 = clock()
-        out = ot_clustering(x.cpu().numpy(), self.n_shards, numpy_rng(seed, "partition", "ot"), c["solver"],
-                            float(c["reg"]), self.mass, int(c["max_iter"]), float(c["tol"]), int(c["num_itermax"]),
-                            c["rounding"], c["sinkhorn_method"], int(c["sinkhorn_itermax"]))
+        out = ot_clustering(
+            x.cpu().numpy(),
+            self.n_shards,
+            numpy_rng(seed, "partition", "ot"),
+            c["solver"],
+            float(c["reg"]),
+            self.mass,
+            int(c["max_iter"]),
+            float(c["tol"]),
+            int(c["num_itermax"]),
+            c["rounding"],
+            c["sinkhorn_method"],
+            int(c["sinkhorn_itermax"]),
+        )
         cluster = clock() - t0
-        info = {"pretrain": pretrain, "cluster": cluster, "pretrain_s": pretrain.wall, "cluster_s": cluster.wall,
-                "iterations": out["iterations"],
-                "converged": out["converged"], "inertia": out["inertia"], "solver": c["solver"]}
+        info = {
+            "pretrain": pretrain,
+            "cluster": cluster,
+            "pretrain_s": pretrain.wall,
+            "cluster_s": cluster.wall,
+            "iterations": out["iterations"],
+            "converged": out["converged"],
+            "inertia": out["inertia"],
+            "solver": c["solver"],
+        }
         return self.to_partition(train, n_users, present, out["labels"], info)
-

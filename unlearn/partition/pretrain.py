@@ -6,9 +6,11 @@ so (`partition_uses_forget`).
 
 Every clustering partitioner (ubp, ibp, inbp, kmeans, ot) has the same default source,
 `CLUSTERING_EMBEDDING`: WMF trained to convergence (`converge: true`: 10% of each user's train rows
-carved out, seeded, early stopping on their validation metric (NDCG@20 by default) with the model's patience, at most `epochs`;
+carved out, seeded, early stopping on their validation metric (NDCG@20 by default) with the model's patience, at most
+`epochs`;
 then the model is refitted on all of train for the best epoch count). `converge: false` trains for
 `epochs` epochs (the old behaviour). `partitioner.embedding` overrides it per partitioner."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -41,8 +43,15 @@ def _carve_valid(train: Interactions, seed: int, ratio: float = 0.1):
     return np.flatnonzero(~valid), np.flatnonzero(valid)
 
 
-def pretrained_embeddings(train: Interactions, n_users: int, n_items: int, model_cfg: dict, seed: int,
-                          runtime: Runtime, cache_dir: str | None = None) -> tuple[torch.Tensor, torch.Tensor, Span]:
+def pretrained_embeddings(
+    train: Interactions,
+    n_users: int,
+    n_items: int,
+    model_cfg: dict,
+    seed: int,
+    runtime: Runtime,
+    cache_dir: str | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, Span]:
     """(user embeddings, item embeddings, the Span their training took). A cache hit returns the
     Span recorded when they were trained, so records do not depend on what ran before."""
     cfg = dict(model_cfg)
@@ -53,8 +62,16 @@ def pretrained_embeddings(train: Interactions, n_users: int, n_items: int, model
     cls = SUBMODELS.get(name)
     resolved = {**cls.defaults, **{k: v for k, v in cfg.items() if k != "name"}}  # a changed default is a new key
     model_key = {"name": name, **resolved, **({"converge": True} if converge else {})}
-    key = io.stable_hash({"train": train.content_hash(), "n": [n_users, n_items], "model": model_key,
-                          "seed": seed, "code": training_code_version()}, 16)
+    key = io.stable_hash(
+        {
+            "train": train.content_hash(),
+            "n": [n_users, n_items],
+            "model": model_key,
+            "seed": seed,
+            "code": training_code_version(),
+        },
+        16,
+    )
     path = Path(cache_dir) / "pretrain" / f"{name}-{key}.pt" if cache_dir else None
     if path is not None and path.is_file():
         t = io.read_tensors(path)
@@ -64,8 +81,9 @@ def pretrained_embeddings(train: Interactions, n_users: int, n_items: int, model
     if converge:  # find the converged epoch count on a carved validation set, then refit on all of train
         fit_rows, valid_rows = _carve_valid(train, derive_seed(seed, "pretrain"))
         probe = cls(n_users, n_items, cfg, runtime=runtime)
-        info = probe.fit(TrainSet(n_users, n_items, train.subset(fit_rows), train.subset(valid_rows)),
-                         derive_seed(seed, "pretrain"))
+        info = probe.fit(
+            TrainSet(n_users, n_items, train.subset(fit_rows), train.subset(valid_rows)), derive_seed(seed, "pretrain")
+        )
         best = int((info or {}).get("best_epoch") or resolved["epochs"])  # EpochTrainedModel.fit's report
         cfg = {**cfg, "epochs": max(best, 1), "patience": 0}
         del probe
@@ -75,6 +93,13 @@ def pretrained_embeddings(train: Interactions, n_users: int, n_items: int, model
     users, items = (e.detach().cpu().float() for e in model.embeddings())
     spent = clock() - start
     if path is not None:
-        io.write_tensors(path, {"users": users, "items": items, "seconds": torch.tensor(spent.wall, dtype=torch.float64),
-                                "cpu_seconds": torch.tensor(spent.cpu, dtype=torch.float64)})
+        io.write_tensors(
+            path,
+            {
+                "users": users,
+                "items": items,
+                "seconds": torch.tensor(spent.wall, dtype=torch.float64),
+                "cpu_seconds": torch.tensor(spent.cpu, dtype=torch.float64),
+            },
+        )
     return users, items, spent

@@ -1,4 +1,5 @@
 """`none` (one shard) and `random` (SISA's equal-size random shards)."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -8,6 +8,7 @@ support set; a chunk of one row is query only. The roles are `Partition.info["qu
 with the rows given to `assign`. Unit: interaction (one interaction's deletion touches one shard,
 a user's deletion touches every shard the user has rows in).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -33,19 +34,19 @@ class UserSplit(Partitioner):
         k, q = self.n_shards, int(self.cfg["query_len"])
         users = train.users
         n = len(users)
-        order = np.lexsort((rng.random(n), users))          # rows by user, shuffled within the user
+        order = np.lexsort((rng.random(n), users))  # rows by user, shuffled within the user
         counts = np.bincount(users, minlength=n_users)
         starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
         pos = np.empty(n, dtype=np.int64)
-        pos[order] = np.arange(n) - starts[users[order]]    # rank of the row within its user
+        pos[order] = np.arange(n) - starts[users[order]]  # rank of the row within its user
         c = counts[users]
         # chunk of rank r among c rows cut into k nearly equal chunks: floor(r * k / c)
         chunk = (pos * k) // c
-        small = c < k                                       # fewer rows than shards: one row per shard
+        small = c < k  # fewer rows than shards: one row per shard
         rot = rng.integers(0, k, size=n_users)
         chunk = np.where(small, (pos + rot[users]) % k, chunk)
         # position within the chunk and the chunk's size
-        lo = -(-(chunk * c) // k)                           # first rank of the chunk: ceil(chunk * c / k)
+        lo = -(-(chunk * c) // k)  # first rank of the chunk: ceil(chunk * c / k)
         hi = -(-((chunk + 1) * c) // k)
         size = np.where(small, 1, hi - lo)
         within = np.where(small, 0, pos - lo)

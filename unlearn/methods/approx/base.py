@@ -48,6 +48,7 @@ Helpers for subclasses (all deterministic on CPU):
 - `init_draw(gen)`: a fresh draw of the parameters from the sub-model's own initialisation;
 - `prepared_on(data)`: the sub-model prepared on another TrainSet for the duration of a `with`.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -121,7 +122,7 @@ class ApproximateMethod(Method):
     family = "approximate"
     builds_exact_replica = False
     partitioner = None
-    submodels: tuple[str, ...] | None = None   # accepted sub-models; None: every EpochTrainedModel
+    submodels: tuple[str, ...] | None = None  # accepted sub-models; None: every EpochTrainedModel
     summed = SUMMED
     defaults: dict = {}
     allowed = _Allowed()
@@ -136,11 +137,13 @@ class ApproximateMethod(Method):
         super().__init__(spec, runtime, cache_dir)
         unknown = sorted(set(self.cfg) - set(self.defaults))
         if unknown:
-            raise ConfigError(f"method={self.registered_name} has no setting {', '.join(unknown)}. "
-                              f"Valid: {', '.join(sorted(self.defaults))}.")
+            raise ConfigError(
+                f"method={self.registered_name} has no setting {', '.join(unknown)}. "
+                f"Valid: {', '.join(sorted(self.defaults))}."
+            )
         self.cfg = {**self.defaults, **self.cfg}
         self.model = None
-        self.before: TrainSet | None = None   # the data as the current request found it
+        self.before: TrainSet | None = None  # the data as the current request found it
         self._requests: list[dict] = []
 
     # -- fit, score ---------------------------------------------------------------------
@@ -148,8 +151,9 @@ class ApproximateMethod(Method):
         return derive_seed(self.seed, "shard", 0)  # what `retrain` (one shard, k = 0) uses
 
     def new_submodel(self):
-        return SUBMODELS.get(self.spec["submodel"]["name"])(self.data.n_users, self.data.n_items,
-                                                            self.spec["submodel"], runtime=self.runtime)
+        return SUBMODELS.get(self.spec["submodel"]["name"])(
+            self.data.n_users, self.data.n_items, self.spec["submodel"], runtime=self.runtime
+        )
 
     def fit(self, data: TrainSet) -> FitCost:
         from .m0_cache import fit_or_load
@@ -157,8 +161,15 @@ class ApproximateMethod(Method):
         self.data = data
         self._requests = []
         info, spent, cached = fit_or_load(self, data)  # M0: retrain's fit, shared by the family
-        return FitCost(seconds=spent, partition_s=Span(), pretrain_s=Span(), shards_s=spent, aggregator_s=Span(),
-                       epochs=int(info["epochs"]), extra={"m0_cached": int(cached)})
+        return FitCost(
+            seconds=spent,
+            partition_s=Span(),
+            pretrain_s=Span(),
+            shards_s=spent,
+            aggregator_s=Span(),
+            epochs=int(info["epochs"]),
+            extra={"m0_cached": int(cached)},
+        )
 
     def score(self, users):
         return self.model.score(users)
@@ -183,8 +194,8 @@ class ApproximateMethod(Method):
         self.before, self.data = self.data, self.data.without(rows)
         self.runtime.sync()
         t0 = clock()
-        m.prepare(self.data)                 # the training state of the retained rows
-        m._gen = self.generator("model")     # any draw the sub-model makes itself
+        m.prepare(self.data)  # the training state of the retained rows
+        m._gen = self.generator("model")  # any draw the sub-model makes itself
         m.eval()
         m.requires_grad_(True)
         self.runtime.sync()
@@ -194,7 +205,7 @@ class ApproximateMethod(Method):
         m.zero_grad(set_to_none=True)
         self.runtime.sync()
         t2 = clock()
-        m.finish()                           # LightGCN: propagate on the retained graph into its buffers
+        m.finish()  # LightGCN: propagate on the retained graph into its buffers
         m.eval()
         self.runtime.sync()
         t3 = clock()
@@ -249,11 +260,13 @@ class ApproximateMethod(Method):
     def rows_data(self, rows: np.ndarray) -> TrainSet:
         """`rows` (indices into `data.rows`) as a TrainSet of their own."""
         d = self.data
-        return TrainSet(d.n_users, d.n_items, d.rows.subset(np.asarray(rows, dtype=np.int64)), d.all_valid,
-                        features=d.features)
+        return TrainSet(
+            d.n_users, d.n_items, d.rows.subset(np.asarray(rows, dtype=np.int64)), d.all_valid, features=d.features
+        )
 
-    def batches_of(self, rows: np.ndarray, gen: torch.Generator, batch_size: int | None = None,
-                   passes: int = 1) -> list[tuple]:
+    def batches_of(
+        self, rows: np.ndarray, gen: torch.Generator, batch_size: int | None = None, passes: int = 1
+    ) -> list[tuple]:
         """The sub-model's own batches (shuffled by `gen`, negatives from `gen`) over exactly `rows`,
         `passes` shuffles of them one after another, `batch_size` rows a batch (None: the
         sub-model's; WMF batches users). Negatives are rejected against the positives of `rows`
@@ -304,6 +317,7 @@ class ApproximateMethod(Method):
                 return torch.func.functional_call(call, prefixed(params), (batch,))
             finally:
                 self.model.train(was)
+
         return fn
 
     def init_draw(self, gen: torch.Generator) -> dict[str, torch.Tensor]:
@@ -340,8 +354,13 @@ _DOCS = {
 }
 for _k, _doc in _DOCS.items():
     KEYS.declare(f"unlearn.{_k}", _doc, sub="unlearn", group="efficiency", doc=f"{_doc}, over all requests")
-    KEYS.declare(f"unlearn.{_k}.per_request", f"{_doc} per request", sub="unlearn", group="efficiency",
-                 doc=f"{_doc} of each request")
+    KEYS.declare(
+        f"unlearn.{_k}.per_request",
+        f"{_doc} per request",
+        sub="unlearn",
+        group="efficiency",
+        doc=f"{_doc} of each request",
+    )
 for _k, _doc in {
     "residual": "final relative residual ||(H + lambda I) x - v|| / ||v|| of the solve",
     "converged": "1 where the solver met its tolerance",
@@ -350,13 +369,37 @@ for _k, _doc in {
     "step_norm": "||theta_after - theta_before|| of the update",
     "grad_norm_before": "the gradient norm of the retained objective before the update",
 }.items():
-    KEYS.declare(f"unlearn.{_k}.per_request", _k.replace("_", " "), sub="per request", group="other",
-                 doc=f"{_doc}, per request")
-for _part, _label in (("prepare", "rebuilding the training state"), ("update", "the parameter update"),
-                      ("refresh", "refreshing derived buffers"), ("grad", "gradients"), ("solve", "the solve")):
-    KEYS.declare(f"unlearn.{_part}_s", _label, sub="unlearn", unit="s", better="lower", group="efficiency",
-                 doc=f"wall seconds of unlearning's {_label}, over all requests")
-    KEYS.declare(f"unlearn.{_part}_cpu_s", f"{_label} CPU", sub="unlearn", unit="s", better="lower",
-                 group="efficiency", doc=f"process CPU seconds of unlearning's {_label}, over all requests")
-KEYS.declare("fit.m0_cached", "M0 from cache", group="other",
-             doc="1 where M0 (retrain's fit of all of train) was loaded from the cache another run wrote")
+    KEYS.declare(
+        f"unlearn.{_k}.per_request", _k.replace("_", " "), sub="per request", group="other", doc=f"{_doc}, per request"
+    )
+for _part, _label in (
+    ("prepare", "rebuilding the training state"),
+    ("update", "the parameter update"),
+    ("refresh", "refreshing derived buffers"),
+    ("grad", "gradients"),
+    ("solve", "the solve"),
+):
+    KEYS.declare(
+        f"unlearn.{_part}_s",
+        _label,
+        sub="unlearn",
+        unit="s",
+        better="lower",
+        group="efficiency",
+        doc=f"wall seconds of unlearning's {_label}, over all requests",
+    )
+    KEYS.declare(
+        f"unlearn.{_part}_cpu_s",
+        f"{_label} CPU",
+        sub="unlearn",
+        unit="s",
+        better="lower",
+        group="efficiency",
+        doc=f"process CPU seconds of unlearning's {_label}, over all requests",
+    )
+KEYS.declare(
+    "fit.m0_cached",
+    "M0 from cache",
+    group="other",
+    doc="1 where M0 (retrain's fit of all of train) was loaded from the cache another run wrote",
+)

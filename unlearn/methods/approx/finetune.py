@@ -15,6 +15,7 @@ same batches.
 - `best_valid`: passes with the sub-model's own early stopping on validation (never test),
   capped by its `epochs`, the best pass's parameters kept: a warm retrain.
 """
+
 from __future__ import annotations
 
 import math
@@ -107,8 +108,12 @@ class GradientMethod(ApproximateMethod):
             if stopper.step(epoch, m.score, m):
                 break
         stopper.restore(m)
-        return {"steps": steps, "rows_touched": seen, "epochs": stopper.epochs,
-                "best_epoch": stopper.best_epoch or stopper.epochs}
+        return {
+            "steps": steps,
+            "rows_touched": seen,
+            "epochs": stopper.epochs,
+            "best_epoch": stopper.best_epoch or stopper.epochs,
+        }
 
 
 @METHODS.register("finetune")
@@ -136,5 +141,10 @@ class FineTune(GradientMethod):
         return self.descend_best_valid(opt)
 
 
-KEYS.declare("unlearn.best_epoch.per_request", "best epoch", sub="per request", group="other",
-             doc="the fine-tuning pass whose parameters validation kept, per request")
+KEYS.declare(
+    "unlearn.best_epoch.per_request",
+    "best epoch",
+    sub="per request",
+    group="other",
+    doc="the fine-tuning pass whose parameters validation kept, per request",
+)

@@ -12,6 +12,7 @@ Each request takes one step, `form: removal` (the papers') or `newton_retained` 
 lost every row the row the fit drew for it, which is what the retrain oracle holds (its row never
 receives a gradient; ALS solves it to 0); `influence` leaves it to the step.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -28,8 +29,21 @@ from .base import ApproximateMethod
 DELETED_USERS = ("influence", "reinit")
 ENGINE = {**{k: v.default for k, v in InfluenceConfig.__dataclass_fields__.items()}, "deleted_users": "influence"}
 # what the engine reports that the base does not measure itself (it measures step_norm, params_touched)
-REPORTED = ("hvps", "solver_iters", "residual", "converged", "negative_curvature", "diverged", "rows_touched",
-            "damping", "block_users", "block_items", "reinit_users", "grad_s", "solve_s")
+REPORTED = (
+    "hvps",
+    "solver_iters",
+    "residual",
+    "converged",
+    "negative_curvature",
+    "diverged",
+    "rows_touched",
+    "damping",
+    "block_users",
+    "block_items",
+    "reinit_users",
+    "grad_s",
+    "solve_s",
+)
 
 
 class InfluenceMethod(ApproximateMethod):
@@ -42,10 +56,11 @@ class InfluenceMethod(ApproximateMethod):
         super().__init__(spec, runtime, cache_dir)
         self.engine_cfg = InfluenceConfig.from_cfg(self.cfg)
         if self.cfg["deleted_users"] not in DELETED_USERS:
-            raise ConfigError(f"Unknown method.deleted_users '{self.cfg['deleted_users']}'. "
-                              f"Valid: {', '.join(DELETED_USERS)}.")
+            raise ConfigError(
+                f"Unknown method.deleted_users '{self.cfg['deleted_users']}'. Valid: {', '.join(DELETED_USERS)}."
+            )
         self.kind = kind_of(SUBMODELS.get(spec["submodel"]["name"]))
-        self.engine_cfg.solver_for(self.kind)   # refuses a solver the block cannot take, before training
+        self.engine_cfg.solver_for(self.kind)  # refuses a solver the block cannot take, before training
         self._step: InfluenceStep | None = None
         self._initial: torch.Tensor | None = None
 
@@ -65,7 +80,7 @@ class InfluenceMethod(ApproximateMethod):
                 self._initial = torch.zeros_like(self.model.user_factors.detach())
             else:
                 gen = torch.Generator(device="cpu")
-                gen.manual_seed(int(self.model_seed()))   # as `begin_fit` seeds the fit's generator
+                gen.manual_seed(int(self.model_seed()))  # as `begin_fit` seeds the fit's generator
                 self._initial = self.init_draw(gen)["user_emb"].detach()
         return self._initial[users]
 
@@ -76,7 +91,7 @@ class InfluenceMethod(ApproximateMethod):
 
     def describe(self) -> dict:
         out = super().describe()
-        out["unlearn.solver"] = self.engine_cfg.solver_for(self.kind)   # `auto` resolved
+        out["unlearn.solver"] = self.engine_cfg.solver_for(self.kind)  # `auto` resolved
         return out
 
 
@@ -114,6 +129,7 @@ for _k, _doc in {
     "block_items": "items whose rows the step moved",
     "reinit_users": "users who lost every row and took the row the fit drew for them",
 }.items():
-    KEYS.declare(f"unlearn.{_k}.per_request", _k.replace("_", " "), sub="per request", group="other",
-                 doc=f"{_doc}, per request")
+    KEYS.declare(
+        f"unlearn.{_k}.per_request", _k.replace("_", " "), sub="per request", group="other", doc=f"{_doc}, per request"
+    )
 KEYS.declare("unlearn.solver", "influence solver", group="identity", doc="the solver of the damped Newton system")

@@ -15,6 +15,7 @@
    `boost: reinit_grad` instead multiplies only the re-initialised entries' gradient by it, as
    ERASE's code does.
 """
+
 from __future__ import annotations
 
 import math
@@ -43,8 +44,15 @@ def kaiming_draw(like: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 
 @METHODS.register("kookmin")
 class Kookmin(GradientMethod):
-    defaults = {"init_rate": 0.01, "retain_sample": 128, "rows_per_forget": 16, "reinit": "submodel",
-                "boost": "lr", "boost_factor": 10.0, "lr_scale": 1.0}
+    defaults = {
+        "init_rate": 0.01,
+        "retain_sample": 128,
+        "rows_per_forget": 16,
+        "reinit": "submodel",
+        "boost": "lr",
+        "boost_factor": 10.0,
+        "lr_scale": 1.0,
+    }
 
     def __init__(self, spec, runtime=CPU, cache_dir=None):
         super().__init__(spec, runtime, cache_dir)
@@ -118,8 +126,9 @@ class Kookmin(GradientMethod):
                 if p.grad is not None:
                     p.grad[masks[name]] *= factor
 
-        report = self.descend_rows(opt, math.ceil(float(self.cfg["rows_per_forget"]) * n_f),
-                                   None if boost_lr else boost_grads)
+        report = self.descend_rows(
+            opt, math.ceil(float(self.cfg["rows_per_forget"]) * n_f), None if boost_lr else boost_grads
+        )
         report["rows_touched"] += n_f + len(sample)
         report["reinitialised"] = int(sum(int(m.sum()) for m in masks.values()))
         return report
@@ -127,5 +136,10 @@ class Kookmin(GradientMethod):
 
 from ...metrics.keys import KEYS  # noqa: E402
 
-KEYS.declare("unlearn.reinitialised.per_request", "entries re-initialised", sub="per request", group="other",
-             doc="parameter entries Kookmin re-initialised, per request")
+KEYS.declare(
+    "unlearn.reinitialised.per_request",
+    "entries re-initialised",
+    sub="per request",
+    group="other",
+    doc="parameter entries Kookmin re-initialised, per request",
+)

@@ -3,6 +3,7 @@ regimes of an experiment) starts from the same fit of the same sub-model on the 
 same seed, so one process trains it and the others load it. Keyed by the training and validation
 rows' contents, the sub-model's settings, the seed and the training code's version; a file lock
 makes concurrent jobs train it once. A hit reports the seconds of the fit that trained it."""
+
 from __future__ import annotations
 
 import hashlib
@@ -29,8 +30,17 @@ def m0_key(data: TrainSet, submodel: dict, seed: int) -> str:
     h = hashlib.sha256()
     _digest(data.train, h)
     _digest(data.valid, h)
-    return io.stable_hash({"rows": h.hexdigest(), "n": [data.n_users, data.n_items], "submodel": submodel,
-                           "seed": seed, "code": training_code_version(), "format": FORMAT}, 16)
+    return io.stable_hash(
+        {
+            "rows": h.hexdigest(),
+            "n": [data.n_users, data.n_items],
+            "submodel": submodel,
+            "seed": seed,
+            "code": training_code_version(),
+            "format": FORMAT,
+        },
+        16,
+    )
 
 
 def fit_or_load(method, data: TrainSet) -> tuple[dict, Span, bool]:

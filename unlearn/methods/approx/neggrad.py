@@ -10,6 +10,7 @@ passes is the only stop.
 F's batches are the sub-model's own batches of F's rows alone (`batches_of`), negatives rejected
 against F's and the retained positives; LightGCN propagates them on the retained graph.
 """
+
 from __future__ import annotations
 
 import numpy as np
