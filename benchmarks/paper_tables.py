@@ -47,8 +47,9 @@ CPU_PLAN: list[tuple[str, list[str], str]] = [
     (
         "eemu_main_cpu",
         ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "runtime.threads=1", "runtime.progress=false"],
-        "ML-100K, the small two-tower tuned for a plain fit (tuned/ml100k_twotower), 3 seeds: 18 runs, 32 min of one "
-        "core on a 2-core Xeon",
+        "ML-100K, the small two-tower (tuned/ml100k_twotower) under the tuned eemu_cpu preset, 3 seeds, and its "
+        "ablations (no meta-learning, no adaptation, sequential updates) at seed 0; an ablation seed costs about "
+        "25 min of one core on a loaded 2-core machine",
     ),
     (
         "latency_stream",

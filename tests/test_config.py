@@ -104,10 +104,13 @@ def test_every_dataset_composes(option):
 
 
 def preset_axes(method):
-    """{group: option} a method preset's defaults list overrides."""
+    """{group: option} a method preset's defaults list overrides, through the presets it extends
+    (`- eemu_cpu` in an ablation's defaults list)."""
     out = {}
     for entry in yaml.safe_load((CONF / "method" / f"{method}.yaml").read_text()).get("defaults") or []:
-        if isinstance(entry, dict):
+        if isinstance(entry, str) and entry != "_self_":
+            out.update(preset_axes(entry))
+        elif isinstance(entry, dict):
             ((key, option),) = entry.items()
             out[key.split()[-1].lstrip("/").split("@")[0]] = option
     return out

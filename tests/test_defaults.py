@@ -36,6 +36,14 @@ def header(path: Path) -> str:
 @pytest.mark.parametrize("group,path", option_files(), ids=lambda x: getattr(x, "stem", x))
 def test_option_file_restates_defaults_or_declares_a_preset(group, path):
     cfg = yaml.safe_load(path.read_text()) or {}
+    parents = [e for e in cfg.get("defaults") or [] if isinstance(e, str) and e != "_self_"]
+    if parents:  # a preset extending another of its group: it lists what it changes in its header
+        own = {k: v for k, v in cfg.items() if k not in NOT_SETTINGS}
+        text = header(path)
+        assert re.search(rf"differs from {re.escape(parents[0])} in", text), f"{path.name} has no 'differs from' line"
+        unlisted = [k for k in own if not re.search(rf"\b{re.escape(k)}\b", text)]
+        assert not unlisted, f"preset {path.name} changes {unlisted} without listing them in its header"
+        return
     cls = GROUPS[group].get(cfg["name"])
     defaults = getattr(cls, "defaults", {})
     settings = {k: v for k, v in cfg.items() if k not in NOT_SETTINGS}

@@ -1,25 +1,46 @@
 """EEMU: user_split partition, first-order MAML, adaptation on retained rows only, exactness."""
+
 import numpy as np
 import pytest
 import torch
 
-from unlearn import meta
 from unlearn.data import TrainSet
 from unlearn.data.deletion import draw
 from unlearn.data.interactions import Interactions
+from unlearn.methods.eemu import adapt, meta
 from unlearn.metrics.ranking import RankingEvaluator, cold_item_mask
 from unlearn.registry import METHODS, PARTITIONERS, SUBMODELS
 
 K = 3
-TINY_TOWER = {"name": "twotower", "emb_dim": 8, "user_layers": [16, 8], "item_layers": [16, 8], "epochs": 2,
-              "patience": 2}
-TINY_META = {"name": "eemu", "meta_update": "batched", "meta_epochs": 2, "lr": 1e-3, "inner_lr": 1e-3, "adapt_lr": 1e-3, "valid_users": 40,
-             "score_block": 16}
+TINY_TOWER = {
+    "name": "twotower",
+    "emb_dim": 8,
+    "user_layers": [16, 8],
+    "item_layers": [16, 8],
+    "epochs": 2,
+    "patience": 2,
+}
+TINY_META = {
+    "name": "eemu",
+    "meta_update": "batched",
+    "outer": "query_support",
+    "meta_epochs": 2,
+    "lr": 1e-3,
+    "inner_lr": 1e-3,
+    "adapt_lr": 1e-3,
+    "valid_users": 40,
+    "score_block": 16,
+}
 
 
 def eemu_spec(**method):
-    return {"method": {**TINY_META, **method}, "submodel": TINY_TOWER,
-            "partitioner": {"name": "user_split", "n_shards": K}, "aggregator": {"name": "mean"}, "seed": 0}
+    return {
+        "method": {**TINY_META, **method},
+        "submodel": TINY_TOWER,
+        "partitioner": {"name": "user_split", "n_shards": K},
+        "aggregator": {"name": "mean"},
+        "seed": 0,
+    }
 
 
 def full(d):
@@ -65,16 +86,41 @@ def test_inner_step_reads_only_the_users_support_rows(synthetic):
     g = torch.func.grad(lambda p: meta.user_loss(model, p, buffers, user, pos, neg, torch.ones(3)))(params)
     assert set(g["ue_id"].abs().sum(1).nonzero().flatten().tolist()) <= {5}
     assert set(g["ie_id"].abs().sum(1).nonzero().flatten().tolist()) <= {1, 2, 3, 4, 7, 9}
+
     # in a batch, a user's meta-gradient does not depend on the other users of the batch
     def one(batch_users, other_pos):
-        args = (torch.tensor(batch_users), torch.tensor([[3, 7], other_pos]), torch.tensor([[1, 2], [4, 4]]),
-                torch.ones(2, 2), torch.tensor([[9], [8]]), torch.tensor([[0], [0]]), torch.ones(2, 1))
-        return torch.func.vmap(lambda *a: meta.user_meta_grad(model, params, buffers, 1e-3, *a))(*args)
+        args = (
+            torch.tensor(batch_users),
+            torch.tensor([[3, 7], other_pos]),
+            torch.tensor([[1, 2], [4, 4]]),
+            torch.ones(2, 2),
+            torch.tensor([[9], [8]]),
+            torch.tensor([[0], [0]]),
+            torch.ones(2, 1),
+        )
+        return torch.func.vmap(lambda *a: meta.user_meta_grad(model, params, buffers, 1e-3, "query_support", *a))(*args)
+
     a, b = one([5, 6], [10, 11]), one([5, 8], [12, 13])
     assert all(torch.equal(a[k][0], b[k][0]) for k in a)
 
 
-def test_batched_meta_gradient_is_the_mean_of_per_user_gradients(synthetic):
+def one_users_meta_grad(model, params, buffers, inner_lr, outer, user, s_pos, s_neg, q_pos, q_neg):
+    """A user's first-order meta-gradient by plain autograd on copies of the weights, one user at
+    a time: support gradient, one fresh-Adam step, query gradient there (+ the support gradient)."""
+    leaf = {k: v.clone().requires_grad_(True) for k, v in params.items()}
+    support = meta.user_loss(model, leaf, buffers, user, s_pos, s_neg, torch.ones(len(s_pos), dtype=torch.float64))
+    gs = dict(zip(leaf, torch.autograd.grad(support, list(leaf.values()), allow_unused=True)))
+    gs = {k: torch.zeros_like(leaf[k]) if g is None else g for k, g in gs.items()}
+    with torch.no_grad():
+        moved = {k: (params[k] - inner_lr * gs[k] / (gs[k].abs() + 1e-8)).requires_grad_(True) for k in params}
+    query = meta.user_loss(model, moved, buffers, user, q_pos, q_neg, torch.ones(len(q_pos), dtype=torch.float64))
+    gq = dict(zip(moved, torch.autograd.grad(query, list(moved.values()), allow_unused=True)))
+    gq = {k: torch.zeros_like(moved[k]) if g is None else g for k, g in gq.items()}
+    return {k: gq[k] + gs[k] for k in gq} if outer == "query_support" else gq
+
+
+@pytest.mark.parametrize("outer", ["query", "query_support"])
+def test_batched_meta_gradient_is_the_mean_of_per_user_gradients(synthetic, outer):
     d = synthetic
     model, params, buffers = tiny_tower(d, 1, torch.float64)
     users = torch.tensor([0, 4, 9])
@@ -84,15 +130,64 @@ def test_batched_meta_gradient_is_the_mean_of_per_user_gradients(synthetic):
     s_neg = torch.zeros(3, width, dtype=torch.long)
     s_mask = torch.zeros(3, width, dtype=torch.float64)
     for j, (p, n) in enumerate(sets):
-        s_pos[j, :len(p)], s_neg[j, :len(n)], s_mask[j, :len(p)] = torch.tensor(p), torch.tensor(n), 1.0
-    q_pos, q_neg, q_mask = torch.tensor([[20], [21], [22]]), torch.tensor([[30], [31], [32]]), torch.ones(3, 1, dtype=torch.float64)
-    batched = meta.batched_meta_grad(model, params, buffers, 1e-2, users, s_pos, s_neg, s_mask, q_pos, q_neg, q_mask)
-    one_by_one = [meta.user_meta_grad(model, params, buffers, 1e-2, users[j], torch.tensor(p), torch.tensor(n),
-                                      torch.ones(len(p), dtype=torch.float64), q_pos[j], q_neg[j], q_mask[j])
-                  for j, (p, n) in enumerate(sets)]
+        s_pos[j, : len(p)], s_neg[j, : len(n)], s_mask[j, : len(p)] = torch.tensor(p), torch.tensor(n), 1.0
+    q_pos, q_neg = torch.tensor([[20], [21], [22]]), torch.tensor([[30], [31], [32]])
+    q_mask = torch.ones(3, 1, dtype=torch.float64)
+    batched = meta.batched_meta_grad(
+        model, params, buffers, 1e-2, outer, users, s_pos, s_neg, s_mask, q_pos, q_neg, q_mask
+    )
+    one_by_one = [
+        one_users_meta_grad(
+            model, params, buffers, 1e-2, outer, users[j], torch.tensor(p), torch.tensor(n), q_pos[j], q_neg[j]
+        )
+        for j, (p, n) in enumerate(sets)
+    ]
     for k in params:
         mean = torch.stack([g[k] for g in one_by_one]).mean(0)
         assert torch.allclose(batched[k], mean, atol=1e-6, rtol=0), k
+    # the support term is there exactly when asked for
+    other = "query" if outer == "query_support" else "query_support"
+    flipped = meta.batched_meta_grad(
+        model, params, buffers, 1e-2, other, users, s_pos, s_neg, s_mask, q_pos, q_neg, q_mask
+    )
+    assert any(not torch.allclose(batched[k], flipped[k], atol=1e-6, rtol=0) for k in params)
+
+
+def test_sequential_query_support_adds_the_support_gradient_at_the_batch_start(synthetic):
+    """One user in the batch: the outer step's gradient is g_query(adapted) + g_support(start)."""
+    d = synthetic
+    seen = {}
+    for outer in ("query", "query_support"):
+        model, params, buffers = tiny_tower(d, 2, torch.float64)
+        params = {k: torch.nn.Parameter(v.clone()) for k, v in params.items()}
+        opt = torch.optim.SGD(list(params.values()), lr=1e-2)
+        args = (
+            torch.tensor([4]),
+            torch.tensor([[1, 2]]),
+            torch.tensor([[5, 6]]),
+            torch.ones(1, 2, dtype=torch.float64),
+            torch.tensor([[9]]),
+            torch.tensor([[11]]),
+            torch.ones(1, 1, dtype=torch.float64),
+        )
+        start = {k: v.detach().clone() for k, v in params.items()}
+        meta._sequential_batch(model, params, buffers, opt, outer, args)
+        seen[outer] = {k: (start[k] - params[k].detach()) / 1e-2 for k in params}  # SGD: the applied gradient
+    model, params, buffers = tiny_tower(d, 2, torch.float64)
+    leaf = {k: v.clone().requires_grad_(True) for k, v in params.items()}
+    sup = meta.user_loss(
+        model,
+        leaf,
+        buffers,
+        torch.tensor(4),
+        torch.tensor([1, 2]),
+        torch.tensor([5, 6]),
+        torch.ones(2, dtype=torch.float64),
+    )
+    gs = dict(zip(leaf, torch.autograd.grad(sup, list(leaf.values()), allow_unused=True)))
+    for k, g in gs.items():
+        diff = seen["query_support"][k] - seen["query"][k]
+        assert torch.allclose(diff, torch.zeros_like(diff) if g is None else g, atol=1e-6), k
 
 
 def test_adaptation_never_reads_a_deleted_row(synthetic, fitted):
@@ -124,23 +219,44 @@ def test_model_selection_never_reads_test(synthetic, monkeypatch):
     d = synthetic
     seen = []
     real = meta.EarlyStopping
+    scored = []
 
     def spy(data, cfg, runtime):
         seen.append(data.valid)
-        return real(data, cfg, runtime)
+        stopper = real(data, cfg, runtime)
+        if stopper.evaluator is not None:  # what every evaluation ranks against
+            scored.append(stopper.evaluator)
+        return stopper
 
     monkeypatch.setattr(meta, "EarlyStopping", spy)
-    METHODS.get("eemu")(eemu_spec()).fit(full(d))
+    METHODS.get("eemu")(eemu_spec(selection="best_valid", eval_every=1, patience=1)).fit(full(d))
     key = lambda it: set((it.users * d.n_items + it.items).tolist())  # noqa: E731
-    assert len(seen) == K
+    assert len(seen) == K and len(scored) == K
     for v in seen:
         assert len(v) and key(v) <= key(d.valid) and not key(v) & key(d.test)
+    # with a fixed budget nothing is evaluated at all
+    seen.clear(), scored.clear()
+    m = METHODS.get("eemu")(eemu_spec(selection="last"))
+    m.fit(full(d))
+    assert len(seen) == K and not scored
+    assert all(i["stop_reason"] == "fixed_budget" and i["epochs"] == TINY_META["meta_epochs"] for i in m.shard_info)
 
 
-@pytest.mark.parametrize("unit, update", [("user", "batched"), ("interaction", "batched"), ("interaction", "sequential")])
-def test_unlearning_retrains_the_holding_shards_and_equals_the_exact_replica(synthetic, unit, update):
+@pytest.mark.parametrize(
+    "unit, update, selection",
+    [
+        ("user", "batched", "last"),
+        ("interaction", "batched", "last"),
+        ("interaction", "batched", "best_valid"),
+        ("user", "sequential", "last"),
+        ("interaction", "sequential", "best_valid"),
+    ],
+)
+def test_unlearning_retrains_the_holding_shards_and_equals_the_exact_replica(synthetic, unit, update, selection):
+    """With outer=query_support (the presets' default); the replica is fitted for a user deletion
+    too, though the lifecycle skips it there (every shard is retrained)."""
     d = synthetic
-    m = METHODS.get("eemu")(eemu_spec(meta_update=update, meta_epochs=1))
+    m = METHODS.get("eemu")(eemu_spec(meta_update=update, meta_epochs=2, selection=selection, patience=1))
     m.fit(full(d))
     before = [{k: v.clone() for k, v in sh.state_dict().items()} for sh in m.shards]
     counts = d.train.user_counts(d.n_users)
@@ -167,10 +283,17 @@ def test_lifecycle_record_has_exact_gap_zero_and_item_groups(tmp_path):
     from unlearn.lifecycle import run
     from unlearn.runtime import CPU
 
-    cfg = {"dataset": {"name": "synthetic", "loader": "synthetic",
-                       "generator": {"n_users": 80, "n_items": 60, "mean_per_user": 12}},
-           "deletion": {"unit": "interaction", "selection": "random", "count": 2},
-           **eemu_spec(meta_epochs=1), "eval": {"ks": [10]}, "completeness": {"mia_bootstrap": 10}}
+    cfg = {
+        "dataset": {
+            "name": "synthetic",
+            "loader": "synthetic",
+            "generator": {"n_users": 80, "n_items": 60, "mean_per_user": 12},
+        },
+        "deletion": {"unit": "interaction", "selection": "random", "count": 2},
+        **eemu_spec(meta_epochs=1),
+        "eval": {"ks": [10]},
+        "completeness": {"mia_bootstrap": 10},
+    }
     rec = run(cfg, CPU)
     assert rec["untouched_shards"] > 0 and rec["exact_gap"] == 0.0
     for stage in ("before", "after", "retrain"):
@@ -206,12 +329,20 @@ def test_twotower_side_features_and_cached_state_round_trip(synthetic):
 
     d = synthetic
     rng = np.random.default_rng(0)
-    feats = SideFeatures(user_cat={"age": rng.integers(1, 4, d.n_users)}, item_cat={"year": rng.integers(0, 5, d.n_items)},
-                         item_multi={"genre": (rng.random((d.n_items, 4)) < 0.4).astype(np.float32)},
-                         item_dense={"title": rng.standard_normal((d.n_items, 6)).astype(np.float32)})
+    feats = SideFeatures(
+        user_cat={"age": rng.integers(1, 4, d.n_users)},
+        item_cat={"year": rng.integers(0, 5, d.n_items)},
+        item_multi={"genre": (rng.random((d.n_items, 4)) < 0.4).astype(np.float32)},
+        item_dense={"title": rng.standard_normal((d.n_items, 6)).astype(np.float32)},
+    )
     data = TrainSet(d.n_users, d.n_items, d.train, d.valid, features=feats)
-    s = {"method": {"name": "retrain"}, "submodel": TINY_TOWER, "partitioner": {"name": "none"},
-         "aggregator": {"name": "none"}, "seed": 0}
+    s = {
+        "method": {"name": "retrain"},
+        "submodel": TINY_TOWER,
+        "partitioner": {"name": "none"},
+        "aggregator": {"name": "none"},
+        "seed": 0,
+    }
     m = METHODS.get("retrain")(s)
     m.fit(data)
     assert "ie_genre" in dict(m.shards[0].named_parameters())
@@ -228,14 +359,45 @@ def test_eemu_with_side_features_meta_trains_and_adapts(synthetic, adapt):
 
     d = synthetic
     rng = np.random.default_rng(0)
-    feats = SideFeatures(user_cat={"age": rng.integers(1, 4, d.n_users)}, item_cat={"year": rng.integers(0, 5, d.n_items)},
-                         item_multi={"genre": (rng.random((d.n_items, 4)) < 0.4).astype(np.float32)},
-                         item_dense={"title": rng.standard_normal((d.n_items, 6)).astype(np.float32)})
+    feats = SideFeatures(
+        user_cat={"age": rng.integers(1, 4, d.n_users)},
+        item_cat={"year": rng.integers(0, 5, d.n_items)},
+        item_multi={"genre": (rng.random((d.n_items, 4)) < 0.4).astype(np.float32)},
+        item_dense={"title": rng.standard_normal((d.n_items, 6)).astype(np.float32)},
+    )
     m = METHODS.get("eemu")(eemu_spec(meta_epochs=1, adapt=adapt, valid_users=10))
     m.fit(TrainSet(d.n_users, d.n_items, d.train, d.valid, features=feats))
     assert "ux_age" in dict(m.shards[0].named_buffers())
     s = m.score(torch.arange(20))
     assert s.shape == (20, d.n_items) and torch.isfinite(s).all()
+
+
+def test_adaptation_off_scores_every_shard_with_its_meta_trained_weights(synthetic):
+    d = synthetic
+    m = METHODS.get("eemu")(eemu_spec(adapt="none", meta_epochs=1))
+    m.fit(full(d))
+    users = torch.arange(d.n_users)
+    own = []
+    for k, shard in enumerate(m.shards):
+        with torch.no_grad():
+            own.append(shard.score(users))
+        assert torch.equal(adapt.blocked_scores(m.adapter(), shard, users, m.adapt_key(k), 16), own[-1])
+    assert torch.allclose(m.score(users), torch.stack(own).mean(0), atol=1e-6)
+    # the same weights adapted (user_tower) do score differently: the check can fail
+    on = adapt.Adapter(
+        m.data.train, d.n_users, d.n_items, {**m.cfg, "adapt": "user_tower", "adapt_lr": 1e-2}, torch.device("cpu")
+    )
+    assert not torch.allclose(adapt.blocked_scores(on, m.shards[0], users, m.adapt_key(0), 16), own[0])
+
+
+def test_meta_training_logs_every_meta_epoch(synthetic, caplog):
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="unlearn.methods.eemu.meta"):
+        METHODS.get("eemu")(eemu_spec(meta_epochs=2, selection="best_valid", patience=5)).fit(full(synthetic))
+    lines = [r.getMessage() for r in caplog.records if "meta-epoch" in r.getMessage()]
+    assert len(lines) == 2 * K
+    assert any(line.startswith("eemu shard 2, meta-epoch 2/2: valid ndcg@10 ") for line in lines)
 
 
 def test_user_tower_adaptation_equals_adapting_the_embedding_tables(fitted):
@@ -245,7 +407,7 @@ def test_user_tower_adaptation_equals_adapting_the_embedding_tables(fitted):
     model, users, key = m.shards[0], torch.arange(10), m.adapt_key(0)
     got = ad.score(model, users, key)
     pos, neg, has = ad.sets(users.numpy(), key)
-    params, buffers = meta.split_tensors(model)
+    params, buffers = adapt.split_tensors(model)
     p = {**buffers, **{k: v.detach() for k, v in params.items()}}
     iv = model.item_vec(p)
     for j, u in enumerate(users):
@@ -258,7 +420,7 @@ def test_user_tower_adaptation_equals_adapting_the_embedding_tables(fitted):
             return (torch.relu(1.0 - d) * w).sum() / w.sum().clamp(min=1.0)
 
         g = torch.func.grad(loss)(up)
-        adapted = {**p, **{k: up[k] - meta.fresh_adam_step(g[k], ad.lr) for k in up}}
+        adapted = {**p, **{k: up[k] - adapt.fresh_adam_step(g[k], ad.lr) for k in up}}
         assert torch.allclose(got[j], model.user_vec(adapted, u) @ iv.T, atol=1e-5)
 
 
@@ -270,10 +432,8 @@ def test_in_batch_negatives_come_from_other_users_rows_and_never_hit_a_positive(
     pool = torch.as_tensor(np.flatnonzero(d.train.users < 6))
     queried = batch[:, None].expand(6, 5)
     fallback = torch.full((6, 5), -1)
-    neg = meta.in_batch_negatives(sampler, queried, items_t[pool], fallback,
-                                  torch.Generator().manual_seed(0))
-    again = meta.in_batch_negatives(sampler, queried, items_t[pool], fallback,
-                                    torch.Generator().manual_seed(0))
+    neg = meta.in_batch_negatives(sampler, queried, items_t[pool], fallback, torch.Generator().manual_seed(0))
+    again = meta.in_batch_negatives(sampler, queried, items_t[pool], fallback, torch.Generator().manual_seed(0))
     assert torch.equal(neg, again)
     positives = {(int(u), int(i)) for u, i in zip(d.train.users, d.train.items)}
     for u in range(6):
@@ -283,8 +443,9 @@ def test_in_batch_negatives_come_from_other_users_rows_and_never_hit_a_positive(
     assert (neg >= 0).float().mean() > 0.9  # the fallback is the exception, not the rule
     # a batch of one user has no other user's rows: every entry takes its fallback
     alone = torch.as_tensor(np.flatnonzero(d.train.users == 0))
-    solo = meta.in_batch_negatives(sampler, torch.zeros(4, dtype=torch.long), items_t[alone],
-                                   torch.arange(4), torch.Generator().manual_seed(0))
+    solo = meta.in_batch_negatives(
+        sampler, torch.zeros(4, dtype=torch.long), items_t[alone], torch.arange(4), torch.Generator().manual_seed(0)
+    )
     assert torch.equal(solo, torch.arange(4))
 
 

@@ -98,7 +98,7 @@ def test_smoke_experiment_on_a_real_dataset(tmp_path):
     assert exact and all(r["exact_gap"] == 0.0 if r["untouched_shards"] > 0 else r["exact_gap"] is None for r in exact)
     assert any(r["exact_gap"] == 0.0 for r in exact)  # single users leave shards untouched
     # every model learned something: at least twice a random ranker's Recall@20 (20 / n_items,
-    # 0.012 on ML-100K; eemu_smoke, a few meta-epochs of tiny towers, sits near 0.04)
+    # 0.012 on ML-100K)
     assert all(r["after.recall@20"] > 2 * 20 / r["n_items"] for r in recs)
 
 

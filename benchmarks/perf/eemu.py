@@ -15,6 +15,7 @@ same. The sub-model preset gives the tower sizes (`twotower`: the released ones)
 
 Appends one record to <out>/eemu.jsonl and writes <out>/eemu.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,10 +43,10 @@ def shard_zero(data, n_shards: int, seed: int):
     from unlearn.data import TrainSet
     from unlearn.registry import PARTITIONERS
 
-    full = TrainSet(data.n_users, data.n_items, data.train, data.valid,
-                    features=data.info.get("features"))
+    full = TrainSet(data.n_users, data.n_items, data.train, data.valid, features=data.info.get("features"))
     part = PARTITIONERS.get("user_split")({"n_shards": n_shards, "query_len": 1}).partition(
-        full.train, data.n_users, data.n_items, seed)
+        full.train, data.n_users, data.n_items, seed
+    )
     sel = part.row_shard == 0
     return full, full.select(sel), part.info["query"][sel]
 
@@ -60,7 +61,7 @@ def build_tower(full, submodel: dict):
 
 
 def time_meta_epochs(full, shard, query, submodel, method_cfg, mode, epochs, seed):
-    from unlearn import meta
+    from unlearn.methods.eemu import meta
     from unlearn.runtime import CPU
 
     cfg = {**method_cfg, "meta_update": mode, "meta_epochs": epochs, "selection": "last"}
@@ -72,7 +73,7 @@ def time_meta_epochs(full, shard, query, submodel, method_cfg, mode, epochs, see
 def time_evaluation(model, full, method_cfg, adapt, n_users, n_shards):
     """Seconds to adapt and score `n_users` users on one shard, and that scaled to all users and
     K shards."""
-    from unlearn import meta
+    from unlearn.methods.eemu import meta
     from unlearn.runtime import CPU
 
     cfg = {**method_cfg, "adapt": adapt}
@@ -83,15 +84,23 @@ def time_evaluation(model, full, method_cfg, adapt, n_users, n_shards):
         meta.blocked_scores(adapter, model, users, 0, int(cfg["score_block"]))
     s = time.perf_counter() - t0
     per_pair = s / len(users)
-    return {"users_timed": int(len(users)), "seconds_timed": s, "ms_per_user_shard": 1000 * per_pair,
-            "full_eval_s": per_pair * full.n_users * n_shards,
-            "extrapolated": bool(len(users) < full.n_users)}
+    return {
+        "users_timed": int(len(users)),
+        "seconds_timed": s,
+        "ms_per_user_shard": 1000 * per_pair,
+        "full_eval_s": per_pair * full.n_users * n_shards,
+        "extrapolated": bool(len(users) < full.n_users),
+    }
 
 
 def markdown(rec: dict) -> str:
-    lines = [f"# EEMU costs: {rec['dataset']}, {rec['submodel']} towers, K = {rec['n_shards']}, "
-             f"{rec['n_users']} users x {rec['n_items']} items, {rec['shard_rows']} rows in shard 0", "",
-             "| meta_update | s per shard meta-epoch | s per meta-epoch, all K shards |", "|---|---|---|"]
+    lines = [
+        f"# EEMU costs: {rec['dataset']}, {rec['submodel']} towers, K = {rec['n_shards']}, "
+        f"{rec['n_users']} users x {rec['n_items']} items, {rec['shard_rows']} rows in shard 0",
+        "",
+        "| meta_update | s per shard meta-epoch | s per meta-epoch, all K shards |",
+        "|---|---|---|",
+    ]
     for mode, s in rec["meta_epoch_s"].items():
         lines.append(f"| {mode} | {s:.2f} | {s * rec['n_shards']:.1f} |")
     if len(rec["meta_epoch_s"]) == 2:
@@ -113,8 +122,13 @@ def main(argv=None) -> dict:
     ap.add_argument("--modes", nargs="+", default=["sequential", "batched"], choices=["sequential", "batched"])
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--adapt", nargs="+", default=["user_tower", "all"], choices=["user_tower", "all"])
-    ap.add_argument("--eval-users", nargs="+", type=int, default=[0, 64],
-                    help="users timed per adapt mode, in --adapt's order (0: all)")
+    ap.add_argument(
+        "--eval-users",
+        nargs="+",
+        type=int,
+        default=[0, 64],
+        help="users timed per adapt mode, in --adapt's order (0: all)",
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--cache-dir", default=None)
@@ -129,13 +143,24 @@ def main(argv=None) -> dict:
 
     method_cfg = {**EEMU.defaults, **method_cfg}
     full, shard, query = shard_zero(data, args.n_shards, args.seed)
-    rec = {"dataset": args.dataset, "submodel": args.submodel, "method": args.method, "n_shards": args.n_shards,
-           "n_users": int(full.n_users), "n_items": int(full.n_items), "shard_rows": int(len(shard.train)),
-           "meta_batch": int(method_cfg["meta_batch"]), "epochs": args.epochs, "meta_epoch_s": {}, "evaluation": {}}
+    rec = {
+        "dataset": args.dataset,
+        "submodel": args.submodel,
+        "method": args.method,
+        "n_shards": args.n_shards,
+        "n_users": int(full.n_users),
+        "n_items": int(full.n_items),
+        "shard_rows": int(len(shard.train)),
+        "meta_batch": int(method_cfg["meta_batch"]),
+        "epochs": args.epochs,
+        "meta_epoch_s": {},
+        "evaluation": {},
+    }
     model = None
     for mode in args.modes:
-        model, rec["meta_epoch_s"][mode] = time_meta_epochs(full, shard, query, submodel, method_cfg, mode,
-                                                            args.epochs, args.seed)
+        model, rec["meta_epoch_s"][mode] = time_meta_epochs(
+            full, shard, query, submodel, method_cfg, mode, args.epochs, args.seed
+        )
         print(f"{mode}: {rec['meta_epoch_s'][mode]:.2f} s per shard meta-epoch", flush=True)
     if model is None:
         model = build_tower(full, submodel)

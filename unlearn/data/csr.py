@@ -1,5 +1,6 @@
 """Per-user item lists on the device (compressed sparse rows): masking score rows, looking up
 hits, and grouping a component's rows by user."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -38,6 +39,20 @@ class CSR:
         out[row, col] = True
         return out
 
+    def padded(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(len(users), L) of each user's stored values, left-aligned in stored order and padded
+        with 0 to the longest list of the batch (L >= 1), and the (len(users), L) mask of real
+        entries; on the CPU, in numpy."""
+        users = np.asarray(users, dtype=np.int64)
+        counts, indptr = self.counts.cpu().numpy()[users], self.indptr.cpu().numpy()[users]
+        width = max(int(counts.max()) if len(counts) else 0, 1)
+        col = np.arange(width)[None, :]
+        mask = col < counts[:, None]
+        if len(self.indices) == 0:
+            return np.zeros(mask.shape, dtype=np.int64), mask
+        values = self.indices.cpu().numpy()
+        return np.where(mask, values[np.where(mask, indptr[:, None] + col, 0)], 0), mask
+
     def contains(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """Membership of (users[:, None], items) pairs, same shape as `items`."""
         keys = users.view(-1, *([1] * (items.dim() - 1))) * self.n_items + items
@@ -45,3 +60,11 @@ class CSR:
             return torch.zeros_like(keys, dtype=torch.bool)
         pos = torch.searchsorted(self.keys, keys).clamp(max=len(self.keys) - 1)
         return self.keys[pos] == keys
+
+
+def rows_by_user(row_users: np.ndarray, rows: np.ndarray, n_users: int) -> CSR:
+    """Row indices grouped by user (ascending within a user) as a CSR on the CPU: `indices` holds
+    the rows, `padded(users)` gives a batch of users' rows as a padded matrix."""
+    rows = np.asarray(rows, dtype=np.int64)
+    n = int(rows.max()) + 1 if len(rows) else 1
+    return CSR(Interactions(row_users[rows], rows, np.ones(len(rows))), n_users, n, torch.device("cpu"))

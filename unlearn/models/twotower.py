@@ -9,14 +9,15 @@ tower 384->256->128->64->128.
 
 Alone (`retrain`, `sisa`) it is trained plainly: margin ranking loss (margin 1) with one sampled
 negative (rejected against the shard's positives) and one in-batch negative (the next row's
-positive) per positive, early stopping on validation. Inside EEMU (`unlearn.meta`) the same
-functions are meta-trained: every forward is a pure function of a parameter dict
+positive) per positive, early stopping on validation. Inside EEMU (`unlearn.methods.eemu.meta`)
+the same functions are meta-trained: every forward is a pure function of a parameter dict
 (`user_vec(p, users)`, `item_vec(p, items)`), so `torch.func.grad` / `vmap` give per-user
 adapted weights without copying the module.
 
 The feature arrays are buffers (saved in the state dict), so a cached model rebuilds itself from
 its state alone.
 """
+
 from __future__ import annotations
 
 import math
@@ -59,10 +60,10 @@ class TwoTower(EpochTrainedModel):
         "emb_dim": 96,
         "user_layers": [512, 256, 128, 64, 128],
         "item_layers": [256, 128, 64, 128],
-        "side_features": True,     # false: ids only, also where the dataset has side files
+        "side_features": True,  # false: ids only, also where the dataset has side files
         "margin": 1.0,
         "in_batch_negative": True,  # plain training: also the next row's positive as a negative
-        "init_std": 0.1,            # feature embeddings ~ N(0, init_std^2)
+        "init_std": 0.1,  # feature embeddings ~ N(0, init_std^2)
     }
 
     def __init__(self, n_users: int, n_items: int, cfg: dict | None = None, runtime: Runtime = CPU):
@@ -94,8 +95,10 @@ class TwoTower(EpochTrainedModel):
             self.register_parameter(name, torch.nn.Parameter(torch.zeros(rows, d)))
         self._user_keys = [n for n, _ in user_in]
         self._item_keys = [n for n, _ in item_in]
-        for prefix, n_in, layers in (("ul", len(user_in) * d, self.cfg["user_layers"]),
-                                     ("il", len(item_in) * d, self.cfg["item_layers"])):
+        for prefix, n_in, layers in (
+            ("ul", len(user_in) * d, self.cfg["user_layers"]),
+            ("il", len(item_in) * d, self.cfg["item_layers"]),
+        ):
             dims = [n_in, *[int(x) for x in layers]]
             for j in range(len(dims) - 1):
                 self.register_parameter(f"{prefix}{j}_w", torch.nn.Parameter(torch.zeros(dims[j], dims[j + 1])))
@@ -163,8 +166,9 @@ class TwoTower(EpochTrainedModel):
         """Parameter names of the user tower (what `adapt: user_tower` adapts)."""
         return [n for n, _ in self.named_parameters() if n.startswith(("ue_", "ul"))]
 
-    def margin_loss(self, p: dict, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor,
-                    weight: torch.Tensor | None = None) -> torch.Tensor:
+    def margin_loss(
+        self, p: dict, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor, weight: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Margin ranking loss of (user, positive, negative) triples, weighted mean (weight: 0/1
         mask of padded rows). `neg` may carry one more trailing axis than `pos` (several negatives
         per positive: the loss of a row is the mean over its negatives, as MarginRankingLoss over
