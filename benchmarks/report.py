@@ -169,28 +169,25 @@ def render_spec(
 
 
 def tradeoff_figures(df, fig: dict, rows: list[str], stem: Path) -> list[Path]:
-    """`figures.tradeoff` for each value of the spec's `facets` (default: the table's rows that are
-    neither the method nor the family), each file named after its facet's values."""
+    """`figures.tradeoff` for each `y` (one key or a list) and each value of the spec's `facets`
+    (default: the table's rows that are neither the method nor the family), each file named after
+    its facet's values (and its y, where there are several)."""
     style = fig.get("style", "method.family")
     facets = [k for k in fig.get("facets", [r for r in rows if r not in ("method", style)]) if k in df]
+    ys = fig["y"] if isinstance(fig["y"], list) else [fig["y"]]
     paths = []
     parts = df.groupby([df[k].astype(str) for k in facets], sort=True) if facets else [((), df)]
     for values, part in parts:
         values = values if isinstance(values, tuple) else (values,)
-        suffix = "_".join(re.sub(r"[^A-Za-z0-9.]+", "-", str(v)) for v in values)
         where = ", ".join(f"{figures.axis_label(k)} {v}" for k, v in zip(facets, values))
         title = fig.get("title", "What unlearning saves against what it leaves behind") + (
             f" ({where})" if where else ""
         )
-        paths += figures.tradeoff(
-            part,
-            ["method"],
-            fig["x"],
-            fig["y"],
-            stem.with_name(f"{stem.name}_{suffix}" if suffix else stem.name),
-            style,
-            title,
-        )
+        for y in ys:
+            bits = [str(v) for v in values] + ([y] if len(ys) > 1 else [])
+            suffix = "_".join(re.sub(r"[^A-Za-z0-9]+", "-", b) for b in bits)
+            path = stem.with_name(f"{stem.name}_{suffix}" if suffix else stem.name)
+            paths += figures.tradeoff(part, ["method"], fig["x"], y, path, style, title)
     return paths
 
 
