@@ -59,21 +59,4 @@ KEYS.declare(
     doc="sum of squared distances of the embeddings to their group's centroid",
 )
 for _part, _label in (("pretrain", "pretraining"), ("cluster", "clustering")):
-    KEYS.declare(
-        f"partition.{_part}_s",
-        _label,
-        sub="partition",
-        unit="s",
-        better="lower",
-        group="efficiency",
-        doc=f"wall seconds of the partition's {_label}",
-    )
-    KEYS.declare(
-        f"partition.{_part}_cpu_s",
-        f"{_label} CPU",
-        sub="partition",
-        unit="s",
-        better="lower",
-        group="efficiency",
-        doc=f"process CPU seconds of the partition's {_label}",
-    )
+    KEYS.declare_seconds(f"partition.{_part}", _label, f"the partition's {_label}", sub="partition")

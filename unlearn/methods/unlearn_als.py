@@ -348,24 +348,7 @@ KEYS.declare(
     doc="1 where every request's sweeps met the tolerance",
 )
 for _part, _label in (("mark", "marking"), ("sweeps", "sweeps")):
-    KEYS.declare(
-        f"unlearn.{_part}_s",
-        _label,
-        sub="unlearn",
-        unit="s",
-        better="lower",
-        group="efficiency",
-        doc=f"wall seconds of unlearning's {_label}, over all requests",
-    )
-    KEYS.declare(
-        f"unlearn.{_part}_cpu_s",
-        f"{_label} CPU",
-        sub="unlearn",
-        unit="s",
-        better="lower",
-        group="efficiency",
-        doc=f"process CPU seconds of unlearning's {_label}, over all requests",
-    )
+    KEYS.declare_seconds(f"unlearn.{_part}", _label, f"unlearning's {_label}, over all requests", sub="unlearn")
 KEYS.declare(
     "unlearn.objective_before",
     "ALS objective",

@@ -55,6 +55,23 @@ class KeyRegistry:
         self._exact: dict[str, KeyInfo] = {}
         self._patterns: list[_Pattern] = []
 
+    def declare_seconds(
+        self,
+        name: str,
+        label: str,
+        what: str,
+        *,
+        cpu_label: str | None = None,
+        group: str = "efficiency",
+        sub: str = "",
+        reference: bool = False,
+    ) -> None:
+        """Declare a timed region's pair of keys: `<name>_s` (wall seconds of `what`) and
+        `<name>_cpu_s` (process CPU seconds of it), both lower-is-better."""
+        common = {"sub": sub, "unit": "s", "better": "lower", "group": group, "reference": reference}
+        self.declare(f"{name}_s", label, doc=f"wall seconds of {what}", **common)
+        self.declare(f"{name}_cpu_s", cpu_label or f"{label} CPU", doc=f"process CPU seconds of {what}", **common)
+
     def declare(
         self,
         pattern: str,

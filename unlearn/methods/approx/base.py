@@ -379,24 +379,7 @@ for _part, _label in (
     ("grad", "gradients"),
     ("solve", "the solve"),
 ):
-    KEYS.declare(
-        f"unlearn.{_part}_s",
-        _label,
-        sub="unlearn",
-        unit="s",
-        better="lower",
-        group="efficiency",
-        doc=f"wall seconds of unlearning's {_label}, over all requests",
-    )
-    KEYS.declare(
-        f"unlearn.{_part}_cpu_s",
-        f"{_label} CPU",
-        sub="unlearn",
-        unit="s",
-        better="lower",
-        group="efficiency",
-        doc=f"process CPU seconds of unlearning's {_label}, over all requests",
-    )
+    KEYS.declare_seconds(f"unlearn.{_part}", _label, f"unlearning's {_label}, over all requests", sub="unlearn")
 KEYS.declare(
     "fit.m0_cached",
     "M0 from cache",
