@@ -220,3 +220,16 @@ KEYS.declare(
     doc="mean wall seconds of one meta-epoch of a shard",
 )
 KEYS.declare("eemu.unlearn_scope", "unlearning scope", group="other", doc="which shards a deletion retrains")
+# the EEMU table's ablation rows tell variants apart by these settings
+KEYS.declare(
+    "cfg.method.meta_update",
+    "meta update",
+    group="identity",
+    doc="EEMU's meta-update: sequential (per user, as released) or batched",
+)
+KEYS.declare(
+    "cfg.method.adapt",
+    "adaptation",
+    group="identity",
+    doc="EEMU's per-user adaptation at scoring: user_tower, all, or none (the ablation)",
+)
