@@ -54,6 +54,19 @@ class FitCost:
     epochs: int | None = None
     extra: dict = field(default_factory=dict)
 
+    @classmethod
+    def one_model(cls, seconds: Span, epochs: int, extra: dict | None = None) -> "FitCost":
+        """The fit of a single model (no partition, no aggregator): its seconds are the one shard's."""
+        return cls(
+            seconds=seconds,
+            partition_s=Span(),
+            pretrain_s=Span(),
+            shards_s=seconds,
+            aggregator_s=Span(),
+            epochs=int(epochs),
+            extra=extra or {},
+        )
+
     @property
     def span(self) -> Span:
         return as_span(self.seconds)

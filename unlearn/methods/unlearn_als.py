@@ -129,14 +129,8 @@ class UnlearnALS(Method):
         self.model.requires_grad_(False)
         self.runtime.sync()
         spent = clock() - t0
-        return FitCost(
-            seconds=spent,
-            partition_s=Span(),
-            pretrain_s=Span(),
-            shards_s=spent,
-            aggregator_s=Span(),
-            epochs=int(info["epochs"]),
-            extra={"sweeps": int(info["epochs"]), "objective": float(info["objective"])},
+        return FitCost.one_model(
+            spent, info["epochs"], {"sweeps": int(info["epochs"]), "objective": float(info["objective"])}
         )
 
     def _bind(self, data: TrainSet) -> None:
