@@ -12,8 +12,8 @@ from unlearn.errors import ConfigError
 NAMES = ("none", "mlflow")
 
 
-def _mlflow(cfg: dict):
-    """The mlflow module pointed at the configured store and experiment; ConfigError without it."""
+def _import():
+    """The mlflow module; ConfigError (one line) where the optional extra is not installed."""
     try:
         import mlflow
     except ImportError as exc:
@@ -21,6 +21,12 @@ def _mlflow(cfg: dict):
             "tracking=mlflow needs MLflow: pip install 'recunlearn[tracking]' "
             "(or mlflow-skinny), or run with tracking=none."
         ) from exc
+    return mlflow
+
+
+def _mlflow(cfg: dict):
+    """The mlflow module pointed at the configured store and experiment."""
+    mlflow = _import()
     uri = str(cfg.get("uri"))
     if uri.startswith("file:") or "://" not in uri:  # MLflow keeps its file store only on request
         os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
@@ -37,13 +43,7 @@ def check(cfg: dict) -> None:
     if name not in NAMES:  # pragma: no cover - Hydra refuses an unknown option file first
         raise ConfigError(f"Unknown tracking '{name}'. Valid: {', '.join(NAMES)}.")
     if name == "mlflow":
-        try:
-            import mlflow  # noqa: F401
-        except ImportError as exc:
-            raise ConfigError(
-                "tracking=mlflow needs MLflow: pip install 'recunlearn[tracking]' "
-                "(or mlflow-skinny), or run with tracking=none."
-            ) from exc
+        _import()
 
 
 def metric_name(key: str) -> str:
