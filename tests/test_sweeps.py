@@ -10,7 +10,7 @@ from .helpers import CLI_TIMEOUT, FAST, MARGIN, ROOT, cli, records
 pytestmark = pytest.mark.slow
 
 SWEEP = 1200  # a two-job synthetic sweep, or one RecEraser table's runs
-SMOKE = 3600  # experiment=smoke, one seed: five runs on ML-100K (2 done in 19 min on a 2-core machine at load 8)
+SMOKE = 3600  # experiment=smoke, one seed, the stream: eight runs on ML-100K
 
 
 @pytest.mark.timeout(SWEEP + CLI_TIMEOUT + MARGIN)
@@ -93,6 +93,8 @@ def test_smoke_experiment_on_a_real_dataset(tmp_path):
         "ultrare": "tuned/ml100k_bpr",
         "unlearn_als": "tuned/ml100k_als",
         "eemu": "twotower_small",
+        "scif": "tuned/ml100k_bpr",
+        "finetune": "tuned/ml100k_bpr",
     }
     exact = [r for r in recs if "untouched_shards" in r]
     assert exact and all(r["exact_gap"] == 0.0 if r["untouched_shards"] > 0 else r["exact_gap"] is None for r in exact)
