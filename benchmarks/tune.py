@@ -11,7 +11,9 @@ task function returns `objective(cfg)`: the validation score of `unlearn.tuning.
 (test is never read), one line per trial in `<sweep dir>/trials.jsonl`. At the end of the sweep
 the `WritePreset` callback writes `<preset_root>/submodel/tuned/<dataset>_<submodel>.yaml`: the
 sub-model's settings with the best trial's values, and a header with the search space, the trial
-count, the validation score, the tuning time and the commit.
+count, the validation score, the tuning time and the commit. A search over a method's own keys
+(`experiment=tune_eemu`: `method.lr`, ...) writes `<preset_root>/method/<name>.yaml` instead: a
+preset extending the method option it tuned, stating only the best values, with the same header.
 
 The search starts from the preset being tuned: `start_from_preset` (the sweeper's
 `custom_search_space` hook) queues one trial at that preset's own values of the swept keys (the
@@ -25,6 +27,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -41,6 +44,18 @@ from .records import cpu_name, git
 
 log = logging.getLogger("benchmarks.tune")
 TRIALS = "trials.jsonl"
+TUNABLE = ("submodel.", "method.")  # the groups whose keys a tuning sweep may search
+
+
+def tuned_group(keys) -> str:
+    """`submodel` or `method`: the one group every swept key belongs to (a preset is one group's)."""
+    groups = {k.split(".", 1)[0] for k in keys}
+    if len(groups) != 1 or not groups <= {"submodel", "method"}:
+        raise ValueError(
+            f"tuning swept {', '.join(sorted(keys))}: a preset is written for submodel.* keys or for "
+            "method.* keys, not for both or others"
+        )
+    return groups.pop()
 
 
 def objective(cfg: dict, job_num: int = 0) -> float:
@@ -72,8 +87,8 @@ def _swept(cfg: dict) -> dict:
         overrides = HydraConfig.get().overrides.task
     except ValueError:
         return {}
-    keys = [o.split("=", 1)[0] for o in overrides if o.startswith("submodel.")]
-    return {k: cfg["submodel"][k.split(".", 1)[1]] for k in keys}
+    keys = [o.split("=", 1)[0] for o in overrides if o.startswith(TUNABLE)]
+    return {k: OmegaConf.select(OmegaConf.create(cfg), k) for k in keys}
 
 
 def start_values(config, names) -> dict:
@@ -111,10 +126,18 @@ def start_from_preset(config: DictConfig, trial) -> None:
 
 
 class WritePreset(Callback):
-    """At the end of a tuning sweep: the best trial's settings as conf/submodel/tuned/<name>.yaml."""
+    """At the end of a tuning sweep: the best trial's settings as a preset. Swept submodel.* keys
+    give conf/submodel/tuned/<dataset>_<submodel>.yaml (the sub-model's settings in full); swept
+    method.* keys give conf/method/<tune.method_preset>.yaml (default `<method option>_tuned`), a
+    preset extending the method option tuned with the best values."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         self.started = time.perf_counter()
+        try:  # refuse a search no preset can hold before any trial runs
+            tuned_group(OmegaConf.select(config, "hydra.sweeper.params") or {})
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            sys.exit(2)
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
@@ -139,18 +162,20 @@ class WritePreset(Callback):
             else []
         )
         root = Path(cfg["tune"].get("preset_root") or CONF)
-        path = root / "submodel" / "tuned" / f"{preset_name(cfg)}.yaml"
+        seconds = time.perf_counter() - getattr(self, "started", time.perf_counter())
+        if tuned_group(best["best_params"]) == "method":
+            option = OmegaConf.select(config, "hydra.runtime.choices.method") or cfg["method"]["name"]
+            name = cfg["tune"].get("method_preset") or f"{option}_tuned"
+            path = root / "method" / f"{name}.yaml"
+            text, choice = render_method_preset(cfg, option, name, best, trials, seconds), f"method={name}"
+        else:
+            path = root / "submodel" / "tuned" / f"{preset_name(cfg)}.yaml"
+            text, choice = render_preset(cfg, best, trials, seconds), f"submodel=tuned/{preset_name(cfg)}"
         path.parent.mkdir(parents=True, exist_ok=True)
-        text = render_preset(cfg, best, trials, time.perf_counter() - getattr(self, "started", time.perf_counter()))
         io.write_text(path, text)
-        io.write_text(path.parent / "README.md", preset_index(path.parent))
-        log.info(
-            "wrote preset %s (submodel=tuned/%s): valid %s = %.5f",
-            path,
-            preset_name(cfg),
-            cfg["tune"]["metric"],
-            best["best_value"],
-        )
+        if path.parent.name == "tuned":
+            io.write_text(path.parent / "README.md", preset_index(path.parent))
+        log.info("wrote preset %s (%s): valid %s = %.5f", path, choice, cfg["tune"]["metric"], best["best_value"])
 
 
 def render_preset(cfg: dict, best: dict, trials: list, seconds: float) -> str:
@@ -159,11 +184,36 @@ def render_preset(cfg: dict, best: dict, trials: list, seconds: float) -> str:
 
     sub = dict(cfg["submodel"])
     for key, value in best["best_params"].items():
-        if not key.startswith("submodel."):
-            raise ValueError(f"tuning swept '{key}': only submodel.* keys become a preset")
         sub[key.split(".", 1)[1]] = value
     defaults = SUBMODELS.get(sub["name"]).defaults
     changed = [f"{k} ({sub[k]})" for k in sub if k != "name" and k in defaults and sub[k] != defaults[k]]
+    lines = [
+        f"Tuned preset: {sub['name']} on {cfg['dataset']['name']}, for every method's shards by name "
+        f"(submodel=tuned/{preset_name(cfg)}).",
+        *_sweep_lines(cfg, best, trials, seconds),
+        "differs from the class defaults in: " + (", ".join(changed) or "nothing"),
+    ]
+    header = "\n".join("# " + line for line in _wrap(lines))
+    return header + "\n" + yaml.safe_dump(sub, sort_keys=False)
+
+
+def render_method_preset(cfg: dict, option: str, name: str, best: dict, trials: list, seconds: float) -> str:
+    """A method preset that extends the option it tuned (`defaults: [<option>, _self_]`) and states
+    only the best trial's values of the swept method.* keys."""
+    own = {key.split(".", 1)[1]: value for key, value in best["best_params"].items()}
+    changed = [f"{k} ({v})" for k, v in own.items()]
+    lines = [
+        f"Tuned preset: method={option} on {cfg['dataset']['name']} with submodel {cfg['submodel']['name']}, "
+        f"by name (method={name}).",
+        *_sweep_lines(cfg, best, trials, seconds),
+        f"differs from {option} in: " + ", ".join(changed),
+    ]
+    header = "\n".join("# " + line for line in _wrap(lines))
+    return header + "\n" + yaml.safe_dump({"defaults": [option, "_self_"], **own}, sort_keys=False)
+
+
+def _sweep_lines(cfg: dict, best: dict, trials: list, seconds: float) -> list[str]:
+    """How a preset was tuned: the command, the sampler, the score, the search space, the cost."""
     sweeper = cfg["hydra"]["sweeper"]
     space = "; ".join(f"{k}: {v}" for k, v in sweeper["params"].items())
     sampler = sweeper.get("sampler") or {}
@@ -171,9 +221,7 @@ def render_preset(cfg: dict, best: dict, trials: list, seconds: float) -> str:
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d")
     commit = git("rev-parse", "--short", "HEAD") or "unknown"
     dirty = " (with uncommitted changes)" if git("status", "--porcelain", "--untracked-files=no") else ""
-    lines = [
-        f"Tuned preset: {sub['name']} on {cfg['dataset']['name']}, for every method's shards by name "
-        f"(submodel=tuned/{preset_name(cfg)}).",
+    return [
         f"Written by `python -m benchmarks.run -m {' '.join(cfg['hydra'].get('overrides') or [])}`: "
         f"method={cfg['method']['name']}, seed {cfg.get('seed', 0)}, "
         f"Optuna {sampler.get('_target_', '').rsplit('.', 1)[-1]} "
@@ -184,10 +232,7 @@ def render_preset(cfg: dict, best: dict, trials: list, seconds: float) -> str:
         f"{cfg.get('runtime', {}).get('threads')} thread(s) a trial, {sweeper.get('n_jobs', 1)} at once; "
         f"commit {commit}{dirty}, {when}.",
         *_start_line(cfg, trials, metric),
-        "differs from the class defaults in: " + (", ".join(changed) or "nothing"),
     ]
-    header = "\n".join("# " + line for line in _wrap(lines))
-    return header + "\n" + yaml.safe_dump(sub, sort_keys=False)
 
 
 def _start_line(cfg: dict, trials: list, metric: str) -> list[str]:

@@ -90,3 +90,47 @@ def test_a_method_other_than_retrain_gets_a_preset_of_its_own():
     base = {"dataset": {"name": "ml100k"}, "submodel": {"name": "bpr"}}
     assert preset_name({**base, "method": {"name": "retrain"}}) == "ml100k_bpr"
     assert preset_name({**base, "method": {"name": "sisa"}}) == "ml100k_bpr_sisa"
+
+
+def test_a_search_over_method_keys_writes_a_method_preset_that_composes_to_the_best_trial(hydra_conf, tmp_path):
+    """experiment=tune_eemu searches EEMU's own keys: the callback writes a method preset that
+    extends the option it tuned and states only the best values, which composes by name."""
+    from benchmarks.tune import WritePreset
+
+    sweep = tmp_path / "sweep"
+    cfg = compose_cfg(
+        ["experiment=tune_eemu", "dataset=ml100k_loo", f"tune.preset_root={tmp_path / 'conf'}"],
+        return_hydra_config=True,
+    )
+    OmegaConf.set_struct(cfg, False)
+    cfg.hydra.sweep.dir = str(sweep)
+    best = {"method.lr": 0.004, "method.inner_lr": 0.0005, "method.adapt_lr": 0.001, "method.meta_epochs": 6}
+    sweep.mkdir()
+    (sweep / "optimization_results.yaml").write_text(yaml.safe_dump({"best_params": best, "best_value": 0.0531}))
+    (sweep / "trials.jsonl").write_text(json.dumps({"job": 0, "params": best, "ndcg@20": 0.0531}) + "\n")
+    callback = WritePreset()
+    callback.on_multirun_start(cfg)
+    callback.on_multirun_end(cfg)
+
+    preset = tmp_path / "conf" / "method" / "eemu_cpu_tuned.yaml"
+    body = yaml.safe_load(preset.read_text())
+    assert body == {"defaults": ["eemu_cpu", "_self_"], **{k.split(".", 1)[1]: v for k, v in best.items()}}
+    text = preset.read_text()
+    assert "0.05310" in text and "1 trials" in text and "Search space: method.lr" in text
+    check_preset("method", preset)  # its header lists every setting it changes
+    composed = compose_cfg(["method=eemu_cpu_tuned", f"hydra.searchpath=[file://{tmp_path / 'conf'}]"])
+    base = compose_cfg(["method=eemu_cpu"])
+    assert composed.method.lr == 0.004 and composed.method.meta_epochs == 6
+    assert composed.method.meta_batch == base.method.meta_batch and composed.partitioner == base.partitioner
+
+
+def test_a_search_over_two_groups_is_refused_before_any_trial(hydra_conf, capsys):
+    from benchmarks.tune import WritePreset
+
+    cfg = compose_cfg(["experiment=tune_bpr", "dataset=synthetic"], return_hydra_config=True)
+    OmegaConf.set_struct(cfg, False)
+    cfg.hydra.sweeper.params["method.lr"] = "interval(1e-3, 1e-2)"
+    with pytest.raises(SystemExit) as exc:
+        WritePreset().on_multirun_start(cfg)
+    assert exc.value.code == 2
+    assert "not for both" in capsys.readouterr().err
