@@ -186,7 +186,8 @@ class ApproximateMethod(Method):
         self.before, self.data = self.data, self.data.without(rows)
         self.runtime.sync()
         t0 = clock()
-        m.prepare(self.data)  # the training state of the retained rows
+        if hasattr(m, "prepare"):  # an epoch-trained model's training state of the retained rows
+            m.prepare(self.data)  # (ALS has none: the influence engine reads its cells from the rows)
         m._gen = self.generator("model")  # any draw the sub-model makes itself
         m.eval()
         m.requires_grad_(True)
@@ -197,7 +198,8 @@ class ApproximateMethod(Method):
         m.zero_grad(set_to_none=True)
         self.runtime.sync()
         t2 = clock()
-        m.finish()  # LightGCN: propagate on the retained graph into its buffers
+        if hasattr(m, "finish"):
+            m.finish()  # LightGCN: propagate on the retained graph into its buffers
         m.eval()
         self.runtime.sync()
         t3 = clock()

@@ -68,8 +68,6 @@ class InfluenceMethod(ApproximateMethod):
         cost = super().fit(data)
         self._step = InfluenceStep(self.model, self.kind, self.engine_cfg, sync=self.runtime.sync)
         self._initial = None
-        if self.kind == "als":
-            _als_hooks(self.model)
         return cost
 
     def initial_user_rows(self, users: torch.Tensor) -> torch.Tensor:
@@ -93,13 +91,6 @@ class InfluenceMethod(ApproximateMethod):
         out = super().describe()
         out["unlearn.solver"] = self.engine_cfg.solver_for(self.kind)  # `auto` resolved
         return out
-
-
-def _als_hooks(model) -> None:
-    """ALS has no epoch training state: the engine reads its cells from the retained rows, so
-    preparing and finishing the model are nothing to do (the base calls both)."""
-    model.prepare = lambda data: None
-    model.finish = lambda: None
 
 
 @METHODS.register("scif")
