@@ -169,6 +169,15 @@ class UnlearnALS(Method):
     def unlearn(self, rows: np.ndarray) -> dict:
         rows = np.unique(np.asarray(rows, dtype=np.int64))
         m = self.model
+        if len(rows) == 0:  # nothing to forget: the model already is the fit on these rows
+            obj = m.objective()
+            counts = dict.fromkeys(("rows", "cells_removed", "cells_updated", "sweeps", "mark_s", "sweeps_s"), 0)
+            traces = {"objective_trace": [obj], "retrain_gap_trace": [], "rank_gap_trace": []}
+            self._rounds.append(
+                {**counts, **traces, "objective_before": obj, "objective_after": obj, "converged": True}
+            )
+            extra = {"mark_s": Span(), "sweeps_s": Span(), "sweeps": 0, "cells_removed": 0}
+            return UnlearnCost(seconds=Span(), extra=extra)
         track = self._reference is not None and bool(self.cfg["track_gap"])
         self.runtime.sync()
         t0 = clock()
