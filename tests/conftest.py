@@ -21,16 +21,23 @@ def _subprocess_budget(request):
     """The test's pytest timeout, which `tests.helpers.cli` checks its subprocess timeouts against."""
     from . import helpers
 
-    try:
-        from pytest_timeout import _get_item_settings
-
-        limit = _get_item_settings(request.node).timeout
-    except Exception:  # pytest-timeout absent or changed: no check
-        limit = None
     helpers.BUDGET.clear()
-    helpers.BUDGET.update(limit=limit, used=0)
+    helpers.BUDGET.update(limit=_timeout(request), used=0)
     yield
     helpers.BUDGET.clear()
+
+
+def _timeout(request) -> float | None:
+    """The test's timeout: its `timeout` marker, else the `timeout` ini setting (None: none set)."""
+    marker = request.node.get_closest_marker("timeout")
+    if marker is not None:
+        value = marker.kwargs.get("timeout", marker.args[0] if marker.args else None)
+    else:
+        try:
+            value = request.config.getini("timeout")
+        except ValueError:  # pytest-timeout not installed: the setting is unknown
+            value = None
+    return float(value) if value not in (None, "") else None
 
 
 @pytest.fixture(scope="module")

@@ -260,3 +260,19 @@ def test_a_sweep_with_an_incompatible_job_runs_nothing(tmp_path):
     assert proc.stderr.count("method=unlearn_als cannot use submodel=bpr") == 1
     assert "1 of the sweep's jobs would be refused; nothing was run" in proc.stderr
     assert "Traceback" not in proc.stderr and records(tmp_path) == []
+
+
+@pytest.mark.timeout(100)
+def test_a_subprocess_that_could_outlive_its_test_is_refused_before_it_starts():
+    """The budget check reads the test's own timeout marker: 100 s cannot hold a 300 s subprocess."""
+    from . import helpers
+
+    assert helpers.BUDGET["limit"] == 100
+    with pytest.raises(AssertionError, match="exceeds its pytest timeout of 100"):
+        helpers.cli("benchmarks.run", "--help", timeout=300)
+
+
+def test_a_test_without_a_marker_gets_the_configured_timeout():
+    from . import helpers
+
+    assert helpers.BUDGET["limit"] == 300  # pyproject's [tool.pytest.ini_options] timeout
