@@ -189,3 +189,80 @@ def test_bpr_benchmark_target_counts_only_epochs_that_learn(tmp_path):
     assert "not evidence" in row and "| **no** |" in row
     with pytest.raises(SystemExit):
         main(["--dataset", "synthetic", "--epochs", "1", "--set", "no_such_key=1", "--out", str(tmp_path)])
+
+
+def test_timer_interleaves_contenders_and_keeps_warmup_and_setup_out_of_the_timing():
+    from benchmarks.perf.harness import Contender, Timer
+
+    calls, rounds = [], []
+
+    def contender(name, seconds):
+        it = iter(seconds)
+        return Contender(
+            name,
+            step=lambda state: calls.append((name, state)) or next(it),
+            setup=lambda: calls.append((name, "setup")) or f"{name}-state",
+            score=lambda state, out: (state, out),
+            clock=lambda out: out,
+        )
+
+    timer = Timer([contender("a", [9.0, 1.0, 2.0, 3.0]), contender("b", [9.0, 2.0, 4.0, 8.0])])
+    timer.run(3, warmup=1, after=lambda r, t: rounds.append((r, {n: len(t.times[n]) for n in t.names})))
+    assert [c for c in calls if c[1] == "setup"] == [("a", "setup"), ("b", "setup")]
+    assert [c[0] for c in calls if c[1] != "setup"] == ["a", "b"] * 4  # one warm-up round, then three timed
+    assert rounds == [(r, {"a": r, "b": r}) for r in (1, 2, 3)]
+    assert timer.times == {"a": [1.0, 2.0, 3.0], "b": [2.0, 4.0, 8.0]}  # the warm-up's 9 s is not timed
+    assert timer.median("a") == 2.0 and timer.median("b") == 4.0 and timer.ratio("a", "b") == 0.5
+    assert timer.median("b", skip=1) == 6.0 and timer.ratio("a", "b", skip=1) == 2.5 / 6.0
+    assert timer.spread("b") == 3.0 and timer.best("b") == 2.0 and timer.total("b") == 14.0
+    assert timer.score("a") == ("a-state", 3.0) and set(timer.setup_s) == {"a", "b"}
+    with pytest.raises(ValueError):
+        Timer([Contender("a", print), Contender("a", print)])
+
+
+def test_publish_appends_records_that_the_summary_reads(tmp_path):
+    import numpy as np
+
+    from benchmarks.perf.harness import publish
+    from benchmarks.perf.summary import latest, machine_text, summary
+
+    row = {"dataset": "ml1m_cure4rec", "recunlearn_s": np.float64(0.125), "peak_added_mb": None}
+    for seconds in (0.5, 0.125):  # two runs: the summary reads the latest
+        rec = {"k": 20, "rows": [{**row, "recunlearn_s": np.float64(seconds)}]}
+        path = publish(tmp_path, "evaluation", rec, threads=3, markdown="# evaluation\n", snapshot=True)
+    assert len(path.read_text().splitlines()) == 2
+    line = latest(tmp_path, "evaluation")
+    assert line["benchmark"] == "evaluation" and line["rows"][0]["recunlearn_s"] == 0.125
+    assert line["machine"]["threads"] == 3 and {"cpu", "n_cpus", "load", "git_commit", "at"} <= set(line["machine"])
+    assert json.loads((tmp_path / "evaluation.json").read_text()) == {"k": 20, "rows": [{**row, "recunlearn_s": 0.125}]}
+    assert (tmp_path / "evaluation.md").read_text() == "# evaluation\n"
+    text = summary(tmp_path)
+    target = next(t for t in text.splitlines() if "full-ranking evaluation, ml1m_cure4rec" in t)
+    assert "| 0.125 s | 0.50 | yes |" in target and machine_text(line["machine"]) in target
+
+
+def test_als_benchmark_solves_the_same_problem_as_implicit(tmp_path):
+    from benchmarks.perf.als_vs_implicit import main
+
+    res = main(["--dataset", "synthetic", "--sweeps", "2", "--threads", "1", "--out", str(tmp_path)])
+    for pair in res["pairs"].values():
+        assert len(pair["sweep_times_ours"]) == len(pair["sweep_times_implicit"]) == 2
+        assert pair["ratio"] == pair["sweep_s_ours"] / pair["sweep_s_implicit"]
+        assert pair["first_half_max_abs_diff"] <= 1e-4 * pair["first_half_max_abs"]
+        assert abs(pair["ndcg@20_rel_diff"]) < 0.01
+    assert (
+        json.loads((tmp_path / "als_vs_implicit.jsonl").read_text())["pairs"]
+        == json.loads((tmp_path / "als_vs_implicit.json").read_text())["pairs"]
+    )
+
+
+def test_aggregator_benchmark_fits_every_schedule_on_the_same_shards(tmp_path):
+    from benchmarks.perf.aggregator import main
+
+    main(
+        ["--dataset", "synthetic", "--seeds", "0", "--k", "2", "--schedules", "batch", "entity", "--out", str(tmp_path)]
+    )
+    (line,) = (json.loads(x) for x in (tmp_path / "aggregator.jsonl").read_text().splitlines())
+    assert [r["schedule"] for r in line["rows"]] == ["batch", "entity"]
+    assert all(r["aggregator_s"] > 0 and r["shard_fit_s"] > 0 and 0 < r["ndcg@20"] <= 1 for r in line["rows"])
+    assert len({r["shard_fit_s"] for r in line["rows"]}) == 1 and "entity" in (tmp_path / "aggregator.md").read_text()

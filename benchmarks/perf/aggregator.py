@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 import pandas as pd
 import yaml
 
-from .common import ROOT, append_record, limit_threads, load_named_dataset
+from .common import ROOT, limit_threads, load_named_dataset
+from .harness import Contender, Timer, publish
 
 # the entity schedule before item blocks (128 users against every item, patience 10, the sub-model's
 # optimiser), kept to compare against
@@ -30,6 +30,7 @@ PREVIOUS_ENTITY = "entity:entity_batch=128,item_batch=null,patience=10,optimizer
 
 def fit_shards(data, submodel: dict, k: int, seed: int, cache: str):
     from unlearn.data.interactions import TrainSet
+    from unlearn.metrics.timing import Span
     from unlearn.registry import METHODS
 
     spec = {
@@ -41,7 +42,8 @@ def fit_shards(data, submodel: dict, k: int, seed: int, cache: str):
     }
     method = METHODS.get("receraser")(spec, cache_dir=cache)
     cost = method.fit(TrainSet(data.n_users, data.n_items, data.train, data.valid))
-    return method, cost.shards_s / k
+    shards = cost.shards_s
+    return method, (shards.wall if isinstance(shards, Span) else float(shards)) / k  # wall seconds
 
 
 def main(argv=None) -> None:
@@ -76,15 +78,22 @@ def main(argv=None) -> None:
     rows = []
     for seed in args.seeds:
         method, shard_s = fit_shards(data, submodel, args.k, seed, cache)
+        agg_seed = derive_seed(seed, "aggregator")
+        schedules, contenders = {}, {}
         for variant in args.schedules:
             schedule, _, settings = variant.partition(":")
             extra = {kv.split("=", 1)[0]: yaml.safe_load(kv.split("=", 1)[1]) for kv in settings.split(",") if kv}
             cfg = {**agg_cfg, "schedule": schedule, **extra}
-            agg = AGGREGATORS.get("attention")(cfg, data.n_users, data.n_items)
-            t0 = time.perf_counter()
-            info = agg.fit(method.shards, method.partition, method.data, derive_seed(seed, "aggregator"))
-            seconds = time.perf_counter() - t0
-            test = test_ev.evaluate(lambda u: agg.score(method.shards, u), groups=False)
+            schedules[variant] = schedule
+            contenders[variant] = Contender(
+                variant,
+                step=lambda agg, m=method: agg.fit(m.shards, m.partition, m.data, agg_seed),
+                setup=lambda cfg=cfg: AGGREGATORS.get("attention")(cfg, data.n_users, data.n_items),
+                score=lambda agg, _, m=method: test_ev.evaluate(lambda u: agg.score(m.shards, u), groups=False),
+            )
+        timer = Timer(contenders.values()).run(1)  # the schedules in turn, on the same frozen shards
+        for variant in timer.names:
+            agg, info, test = timer.state[variant], timer.last[variant], timer.score(variant)
             rows.append(
                 {
                     "dataset": args.dataset,
@@ -92,7 +101,7 @@ def main(argv=None) -> None:
                     "k": args.k,
                     "seed": seed,
                     "schedule": variant,
-                    "aggregator_s": seconds,
+                    "aggregator_s": timer.best(variant),
                     "shard_fit_s": shard_s,
                     "epochs": info["epochs"],
                     "best_epoch": info["best_epoch"],
@@ -101,25 +110,20 @@ def main(argv=None) -> None:
                     "ndcg@20": test["ndcg@20"],
                     "stop_reason": info["stop_reason"],
                     "settings": {
-                        "schedule": schedule,
+                        "schedule": schedules[variant],
                         **info["settings"],
                         **{k: agg.cfg[k] for k in ("epochs", "eval_every", "patience")},
                     },
                 }
             )
             print(json.dumps(rows[-1]), flush=True)
-    append_record(
-        out, "aggregator", {"dataset": args.dataset, "submodel": args.submodel, "k": args.k, "rows": rows}, args.threads
-    )
+    record = {"dataset": args.dataset, "submodel": args.submodel, "k": args.k, "rows": rows}
     df = pd.DataFrame(rows)
     table = df.groupby("schedule")[["aggregator_s", "epochs", "recall@20", "ndcg@20", "shard_fit_s"]].agg(
         ["mean", "std"]
     )
-    (out / "aggregator.md").write_text(
-        f"# Attention aggregator schedules: {args.dataset}, {args.submodel}, K = {args.k}, seeds {args.seeds}\n\n"
-        f"{table.to_markdown(floatfmt='.4f')}\n"
-    )
-    print(table.to_string())
+    title = f"# Attention aggregator schedules: {args.dataset}, {args.submodel}, K = {args.k}, seeds {args.seeds}"
+    publish(out, "aggregator", record, args.threads, f"{title}\n\n{table.to_markdown(floatfmt='.4f')}\n")
 
 
 if __name__ == "__main__":

@@ -25,12 +25,8 @@ models after the same number of sweeps. Writes <out>/als_vs_implicit.json and .m
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
-import statistics
-import sys
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -38,10 +34,13 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from .common import ROOT, append_record, load_avg, load_named_dataset
+from .common import ROOT, load_named_dataset
+from .harness import Contender, Timer, command, load_avg, publish
 
 
 def run_pair(data, solver: str, args, evaluator) -> dict:
+    """Ours and implicit with `solver`, from the same initial factors: set-up, the first user
+    half-sweep compared, then `args.sweeps` interleaved sweeps with both objectives after each."""
     from implicit.cpu.als import AlternatingLeastSquares
 
     from unlearn.models.als import ImplicitALS
@@ -62,74 +61,90 @@ def run_pair(data, solver: str, args, evaluator) -> dict:
     ours.reset_parameters(gen)
     x0, y0 = (t.detach().numpy().copy() for t in ours.embeddings())
 
-    t0 = time.perf_counter()
-    ours.observe(data.train.users, data.train.items, data.train.ratings)
-    if solver == "cholesky":  # the padded buckets are built once per observed matrix
-        ours._by_user.plan(ours.dim, ours._gather_budget, ours._batch_cap)
-        ours._by_item.plan(ours.dim, ours._gather_budget, ours._batch_cap)
-    ours_setup = time.perf_counter() - t0
+    def setup_ours():
+        ours.observe(data.train.users, data.train.items, data.train.ratings)
+        if solver == "cholesky":  # the padded buckets are built once per observed matrix
+            ours._by_user.plan(ours.dim, ours._gather_budget, ours._batch_cap)
+            ours._by_item.plan(ours.dim, ours._gather_budget, ours._batch_cap)
+        return ours
 
-    # implicit, fed the confidence matrix C = 1 + alpha r (implicit alpha = 1): the same objective
-    t0 = time.perf_counter()
-    users, items, raw = ours.observed_cells()
-    w = ours.confidence_weights(torch.as_tensor(users), torch.as_tensor(items), torch.as_tensor(raw)).numpy()
-    cui = sp.csr_matrix(((1.0 + w).astype(np.float32), (users, items)), shape=(data.n_users, data.n_items))
-    ciu = cui.T.tocsr()
-    theirs = AlternatingLeastSquares(
-        factors=args.factors,
-        regularization=args.reg,
-        alpha=1.0,
-        dtype=np.float32,
-        use_cg=(solver == "cg"),
-        iterations=1,
-        num_threads=args.threads,
-        random_state=args.seed,
-        calculate_training_loss=False,
-    )
-    theirs.cg_steps = args.cg_steps
-    theirs.user_factors, theirs.item_factors = x0.copy(), y0.copy()
-    their_solve = theirs.solver
-    theirs_setup = time.perf_counter() - t0
+    def setup_implicit():  # fed the confidence matrix C = 1 + alpha r (implicit alpha = 1): the same objective
+        users, items, raw = ours.observed_cells()
+        w = ours.confidence_weights(torch.as_tensor(users), torch.as_tensor(items), torch.as_tensor(raw)).numpy()
+        cui = sp.csr_matrix(((1.0 + w).astype(np.float32), (users, items)), shape=(data.n_users, data.n_items))
+        ciu = cui.T.tocsr()
+        theirs = AlternatingLeastSquares(
+            factors=args.factors,
+            regularization=args.reg,
+            alpha=1.0,
+            dtype=np.float32,
+            use_cg=(solver == "cg"),
+            iterations=1,
+            num_threads=args.threads,
+            random_state=args.seed,
+            calculate_training_loss=False,
+        )
+        theirs.cg_steps = args.cg_steps
+        theirs.user_factors, theirs.item_factors = x0.copy(), y0.copy()
+        return theirs, cui, ciu, theirs.solver
+
+    def sweep_ours(model):
+        model.partial_fit_users()
+        model.partial_fit_items()
+
+    def sweep_implicit(st):
+        theirs, cui, ciu, solve = st
+        solve(cui, theirs.user_factors, theirs.item_factors, args.reg, num_threads=args.threads)
+        solve(ciu, theirs.item_factors, theirs.user_factors, args.reg, num_threads=args.threads)
+
+    probe = ImplicitALS(data.n_users, data.n_items, cfg, runtime=CPU)  # scores implicit's factors
+
+    def probe_implicit(st):
+        probe.set_factors(torch.as_tensor(st[0].user_factors), torch.as_tensor(st[0].item_factors))
+        return probe
+
+    timer = Timer(
+        [
+            Contender("ours", sweep_ours, setup_ours, lambda m, _: evaluator.evaluate(m.score, groups=False)),
+            Contender(
+                "implicit",
+                sweep_implicit,
+                setup_implicit,
+                lambda st, _: evaluator.evaluate(probe_implicit(st).score, groups=False),
+            ),
+        ]
+    ).set_up()
 
     # same problem? one user half-sweep from the same item factors
+    theirs, cui, _, their_solve = timer.state["implicit"]
     ours.partial_fit_users()
     their_solve(cui, theirs.user_factors, theirs.item_factors, args.reg, num_threads=args.threads)
     first_diff = float(np.abs(ours.user_factors.detach().numpy() - theirs.user_factors).max())
     first_scale = float(np.abs(theirs.user_factors).max())
     ours.set_factors(torch.as_tensor(x0), torch.as_tensor(y0))
     theirs.user_factors, theirs.item_factors = x0.copy(), y0.copy()
-
-    probe = ImplicitALS(data.n_users, data.n_items, cfg, runtime=CPU)  # scores implicit's factors
     probe._set_cells(*ours._cells)
 
-    ours_t, theirs_t, ours_obj, theirs_obj = [], [], [], []
-    for _ in range(args.sweeps):
-        s = time.perf_counter()
-        ours.partial_fit_users()
-        ours.partial_fit_items()
-        ours_t.append(time.perf_counter() - s)
-        s = time.perf_counter()
-        their_solve(cui, theirs.user_factors, theirs.item_factors, args.reg, num_threads=args.threads)
-        their_solve(ciu, theirs.item_factors, theirs.user_factors, args.reg, num_threads=args.threads)
-        theirs_t.append(time.perf_counter() - s)
-        ours_obj.append(ours.objective())
-        probe.set_factors(torch.as_tensor(theirs.user_factors), torch.as_tensor(theirs.item_factors))
-        theirs_obj.append(probe.objective())
+    ours_obj, theirs_obj = [], []
 
-    ndcg_ours = evaluator.evaluate(ours.score, groups=False)["ndcg@20"]
-    ndcg_theirs = evaluator.evaluate(probe.score, groups=False)["ndcg@20"]
-    med_o, med_t = statistics.median(ours_t), statistics.median(theirs_t)
+    def objectives(_, t):  # after every sweep, outside the timing
+        ours_obj.append(ours.objective())
+        theirs_obj.append(probe_implicit(t.state["implicit"]).objective())
+
+    timer.run(args.sweeps, after=objectives)
+    print(f"[{solver}] s/sweep spread (IQR) ours {timer.spread('ours'):.4f}  implicit {timer.spread('implicit'):.4f}")
+    ndcg_ours, ndcg_theirs = (timer.score(n)["ndcg@20"] for n in ("ours", "implicit"))
     return {
         "ours": f"unlearn als solver={solver}",
         "implicit": f"implicit.cpu.als.AlternatingLeastSquares use_cg={solver == 'cg'}"
         + (f" cg_steps={args.cg_steps}" if solver == "cg" else ""),
-        "sweep_s_ours": med_o,
-        "sweep_s_implicit": med_t,
-        "sweep_s_ours_mean": statistics.fmean(ours_t),
-        "sweep_s_implicit_mean": statistics.fmean(theirs_t),
-        "ratio": med_o / med_t,
-        "setup_s_ours": ours_setup,
-        "setup_s_implicit": theirs_setup,
+        "sweep_s_ours": timer.median("ours"),
+        "sweep_s_implicit": timer.median("implicit"),
+        "sweep_s_ours_mean": timer.mean("ours"),
+        "sweep_s_implicit_mean": timer.mean("implicit"),
+        "ratio": timer.ratio("ours", "implicit"),
+        "setup_s_ours": timer.setup_s["ours"],
+        "setup_s_implicit": timer.setup_s["implicit"],
         "ndcg@20_ours": ndcg_ours,
         "ndcg@20_implicit": ndcg_theirs,
         "ndcg@20_rel_diff": (ndcg_ours - ndcg_theirs) / ndcg_theirs,
@@ -137,8 +152,8 @@ def run_pair(data, solver: str, args, evaluator) -> dict:
         "objective_implicit": theirs_obj,
         "first_half_max_abs_diff": first_diff,
         "first_half_max_abs": first_scale,
-        "sweep_times_ours": ours_t,
-        "sweep_times_implicit": theirs_t,
+        "sweep_times_ours": timer.times["ours"],
+        "sweep_times_implicit": timer.times["implicit"],
     }
 
 
@@ -218,9 +233,7 @@ def main(argv=None) -> dict:
         "versions": {"torch": torch.__version__, "implicit": implicit.__version__, "numpy": np.__version__},
         "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "load_avg_start": load_avg(),
-        "command": " ".join(
-            ["python -m benchmarks.perf.als_vs_implicit", *(argv if argv is not None else sys.argv[1:])]
-        ),
+        "command": command("als_vs_implicit", argv),
         "pairs": {},
     }
     with threadpool_limits(limits=args.threads):
@@ -235,12 +248,7 @@ def main(argv=None) -> dict:
                 flush=True,
             )
     res["load_avg_end"] = load_avg()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "als_vs_implicit.json").write_text(json.dumps(res, indent=1))
-    append_record(out, "als_vs_implicit", res, args.threads)
-    (out / "als_vs_implicit.md").write_text(markdown(res))
-    print(f"wrote {out / 'als_vs_implicit.json'} and .md")
+    publish(Path(args.out), "als_vs_implicit", res, args.threads, markdown(res), snapshot=True)
     return res
 
 

@@ -28,16 +28,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import statistics
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 
-from .common import ROOT, limit_threads, load_named_dataset, publish
+from .common import ROOT, limit_threads, load_named_dataset
+from .harness import Contender, Timer, command, publish
 
 
 def main(argv=None) -> dict:
@@ -127,27 +125,6 @@ def main(argv=None) -> dict:
             ap.error(f"--set {item}: expected KEY=VALUE with KEY one of conf/submodel/{args.submodel}.yaml's keys")
         cfg[key] = yaml.safe_load(value)
     trainset = TrainSet(data.n_users, data.n_items, data.train, data.valid)
-    ours, setup = {}, {}
-    for opt_name in args.optimizers:
-        for grad in args.grads:
-            name = f"{opt_name}/{grad}"
-            model = SUBMODELS.get("bpr")(
-                data.n_users, data.n_items, {**cfg, "optimizer": opt_name, "grad": grad.split("-")[0]}
-            )
-            t0 = time.perf_counter()
-            ours[name] = (model, model.begin_fit(trainset, args.seed))
-            setup[name] = time.perf_counter() - t0
-            if grad in ("analytic-dense", "analytic-batches"):
-                model._grads = DotProductGrads(model.user_emb, model.item_emb)
-                model._grads.row_sparse_steps = grad != "analytic-dense"
-                model._grads.epoch_kernels = False
-
-    t0 = time.perf_counter()
-    user_items = sp.csr_matrix(
-        (np.ones(len(data.train), dtype=np.float32), (data.train.users, data.train.items)),
-        shape=(data.n_users, data.n_items),
-    )
-    setup_implicit = time.perf_counter() - t0
     theirs = implicit.cpu.bpr.BayesianPersonalizedRanking(
         factors=args.dim,
         learning_rate=args.implicit_lr,
@@ -158,50 +135,86 @@ def main(argv=None) -> dict:
         verify_negative_samples=True,
     )
 
+    def implicit_matrix():  # set-up: the CSR matrix of the training rows
+        return sp.csr_matrix(
+            (np.ones(len(data.train), dtype=np.float32), (data.train.users, data.train.items)),
+            shape=(data.n_users, data.n_items),
+        )
+
     def implicit_scores(users):  # implicit appends a bias column to each factor matrix
         u = torch.as_tensor(np.asarray(theirs.user_factors))
         i = torch.as_tensor(np.asarray(theirs.item_factors))
         return u[users] @ i.T
 
-    names = [*ours, "implicit"]
-    times = {n: [] for n in names}
-    curve = {n: [] for n in names}  # (epoch, training seconds so far, test NDCG@20)
-    scorers = {**{n: m.score for n, (m, _) in ours.items()}, "implicit": implicit_scores}
-    with threadpool_limits(limits=args.threads):
-        for epoch in range(1, args.epochs + 1):
-            for name in names:  # interleaved: load from other processes hits every contender alike
-                t0 = time.perf_counter()
-                if name == "implicit":
-                    theirs.fit(user_items, show_progress=False)  # continues from its factors: one more epoch
-                else:
-                    ours[name][0].train_epoch(ours[name][1])
-                times[name].append(time.perf_counter() - t0)
-            if epoch % args.eval_every == 0 or epoch == args.epochs:
-                for name in names:
-                    ndcg = evaluator.evaluate(scorers[name], groups=False)["ndcg@20"]
-                    curve[name].append((epoch, float(sum(times[name])), float(ndcg)))
-                print(
-                    f"epoch {epoch}: "
-                    + " | ".join(f"{n} {times[n][-1]:.3f} s ndcg@20 {curve[n][-1][2]:.4f}" for n in names),
-                    flush=True,
+    def ndcg(scorer):
+        return float(evaluator.evaluate(scorer, groups=False)["ndcg@20"])
+
+    contenders, models = [], {}
+    for opt_name in args.optimizers:
+        for grad in args.grads:
+            name = f"{opt_name}/{grad}"
+            model = models[name] = SUBMODELS.get("bpr")(
+                data.n_users, data.n_items, {**cfg, "optimizer": opt_name, "grad": grad.split("-")[0]}
+            )
+            contenders.append(
+                Contender(
+                    name,
+                    step=model.train_epoch,
+                    setup=lambda model=model: model.begin_fit(trainset, args.seed),
+                    score=lambda _, __, model=model: ndcg(model.score),
                 )
+            )
+    contenders.append(
+        Contender(
+            "implicit",
+            step=lambda user_items: theirs.fit(user_items, show_progress=False),  # continues: one more epoch
+            setup=implicit_matrix,
+            score=lambda _, __: ndcg(implicit_scores),
+        )
+    )
+    timer = Timer(contenders).set_up()  # ours in order, then implicit's matrix, each timed on its own
+    for name, model in models.items():
+        grad = name.split("/", 1)[1]
+        if grad in ("analytic-dense", "analytic-batches"):
+            model._grads = DotProductGrads(model.user_emb, model.item_emb)
+            model._grads.row_sparse_steps = grad != "analytic-dense"
+            model._grads.epoch_kernels = False
+    names, ours = timer.names, list(models)
+    curve = {n: [] for n in names}  # (epoch, training seconds so far, test NDCG@20)
+
+    def evaluate(epoch, t):  # outside the timing
+        if epoch % args.eval_every == 0 or epoch == args.epochs:
+            for name, score in t.scores().items():
+                curve[name].append((epoch, t.total(name), score))
+            print(
+                f"epoch {epoch}: "
+                + " | ".join(f"{n} {t.times[n][-1]:.3f} s ndcg@20 {curve[n][-1][2]:.4f}" for n in names),
+                flush=True,
+            )
+
+    # epochs interleaved: load from other processes hits every contender alike
+    with threadpool_limits(limits=args.threads):
+        timer.run(args.epochs, after=evaluate)
     # implicit's first call also allocates and initialises its factors: per epoch, skip epoch 1
-    per_epoch = {n: statistics.median(t[1:] if len(t) > 1 else t) for n, t in times.items()}
+    per_epoch = {n: timer.median(n, skip=1) for n in names}
+    print(
+        "s/epoch median (IQR): " + " | ".join(f"{n} {per_epoch[n]:.4f} ({timer.spread(n, skip=1):.4f})" for n in names)
+    )
     target = curve["implicit"][-1][2]
-    contenders = {}
+    figures = {}
     for name in ours:
         reach = next(((e, s) for e, s, v in curve[name] if v >= target), None)
-        contenders[name] = {
+        figures[name] = {
             "epoch_s": per_epoch[name],
-            "ratio": per_epoch[name] / per_epoch["implicit"],
-            "setup_s": setup[name],
+            "ratio": timer.ratio(name, "implicit", skip=1),
+            "setup_s": timer.setup_s[name],
             "ndcg@20": curve[name][-1][2],
             "reach_implicit_ndcg": None if reach is None else {"epoch": reach[0], "seconds": reach[1]},
         }
     # the target compares epochs that train: the fastest contender that reaches implicit's NDCG@20
     # (an epoch of a setting that does not learn is no evidence), else the fastest with a flag
-    learners = [n for n in contenders if contenders[n]["reach_implicit_ndcg"] is not None]
-    best = min(learners or contenders, key=lambda n: contenders[n]["epoch_s"])
+    learners = [n for n in figures if figures[n]["reach_implicit_ndcg"] is not None]
+    best = min(learners or figures, key=lambda n: figures[n]["epoch_s"])
     res = {
         "dataset": args.dataset,
         "n_users": data.n_users,
@@ -217,19 +230,17 @@ def main(argv=None) -> dict:
         "epochs": args.epochs,
         "versions": {"implicit": implicit.__version__},
         "settings": {k: cfg[k] for k in ("optimizer", "lr", "adagrad_init", "reg", "dropout", "init_std") if k in cfg},
-        "ours": contenders,
+        "ours": figures,
         "fastest": best,
         "fastest_reaches_implicit": bool(learners),
-        "epoch_s_ours": contenders[best]["epoch_s"],
+        "epoch_s_ours": figures[best]["epoch_s"],
         "epoch_s_implicit": per_epoch["implicit"],
-        "ratio": contenders[best]["ratio"],
-        "setup_s_implicit": setup_implicit,
+        "ratio": figures[best]["ratio"],
+        "setup_s_implicit": timer.setup_s["implicit"],
         "ndcg@20_implicit": target,
-        "implicit_total_s": float(sum(times["implicit"])),
+        "implicit_total_s": timer.total("implicit"),
         "curve": curve,
-        "command": " ".join(
-            ["python -m benchmarks.perf.bpr_vs_implicit", *(argv if argv is not None else sys.argv[1:])]
-        ),
+        "command": command("bpr_vs_implicit", argv),
     }
     publish(Path(args.out), "bpr_vs_implicit", res, args.threads, markdown(res))
     return res

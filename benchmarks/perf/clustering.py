@@ -9,8 +9,9 @@ seed `--seed`) and cached under <results_dir>/cache, shared with the runner's ru
 seed. For every K and partitioner: inertia (sum of squared distances of the users to their
 group's mean, i.e. the final centroids: the quantity k-means minimises, computed the same way for
 every partitioner), wall seconds of the clustering (the minimum over `--repeats` runs; the
-embeddings come from the cache), and the largest and smallest group size. Writes
-<results_dir>/tables/ultrare_clustering.{md,csv}.
+embeddings come from the cache; the partitioners of one K run interleaved, repeat by repeat), and
+the largest and smallest group size. Writes <results_dir>/tables/ultrare_clustering.{md,csv} and
+appends the rows to <results_dir>/perf/clustering.jsonl.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import pandas as pd
 import torch
 
 from .common import ROOT, limit_threads, partition_embeddings
+from .harness import Contender, Timer, publish
 
 
 def group_inertia(x: np.ndarray, labels: np.ndarray, k: int) -> float:
@@ -73,6 +75,7 @@ def main(argv=None) -> pd.DataFrame:
     ]
     rows, notes = [], []
     for k in args.ks:
+        contenders = []
         for label, name, extra in candidates:
             if name not in PARTITIONERS:
                 note = f"{label}: partitioner '{name}' is not registered in this tree; skipped"
@@ -80,21 +83,25 @@ def main(argv=None) -> pd.DataFrame:
                     notes.append(note)
                     print("note:", note)
                 continue
-            part = PARTITIONERS.get(name)(
-                {"name": name, "n_shards": k, "embedding": embedding, **extra}, runtime=CPU, cache_dir=cache
+            cfg = {"name": name, "n_shards": k, "embedding": embedding, **extra}
+            contenders.append(
+                Contender(
+                    label,
+                    step=lambda part: part.partition(train, data.n_users, data.n_items, seed),
+                    setup=lambda name=name, cfg=cfg: PARTITIONERS.get(name)(cfg, runtime=CPU, cache_dir=cache),
+                    score=lambda _, p: p.unit_shard[present],
+                    clock=lambda p: p.info["cluster_s"],  # after the (cached) embeddings
+                )
             )
-            times = []
-            for _ in range(max(1, args.repeats)):  # deterministic: every repeat gives the same partition
-                p = part.partition(train, data.n_users, data.n_items, seed)
-                times.append(float(p.info["cluster_s"]))  # after the (cached) embeddings
-            wall = min(times)
-            labels = p.unit_shard[present]
+        timer = Timer(contenders).run(max(1, args.repeats))  # deterministic: every repeat gives the same partition
+        for label in timer.names:
+            p, labels = timer.last[label], timer.score(label)
             sizes = np.bincount(labels, minlength=k)
             row = {
                 "K": k,
                 "partitioner": label,
                 "inertia": group_inertia(x, labels, k),
-                "seconds": wall,
+                "seconds": timer.best(label),
                 "largest": int(sizes.max()),
                 "smallest": int(sizes.min()),
                 "iterations": p.info.get("iterations", p.info.get("iterations_run")),
@@ -120,6 +127,8 @@ def main(argv=None) -> pd.DataFrame:
         text += "\n" + "\n".join(f"Note: {n}." for n in notes) + "\n"
     (out / "ultrare_clustering.md").write_text(text)
     print(f"wrote {out / 'ultrare_clustering.md'} and .csv")
+    record = {"dataset": args.dataset, "seed": args.seed, "repeats": args.repeats, "embedding": embedding, "rows": rows}
+    publish(results / "perf", "clustering", record, args.threads)
     return df
 
 

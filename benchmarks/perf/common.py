@@ -1,9 +1,8 @@
-"""What the performance benchmarks share: a dataset by its config name, one thread budget for
-torch and BLAS, and the machine's load (timings on a shared machine say what else ran)."""
+"""What the performance benchmarks load: a dataset by its config name, the pretrained embeddings a
+partitioner reads, and one thread budget for torch and BLAS (timing and publishing: harness.py)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
@@ -46,52 +45,3 @@ def limit_threads(n: int) -> None:
         threadpool_limits(n)
     except ImportError:
         pass
-
-
-def load_avg() -> list[float] | None:
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        return None
-
-
-def machine(threads: int) -> dict:
-    """Where a benchmark ran: CPU, cores, threads given to it, load, versions, commit, time."""
-    from datetime import datetime, timezone
-
-    import numpy as np
-
-    from benchmarks.records import cpu_name, git
-
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    return {
-        "cpu": cpu_name(),
-        "n_cpus": os.cpu_count(),
-        "threads": int(threads),
-        "gpu": gpu,
-        "load": load_avg(),
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "git_commit": git("rev-parse", "--short", "HEAD") or None,
-        "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
-
-
-def append_record(out: Path, name: str, record: dict, threads: int) -> Path:
-    """Append `record` (figures and ratios), with the machine it ran on, to <out>/<name>.jsonl:
-    the history `python -m benchmarks.perf.summary` reads the latest entry of."""
-    import json
-
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{name}.jsonl"
-    with open(path, "a") as fh:
-        fh.write(json.dumps({"benchmark": name, **record, "machine": machine(threads)}) + "\n")
-    return path
-
-
-def publish(out: Path, name: str, record: dict, threads: int, markdown: str) -> None:
-    """Append the record to <out>/<name>.jsonl, write <out>/<name>.md and print it."""
-    append_record(out, name, record, threads)
-    (Path(out) / f"{name}.md").write_text(markdown)
-    print(markdown)

@@ -19,13 +19,13 @@ Appends one record to <out>/eemu.jsonl and writes <out>/eemu.md.
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import torch
 import yaml
 
-from .common import ROOT, limit_threads, load_named_dataset, publish
+from .common import ROOT, limit_threads, load_named_dataset
+from .harness import Contender, Timer, publish
 
 
 def preset(group: str, name: str) -> dict:
@@ -60,36 +60,51 @@ def build_tower(full, submodel: dict):
     return model
 
 
-def time_meta_epochs(full, shard, query, submodel, method_cfg, mode, epochs, seed):
+def meta_epochs(full, shard, query, submodel, method_cfg, mode, epochs, seed) -> Contender:
+    """Meta-training one shard under `meta_update: mode` from a fresh model; its clock is the
+    seconds per meta-epoch meta_train reports (the update's own, no validation read)."""
     from unlearn.methods.eemu import meta
     from unlearn.runtime import CPU
 
     cfg = {**method_cfg, "meta_update": mode, "meta_epochs": epochs, "selection": "last"}
-    model = build_tower(full, submodel)
-    report = meta.meta_train(model, shard, query, cfg, seed, CPU, valid_seed=seed, shard_key=seed)
-    return model, float(report["epoch_s"])
+
+    def step(_):
+        model = build_tower(full, submodel)
+        report = meta.meta_train(model, shard, query, cfg, seed, CPU, valid_seed=seed, shard_key=seed)
+        return model, float(report["epoch_s"])
+
+    return Contender(mode, step, clock=lambda out: out[1])
 
 
-def time_evaluation(model, full, method_cfg, adapt, n_users, n_shards):
-    """Seconds to adapt and score `n_users` users on one shard, and that scaled to all users and
-    K shards."""
+def evaluation(model, full, method_cfg, adapt, n_users) -> Contender:
+    """Adapting and scoring the first `n_users` users (0: all) on one shard under `adapt`; set-up
+    (untimed): the adapter."""
     from unlearn.methods.eemu import meta
     from unlearn.runtime import CPU
 
     cfg = {**method_cfg, "adapt": adapt}
-    adapter = meta.Adapter(full.train, full.n_users, full.n_items, cfg, CPU.device)
-    users = torch.arange(n_users if n_users > 0 else full.n_users)
-    t0 = time.perf_counter()
-    with torch.no_grad():
-        meta.blocked_scores(adapter, model, users, 0, int(cfg["score_block"]))
-    s = time.perf_counter() - t0
-    per_pair = s / len(users)
+
+    def setup():
+        adapter = meta.Adapter(full.train, full.n_users, full.n_items, cfg, CPU.device)
+        return adapter, torch.arange(n_users if n_users > 0 else full.n_users)
+
+    def step(state):
+        adapter, users = state
+        with torch.no_grad():
+            meta.blocked_scores(adapter, model, users, 0, int(cfg["score_block"]))
+
+    return Contender(adapt, step, setup, score=lambda state, _: len(state[1]))
+
+
+def scaled(seconds: float, users: int, full, n_shards: int) -> dict:
+    """The seconds of `users` users on one shard, and that scaled to all users and K shards."""
+    per_pair = seconds / users
     return {
-        "users_timed": int(len(users)),
-        "seconds_timed": s,
+        "users_timed": int(users),
+        "seconds_timed": seconds,
         "ms_per_user_shard": 1000 * per_pair,
         "full_eval_s": per_pair * full.n_users * n_shards,
-        "extrapolated": bool(len(users) < full.n_users),
+        "extrapolated": bool(users < full.n_users),
     }
 
 
@@ -156,18 +171,21 @@ def main(argv=None) -> dict:
         "meta_epoch_s": {},
         "evaluation": {},
     }
-    model = None
-    for mode in args.modes:
-        model, rec["meta_epoch_s"][mode] = time_meta_epochs(
-            full, shard, query, submodel, method_cfg, mode, args.epochs, args.seed
-        )
+    modes = [meta_epochs(full, shard, query, submodel, method_cfg, m, args.epochs, args.seed) for m in args.modes]
+    timer = Timer({c.name: c for c in modes}.values()).run(1)
+    for mode in timer.names:
+        rec["meta_epoch_s"][mode] = timer.best(mode)
         print(f"{mode}: {rec['meta_epoch_s'][mode]:.2f} s per shard meta-epoch", flush=True)
-    if model is None:
+    if timer.names:
+        model = timer.last[args.modes[-1]][0]
+    else:
         model = build_tower(full, submodel)
         model.reset_parameters(torch.Generator().manual_seed(args.seed))
     model.requires_grad_(False)
-    for adapt, n in zip(args.adapt, args.eval_users):
-        rec["evaluation"][adapt] = time_evaluation(model, full, method_cfg, adapt, n, args.n_shards)
+    adapts = dict(zip(args.adapt, args.eval_users))
+    timer = Timer(evaluation(model, full, method_cfg, a, n) for a, n in adapts.items()).run(1)
+    for adapt in timer.names:
+        rec["evaluation"][adapt] = scaled(timer.best(adapt), timer.score(adapt), full, args.n_shards)
         print(f"{adapt}: {rec['evaluation'][adapt]['full_eval_s']:.1f} s per full evaluation", flush=True)
     publish(Path(args.out), "eemu", rec, args.threads, markdown(rec))
     return rec

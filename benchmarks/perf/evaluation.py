@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .common import ROOT, limit_threads, load_named_dataset, publish
+from .common import ROOT, limit_threads, load_named_dataset
+from .harness import Contender, Timer, command, publish
 
 K = 20
 
@@ -72,15 +71,6 @@ def numpy_loop(user_f, item_f, train, test, n_users, n_items, k):
     return float(np.mean(recalls)), float(np.mean(ndcgs))
 
 
-def timed(fn, repeat):
-    best, out = float("inf"), None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
-
-
 def _status_mb(field: str) -> float | None:
     """A memory field of /proc/self/status in MB (VmRSS: now; VmHWM: the peak since the last reset)."""
     try:
@@ -123,9 +113,15 @@ def measure(name: str, dim: int, repeat: int, peers: bool, threads: int, cache_d
     user_f, item_f = factors(ds, dim)
     base_mb = _status_mb("VmRSS")
     reset = _reset_peak()
-    evaluator = RankingEvaluator(ds.n_users, ds.n_items, ds.train, ds.test, ks=(K,))
-    t_ours, m_ours = timed(lambda: evaluator.evaluate(lambda u: user_f[u] @ item_f.T, groups=False), repeat)
+    ours = Contender(
+        "recunlearn",
+        lambda ev: ev.evaluate(lambda u: user_f[u] @ item_f.T, groups=False),
+        setup=lambda: RankingEvaluator(ds.n_users, ds.n_items, ds.train, ds.test, ks=(K,)),
+        score=lambda _, m: (m[f"recall@{K}"], m[f"ndcg@{K}"]),
+    )
+    mine = Timer([ours]).run(repeat)  # alone: the peak memory is the evaluator's own
     peak = _status_mb("VmHWM")
+    t_ours, (recall, ndcg) = mine.best("recunlearn"), mine.score("recunlearn")
     res = {
         "dataset": name,
         "n_users": ds.n_users,
@@ -133,25 +129,20 @@ def measure(name: str, dim: int, repeat: int, peers: bool, threads: int, cache_d
         "n_train": len(ds.train),
         "n_test": len(ds.test),
         "recunlearn_s": t_ours,
-        "recall@20": {"recunlearn": m_ours[f"recall@{K}"]},
-        "ndcg@20": {"recunlearn": m_ours[f"ndcg@{K}"]},
+        "recall@20": {"recunlearn": recall},
+        "ndcg@20": {"recunlearn": ndcg},
         "rss_loaded_mb": base_mb,
         "peak_rss_mb": peak if reset else None,
         "peak_added_mb": (peak - base_mb) if (reset and peak is not None and base_mb is not None) else None,
     }
     if peers:
-        t_rb, m_rb = timed(lambda: recbole_style(user_f, item_f, ds.train, ds.test, ds.n_users, ds.n_items, K), repeat)
-        t_np, m_np = timed(lambda: numpy_loop(user_f, item_f, ds.train, ds.test, ds.n_users, ds.n_items, K), 1)
-        res.update(
-            {
-                "recbole_style_s": t_rb,
-                "numpy_loop_s": t_np,
-                "ratio_vs_recbole_style": t_ours / t_rb,
-                "ratio_vs_numpy_loop": t_ours / t_np,
-            }
-        )
-        res["recall@20"].update(recbole_style=m_rb[0], numpy_loop=m_np[0])
-        res["ndcg@20"].update(recbole_style=m_rb[1], numpy_loop=m_np[1])
+        args = (user_f, item_f, ds.train, ds.test, ds.n_users, ds.n_items, K)
+        by_peer = {"recbole_style": (recbole_style, repeat), "numpy_loop": (numpy_loop, 1)}  # the loop is slow: once
+        for peer, (fn, n) in by_peer.items():
+            timer = Timer([Contender(peer, lambda _, fn=fn: fn(*args), score=lambda _, m: m)]).run(n)
+            res[f"{peer}_s"] = timer.best(peer)
+            res[f"ratio_vs_{peer}"] = t_ours / timer.best(peer)
+            res["recall@20"][peer], res["ndcg@20"][peer] = timer.score(peer)
     queue.put(res)
 
 
@@ -183,7 +174,7 @@ def main(argv=None) -> dict:
         "dim": args.dim,
         "repeat": args.repeat,
         "rows": rows,
-        "command": " ".join(["python -m benchmarks.perf.evaluation", *(argv if argv is not None else sys.argv[1:])]),
+        "command": command("evaluation", argv),
     }
     publish(Path(args.out), "evaluation", record, args.threads, markdown(record, args.threads))
     return record

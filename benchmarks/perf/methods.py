@@ -18,7 +18,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .common import ROOT, publish
+from .common import ROOT
+from .harness import command, publish
 
 COLUMNS = ("fit_s", "unlearn_s", "retrain_s", "speedup", "n_shards_retrained", "n_shards", "after.ndcg@20")
 
@@ -75,7 +76,7 @@ def main(argv=None) -> dict:
         "dataset": args.dataset,
         "seed": args.seed,
         "rows": rows,
-        "command": " ".join(["python -m benchmarks.perf.methods", *(argv if argv is not None else sys.argv[1:])]),
+        "command": command("methods", argv),
     }
     publish(Path(args.out), "methods", record, args.threads, markdown(record))
     return record

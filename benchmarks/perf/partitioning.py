@@ -13,16 +13,14 @@ For every unit (ubp: users, ibp: items, inbp: interactions) and K:
     `greedy_capacity_assign` and for `greedy_capacity_assign_reference`, which walks the n*K
     sorted pairs one at a time as the released code does. The two must give the same shard to
     every unit.
-Writes <out>/partitioning.{json,md}.
+Writes <out>/partitioning.{json,md} and appends the record to <out>/partitioning.jsonl.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -30,7 +28,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .common import ROOT, limit_threads, load_avg, partition_embeddings
+from .common import ROOT, limit_threads, partition_embeddings
+from .harness import Contender, Timer, command, load_avg, publish
 
 PARTITIONERS_BY_UNIT = {"user": "ubp", "item": "ibp", "interaction": "inbp"}
 
@@ -101,44 +100,50 @@ def main(argv=None) -> dict:
         "torch": torch.__version__,
         "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "load_avg_start": load_avg(),
-        "command": " ".join(["python -m benchmarks.perf.partitioning", *(argv if argv is not None else sys.argv[1:])]),
+        "command": command("partitioning", argv),
         "rows": [],
     }
     rng = np.random.default_rng(args.seed)
     for unit in args.units:
         name = PARTITIONERS_BY_UNIT[unit]
         for k in args.ks:
-            part = PARTITIONERS.get(name)(
-                {"name": name, "n_shards": k, "embedding": embedding}, runtime=CPU, cache_dir=cache
-            )
-            times = []
-            for _ in range(max(1, args.repeats)):  # deterministic: every repeat gives the same partition
-                p = part.partition(train, data.n_users, data.n_items, seed)
-                times.append(float(p.info["cluster_s"]))  # after the (cached) embeddings
+            cfg = {"name": name, "n_shards": k, "embedding": embedding}
+            whole = Timer(
+                [
+                    Contender(
+                        name,
+                        step=lambda part: part.partition(train, data.n_users, data.n_items, seed),
+                        setup=lambda name=name, cfg=cfg: PARTITIONERS.get(name)(cfg, runtime=CPU, cache_dir=cache),
+                        clock=lambda p: p.info["cluster_s"],  # after the (cached) embeddings
+                    )
+                ]
+            ).run(max(1, args.repeats))  # deterministic: every repeat gives the same partition
+            p = whole.last[name]
             sizes = np.bincount(
                 p.unit_shard[p.unit_shard >= 0] if p.unit_shard is not None else p.row_shard, minlength=k
             )
             scores = score_matrix(unit, train, users, items, k, rng)
             capacity = int(p.info["capacity"])  # same units, same ceil(1.2 n / K)
-            t = time.perf_counter()
-            ours, rounds = greedy_capacity_assign(scores, capacity)
-            ours_s = time.perf_counter() - t
-            t = time.perf_counter()
-            walk = greedy_capacity_assign_reference(scores.numpy(), capacity)
-            walk_s = time.perf_counter() - t
+            step = Timer(
+                [
+                    Contender("ours", lambda _: greedy_capacity_assign(scores, capacity)),
+                    Contender("released walk", lambda _: greedy_capacity_assign_reference(scores.numpy(), capacity)),
+                ]
+            ).run(1)
+            (ours, rounds), walk = step.last["ours"], step.last["released walk"]
             row = {
                 "partitioner": name,
                 "K": k,
                 "units": int(scores.shape[0]),
-                "partition_s": min(times),
+                "partition_s": whole.best(name),
                 "iterations": p.info["iterations"],
                 "converged": p.info["converged"],
                 "capacity": p.info["capacity"],
                 "largest": int(sizes.max()),
                 "smallest": int(sizes.min()),
-                "assign_s ours": ours_s,
-                "assign_s released walk": walk_s,
-                "speedup": walk_s / ours_s,
+                "assign_s ours": step.median("ours"),
+                "assign_s released walk": step.median("released walk"),
+                "speedup": step.ratio("released walk", "ours"),
                 "greedy rounds": rounds,
                 "agree": bool(np.array_equal(ours.numpy(), walk)),
             }
@@ -146,10 +151,7 @@ def main(argv=None) -> dict:
             print(", ".join(f"{a}={b:.4g}" if isinstance(b, float) else f"{a}={b}" for a, b in row.items()), flush=True)
     res["load_avg_end"] = load_avg()
     out = Path(args.out) if args.out else results / "perf"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "partitioning.json").write_text(json.dumps(res, indent=1))
-    (out / "partitioning.md").write_text(markdown(res))
-    print(f"wrote {out / 'partitioning.md'} and .json")
+    publish(out, "partitioning", res, args.threads, markdown(res), snapshot=True)
     if not all(r["agree"] for r in res["rows"]):
         print("error: the vectorised assignment differs from the released walk", file=sys.stderr)
         sys.exit(1)

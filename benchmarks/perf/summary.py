@@ -14,7 +14,8 @@ import argparse
 import json
 from pathlib import Path
 
-from .common import ROOT, append_record
+from .common import ROOT
+from .harness import append_record
 
 
 def latest(out: Path, name: str) -> dict | None:
