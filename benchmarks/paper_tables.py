@@ -48,8 +48,8 @@ CPU_PLAN: list[tuple[str, list[str], str]] = [
         "eemu_main_cpu",
         ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "runtime.threads=1", "runtime.progress=false"],
         "ML-100K, the small two-tower (tuned/ml100k_twotower) under the tuned eemu_cpu preset, 3 seeds, and its "
-        "ablations (no meta-learning, no adaptation, sequential updates), 3 seeds each: 27 runs, 100 min of one core on "
-        "a loaded 2-core machine (an ablation seed about 21 min, most of it the sequential updates)",
+        "ablations (no meta-learning, no adaptation, sequential updates), 3 seeds each: 27 runs, 100 min of one "
+        "core on a loaded 2-core machine (an ablation seed about 21 min, most of it the sequential updates)",
     ),
     (
         "latency_stream",
