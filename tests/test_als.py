@@ -255,3 +255,14 @@ def test_sisa_with_als_shards_is_exact(synthetic):
     rep = m.exact_replica(TrainSet(d.n_users, d.n_items, d.train, d.valid).without(req.rows))
     users = torch.arange(d.n_users)
     assert torch.equal(m.score(users), rep.score(users))
+
+
+def test_a_singular_system_falls_back_to_the_pseudo_inverse_and_says_so(caplog):
+    """With a vanishing L2 term and more factors than items the normal equations are singular: Cholesky
+    fails, the exact float64 pseudo-inverse solves them, and a warning names the fallback."""
+    rows = random_rows(n_users=12, n_items=4, density=0.9, seed=5)
+    m = model(12, 4, dim=6, reg=1e-30, dtype="float32", iterations=2)
+    with caplog.at_level("WARNING", logger="unlearn.models.als"):
+        m.fit(trainset(rows, 12, 4), seed=0)
+    assert any("pseudo-inverse" in r.getMessage() for r in caplog.records)
+    assert torch.isfinite(m.user_factors).all() and torch.isfinite(m.item_factors).all()

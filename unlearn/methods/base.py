@@ -332,7 +332,7 @@ class ShardedMethod(Method):
             self.partitioner.unit, int(state["n_shards"]), state["row_shard"].numpy(), unit_shard
         )
         k = self.partition.n_shards
-        self.shards, self.shard_info = [], [{"epochs": 0}] * k
+        self.shards, self.shard_info = [], [{"epochs": 0, "stop_reason": "cached"} for _ in range(k)]
         for s in range(k):
             m = self.new_submodel()
             prefix = f"shard.{s}."

@@ -36,6 +36,7 @@ correction, with its own `alpha` multiplying the matrix; this module's c = 1 + a
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 import warnings
@@ -49,6 +50,8 @@ from ..metrics.ranking import RankingEvaluator
 from ..registry import SUBMODELS
 from ..runtime import CPU
 from .base import SubModel
+
+log = logging.getLogger(__name__)
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -301,6 +304,15 @@ class ImplicitALS(SubModel):
             target[out_rows[local]] = x.squeeze(-1)
         if failed and bool(torch.cat(failed).ne(0).any()):
             # not expected with reg > 0 and c >= 1 (A is then positive definite); redo exactly in float64
+            n_bad = int(sum(int(f.ne(0).sum()) for f in failed))
+            log.warning(
+                "ALS: Cholesky failed on %d of %d %s systems (not positive definite: reg %g); solving them all "
+                "again in float64 with a pseudo-inverse, row by row (slow)",
+                n_bad,
+                sub.n_rows,
+                self.dtype,
+                float(self.cfg["reg"]),
+            )
             self._solve_dense64(sub, target, other, gram, out_rows, b_all)
 
     def _solve_dense64(self, sub, target, other, gram, out_rows, b_all):
