@@ -34,7 +34,7 @@ from ..training import NegativeSampler
 from .base import Aggregator, shard_user_vectors
 
 
-def pair_scores(shards: list, users: torch.Tensor, items: torch.Tensor, batch: int) -> torch.Tensor:
+def shard_pair_scores(shards: list, users: torch.Tensor, items: torch.Tensor, batch: int) -> torch.Tensor:
     """(n_pairs x K) matrix of every shard's score of each (user, item) pair, scoring users in
     batches of `batch` with each shard's full `score(users)` and gathering the pairs' items."""
     n, k = len(users), len(shards)
@@ -125,7 +125,7 @@ class Linear(Aggregator):
         neg_i = sampler.sample(neg_u, gen)
         users, items = torch.cat([pos_u, neg_u]), torch.cat([pos_i, neg_i])
         y = torch.cat([torch.ones(len(pos_u), device=dev), torch.zeros(len(neg_u), device=dev)])
-        x = pair_scores(shards, users, items, self.runtime.eval_batch)
+        x = shard_pair_scores(shards, users, items, self.runtime.eval_batch)
         if c["standardize"]:
             mu, sd = x.mean(0), x.std(0)
             sd = torch.where(sd > 0, sd, torch.ones_like(sd))
