@@ -11,6 +11,12 @@ import pandas as pd
 
 MIN_PAIRS = 100  # an MIA cell resting on fewer pairs a side is flagged (dagger)
 FEW_PAIRS = "mia_few_pairs"  # the loader's flag column: 1 where a record's MIA rests on fewer pairs
+# a per-request health list read as the share of a stream's requests where it held, so a table can
+# say that an approximate method left the model as it was (each key declared with the method family)
+SHARES = {
+    "unlearn.unchanged_share": ("unlearn.params_touched.per_request", lambda v: v == 0),
+    "unlearn.converged_share": ("unlearn.converged.per_request", bool),
+}
 
 
 @dataclass
@@ -39,7 +45,7 @@ class LeftOut:
 def load_records(results_dir: str | Path) -> tuple[pd.DataFrame, LeftOut]:
     """(the ok records as a frame, what was left out). Lists and dicts become JSON text; a
     record-level interval `<key>.ci95` = [low, high] also becomes two numbers, `<key>.ci95.low` and
-    `<key>.ci95.high`."""
+    `<key>.ci95.high`; a per-request health list in SHARES also becomes the share where it held."""
     rows, left = [], LeftOut()
     root = Path(results_dir)
     for path in sorted(root.glob("runs/*/result.json")):
@@ -57,6 +63,10 @@ def load_records(results_dir: str | Path) -> tuple[pd.DataFrame, LeftOut]:
         for k, v in rec.items():
             if k.endswith(".ci95") and isinstance(v, list) and len(v) == 2:
                 row[f"{k}.low"], row[f"{k}.high"] = v
+        for key, (source, held) in SHARES.items():
+            values = [v for v in rec.get(source) or [] if v is not None]
+            if values:
+                row[key] = sum(1 for v in values if held(v)) / len(values)
         if "mia_pairs" in rec:
             row[FEW_PAIRS] = float(rec["mia_pairs"] < MIN_PAIRS)
         rows.append(row)

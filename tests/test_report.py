@@ -239,3 +239,21 @@ def test_a_setting_only_some_methods_have_still_keeps_their_variants_apart(tmp_p
     report(str(tmp_path))
     csv = (tmp_path / "tables" / "utility.csv").read_text().splitlines()
     assert "cfg.method.partition_refresh" in csv[0] and len(csv) == 5
+
+
+def test_per_request_health_becomes_the_share_of_requests_where_it_held(tmp_path):
+    """A stream whose second and third requests moved nothing is read as 2/3 unchanged; a request
+    without a report (None) does not count."""
+    from benchmarks.records_load import load_records
+
+    run = tmp_path / "runs" / "r1"
+    run.mkdir(parents=True)
+    rec = {
+        "status": "ok",
+        "unlearn.params_touched.per_request": [128, 0, 0, None],
+        "unlearn.converged.per_request": [True, False, True],
+    }
+    (run / "result.json").write_text(json.dumps(rec))
+    df, _ = load_records(tmp_path)
+    assert df["unlearn.unchanged_share"].iloc[0] == pytest.approx(2 / 3)
+    assert df["unlearn.converged_share"].iloc[0] == pytest.approx(2 / 3)

@@ -366,6 +366,19 @@ for _k, _doc in {
     KEYS.declare(
         f"unlearn.{_k}.per_request", _k.replace("_", " "), sub="per request", group="other", doc=f"{_doc}, per request"
     )
+# read from the per-request lists by the report (benchmarks/records_load.py)
+KEYS.declare(
+    "unlearn.unchanged_share",
+    "requests left unchanged",
+    group="completeness",
+    doc="share of a stream's requests after which every parameter was as before (no step taken)",
+)
+KEYS.declare(
+    "unlearn.converged_share",
+    "solves converged",
+    group="other",
+    doc="share of a stream's requests whose solver met its tolerance",
+)
 for _part, _label in (
     ("prepare", "rebuilding the training state"),
     ("update", "the parameter update"),
