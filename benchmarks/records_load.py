@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from unlearn.metrics.exposure import LIFT_FLOOR
+
 MIN_PAIRS = 100  # an MIA cell resting on fewer pairs a side is flagged (dagger)
 FEW_PAIRS = "mia_few_pairs"  # the loader's flag column: 1 where a record's MIA rests on fewer pairs
 # a per-request health list read as the share of a stream's requests where it held, so a table can
@@ -45,7 +47,9 @@ class LeftOut:
 def load_records(results_dir: str | Path) -> tuple[pd.DataFrame, LeftOut]:
     """(the ok records as a frame, what was left out). Lists and dicts become JSON text; a
     record-level interval `<key>.ci95` = [low, high] also becomes two numbers, `<key>.ci95.low` and
-    `<key>.ci95.high`; a per-request health list in SHARES also becomes the share where it held."""
+    `<key>.ci95.high`; a per-request health list in SHARES also becomes the share where it held; a
+    residual promotion whose attack lifted its targets by less than LIFT_FLOOR is read as None, as
+    the run itself records it since the floor exists."""
     rows, left = [], LeftOut()
     root = Path(results_dir)
     for path in sorted(root.glob("runs/*/result.json")):
@@ -67,6 +71,9 @@ def load_records(results_dir: str | Path) -> tuple[pd.DataFrame, LeftOut]:
             values = [v for v in rec.get(source) or [] if v is not None]
             if values:
                 row[key] = sum(1 for v in values if held(v)) / len(values)
+        for key, lift in rec.items():  # records written before the floor existed read by the same rule
+            if key.startswith("attack_lift@") and isinstance(lift, (int, float)) and lift < LIFT_FLOOR:
+                row[key.replace("attack_lift@", "residual_promotion@")] = None
         if "mia_pairs" in rec:
             row[FEW_PAIRS] = float(rec["mia_pairs"] < MIN_PAIRS)
         rows.append(row)

@@ -2,6 +2,7 @@
 
 import json
 
+import pandas as pd
 import pytest
 
 from benchmarks.report import report
@@ -257,3 +258,18 @@ def test_per_request_health_becomes_the_share_of_requests_where_it_held(tmp_path
     df, _ = load_records(tmp_path)
     assert df["unlearn.unchanged_share"].iloc[0] == pytest.approx(2 / 3)
     assert df["unlearn.converged_share"].iloc[0] == pytest.approx(2 / 3)
+
+
+def test_a_residual_promotion_under_the_lift_floor_reads_as_nothing(tmp_path):
+    """An attack that lifted its targets by less than the floor says nothing about what unlearning
+    left; a record written before the run applied the floor is read by the same rule."""
+    from benchmarks.records_load import load_records
+
+    for name, lift in (("weak", 0.0035), ("strong", 0.0315)):
+        run = tmp_path / "runs" / name
+        run.mkdir(parents=True)
+        rec = {"status": "ok", "run": name, "attack_lift@50": lift, "residual_promotion@50": -0.2}
+        (run / "result.json").write_text(json.dumps(rec))
+    df, _ = load_records(tmp_path)
+    got = dict(zip(df["run"], df["residual_promotion@50"]))
+    assert got["strong"] == -0.2 and pd.isna(got["weak"])
