@@ -10,7 +10,7 @@ import unlearn.models  # noqa: F401  (registers the sub-models)
 from unlearn.data.interactions import Interactions
 from unlearn.influence import Block, HessianOperator, InfluenceConfig, InfluenceStep, Objective, adam, cg, lissa
 from unlearn.influence.objective import draw_negatives, kind_of, make_rows, n_negatives, substituted, tables
-from unlearn.influence.solvers import direct
+from unlearn.influence.solvers import direct, escalate
 from unlearn.registry import SUBMODELS
 
 N_USERS, N_ITEMS, DIM = 12, 10, 3
@@ -57,6 +57,15 @@ class Matrix:
         return self.a @ v
 
 
+class Damped(Matrix):
+    """(A + damping I) as an operator whose damping the solver sets, as on HessianOperator."""
+
+    damping = 0.0
+
+    def __call__(self, v):
+        return super().__call__(v) + self.damping * v
+
+
 # -- Hessian-vector products ---------------------------------------------------------------------
 @pytest.mark.parametrize("name", ["bpr", "bce", "mse", "wmf", "lightgcn", "als"])
 def test_hvp_equals_central_differences_of_the_gradient(name):
@@ -97,6 +106,12 @@ def test_cg_reaches_its_tolerance_on_spd_in_at_most_n_iterations():
     assert rep.converged and rep.iterations <= 64 and not rep.negative_curvature
     assert rep.residual <= 1e-6
     assert torch.allclose(x, torch.linalg.solve(a, v), rtol=1e-5, atol=1e-8)
+
+
+def test_cg_meets_its_tolerance_in_the_true_residual_not_only_the_recurrence():
+    a, v = spd(64, 1e10)
+    x, rep = cg(Matrix(a), v, tol=1e-8, max_iter=1000)
+    assert rep.converged and float((a @ x - v).norm() / v.norm()) <= 1e-8
 
 
 def test_cg_reports_an_indefinite_system():
@@ -145,6 +160,40 @@ def test_direct_solves_each_block_and_reports_an_indefinite_one():
     assert torch.allclose(x[1], torch.linalg.solve(a2, v2)) and not rep.negative_curvature and rep.residual < 1e-12
     _, rep = direct(torch.stack([a1, a2 - 20 * torch.eye(3, dtype=torch.float64)]), torch.stack([v1, v2]))
     assert rep.negative_curvature and not rep.converged
+
+
+@pytest.mark.parametrize("solver", ["cg", "lissa"])
+def test_escalation_raises_the_damping_of_an_indefinite_system_until_it_solves(solver):
+    a, v = spd(20, 10)
+    a = a - 3.0 * torch.eye(20, dtype=torch.float64)  # eigenvalues from -2 to 7: damping 1 is not enough
+    options = {"scale": 20.0} if solver == "lissa" else {}
+    x, rep = escalate(solver, Damped(a), v, 1.0, 5000, growth=10.0, retries=3, tol=1e-8, **options)
+    assert (rep.negative_curvature or solver == "lissa") and rep.converged and not rep.diverged
+    assert rep.damping_retries == 1 and rep.damping == 10.0 and rep.iterations <= 5000
+    assert torch.allclose(x, torch.linalg.solve(a + 10.0 * torch.eye(20, dtype=torch.float64), v), atol=1e-6)
+    _, kept = escalate(solver, Damped(a), v, 1.0, 5000, retries=0, tol=1e-8, **options)
+    assert kept.damping_retries == 0 and kept.damping == 1.0 and not kept.converged
+    _, exact = escalate(solver, Damped(a), v, 0.0, 5000, retries=3, tol=1e-8, **options)
+    assert exact.damping_retries == 0 and exact.damping == 0.0  # an exact solve is never damped
+
+
+def test_escalation_shares_one_iteration_budget():
+    a, v = spd(40, 1e4)
+    a = a - 2.0 * torch.eye(40, dtype=torch.float64)
+    m = Damped(a)
+    _, rep = escalate("cg", m, v, 0.5, 7, growth=2.0, retries=10, tol=1e-14)
+    assert rep.iterations <= 7 and not rep.converged
+
+
+def test_direct_raises_the_damping_of_the_indefinite_blocks_only():
+    a1, v1 = spd(3, 10, seed=1)
+    a2, v2 = spd(3, 10, seed=2)
+    bad = a2 - 20 * torch.eye(3, dtype=torch.float64)  # eigenvalues from -19 to -10
+    x, rep = direct(torch.stack([a1, bad]), torch.stack([v1, v2]), 1.0, growth=10.0, retries=3)
+    eye = torch.eye(3, dtype=torch.float64)
+    assert rep.negative_curvature and rep.converged and rep.damping_retries == 2 and rep.damping == 100.0
+    assert torch.allclose(x[0], torch.linalg.solve(a1 + eye, v1))
+    assert torch.allclose(x[1], torch.linalg.solve(bad + 100.0 * eye, v2))
 
 
 def test_an_empty_right_hand_side_costs_nothing():

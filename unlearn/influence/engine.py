@@ -15,7 +15,9 @@ Forms (J in sum form, so J_D - J_R is the forget rows' own loss; `objective`):
 Damping lambda = `damping` x the mean diagonal of the block's Hessian (exact for a block-diagonal
 users block; otherwise Hutchinson's estimate from `damping_probes` Rademacher probes, by its
 magnitude, since on an indefinite block the estimate can be negative), recorded as its absolute
-value.
+value. Where the damped block is still not positive definite (the Hessian of an early-stopped
+fit is indefinite), the damping is raised `damping_growth` times, up to `damping_retries` times,
+and the solve repeated (`solvers.escalate`); the recorded damping is the one the step solved with.
 """
 
 from __future__ import annotations
@@ -53,6 +55,8 @@ class InfluenceConfig:
     solver: str = "auto"  # auto: direct for a block-diagonal users block, else cg
     damping: float = 0.01  # relative to the block's mean Hessian diagonal
     damping_probes: int = 4  # Hutchinson probes for that mean (iterative solvers)
+    damping_growth: float = 10.0  # the damping's factor per retry on negative curvature or divergence
+    damping_retries: int = 5  # retries at most (0: report the indefinite solve as it is)
     tol: float = 1e-6  # relative residual
     max_iter: int = 100
     lissa_scale: float = 10.0
@@ -76,7 +80,9 @@ class InfluenceConfig:
         for name in ("damping", "tol", "spillover"):
             if not float(getattr(self, name)) >= 0:
                 raise ConfigError(f"method.{name} must be >= 0, got {getattr(self, name)}.")
-        for name in ("max_iter", "damping_probes"):
+        if not float(self.damping_growth) > 1:
+            raise ConfigError(f"method.damping_growth must be > 1, got {self.damping_growth}.")
+        for name in ("max_iter", "damping_probes", "damping_retries"):
             if isinstance(getattr(self, name), bool) or int(getattr(self, name)) < (1 if name == "max_iter" else 0):
                 raise ConfigError(
                     f"method.{name} must be a {'positive' if name == 'max_iter' else 'non-negative'} "
@@ -110,6 +116,7 @@ def empty_report() -> dict:
         "rows_touched": 0,
         "params_touched": 0,
         "damping": 0.0,
+        "damping_retries": 0,
         "step_norm": 0.0,
         "block_users": 0,
         "block_items": 0,
@@ -308,17 +315,17 @@ class InfluenceStep:
             lam = float(cfg.damping) * abs(op.mean_diagonal(int(cfg.damping_probes), gen))
         self.sync()
         t1 = clock()
+        retry = {"growth": float(cfg.damping_growth), "retries": int(cfg.damping_retries)}
         if self.solver == "direct":
-            x, rep = solvers.direct(blocks, rhs.view(n, block.dim), lam)
+            x, rep = solvers.direct(blocks, rhs.view(n, block.dim), lam, **retry)
             x = x.reshape(-1)
         else:
-            op.damping = lam
-            if self.solver == "cg":
-                x, rep = solvers.cg(op, rhs, float(cfg.tol), int(cfg.max_iter))
-            elif self.solver == "lissa":
-                x, rep = solvers.lissa(op, rhs, float(cfg.tol), int(cfg.max_iter), float(cfg.lissa_scale))
-            else:
-                x, rep = solvers.adam(op, rhs, float(cfg.tol), int(cfg.max_iter), float(cfg.adam_lr))
+            options = {"tol": float(cfg.tol)}
+            if self.solver == "lissa":
+                options["scale"] = float(cfg.lissa_scale)
+            elif self.solver == "adam":
+                options["lr"] = float(cfg.adam_lr)
+            x, rep = solvers.escalate(self.solver, op, rhs, lam, int(cfg.max_iter), **retry, **options)
         step = sign * x
         if bool(torch.isfinite(step).all()):
             block.add_(step, *tables(m))
@@ -335,7 +342,8 @@ class InfluenceStep:
             "diverged": rep.diverged,
             "rows_touched": rows_touched,
             "params_touched": block.size,
-            "damping": lam,
+            "damping": rep.damping,
+            "damping_retries": rep.damping_retries,
             "step_norm": float(torch.linalg.vector_norm(step)),
             "grad_s": t1 - t0,
             "solve_s": t2 - t1,

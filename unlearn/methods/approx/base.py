@@ -360,6 +360,7 @@ for _k, _doc in {
     "converged": "1 where the solver met its tolerance",
     "negative_curvature": "1 where the solver met a direction of non-positive curvature",
     "damping": "the absolute damping lambda added to the Hessian",
+    "damping_retries": "times the damping was raised because the damped Hessian was indefinite",
     "step_norm": "||theta_after - theta_before|| of the update",
     "grad_norm_before": "the gradient norm of the retained objective before the update",
 }.items():

@@ -38,6 +38,7 @@ REPORTED = (
     "diverged",
     "rows_touched",
     "damping",
+    "damping_retries",
     "block_users",
     "block_items",
     "reinit_users",
