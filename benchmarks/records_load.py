@@ -18,6 +18,7 @@ FEW_PAIRS = "mia_few_pairs"  # the loader's flag column: 1 where a record's MIA 
 SHARES = {
     "unlearn.unchanged_share": ("unlearn.params_touched.per_request", lambda v: v == 0),
     "unlearn.converged_share": ("unlearn.converged.per_request", bool),
+    "unlearn.damped_share": ("unlearn.damping_retries.per_request", lambda v: v > 0),
 }
 
 

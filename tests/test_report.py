@@ -253,11 +253,13 @@ def test_per_request_health_becomes_the_share_of_requests_where_it_held(tmp_path
         "status": "ok",
         "unlearn.params_touched.per_request": [128, 0, 0, None],
         "unlearn.converged.per_request": [True, False, True],
+        "unlearn.damping_retries.per_request": [0, 2, 0, 0],
     }
     (run / "result.json").write_text(json.dumps(rec))
     df, _ = load_records(tmp_path)
     assert df["unlearn.unchanged_share"].iloc[0] == pytest.approx(2 / 3)
     assert df["unlearn.converged_share"].iloc[0] == pytest.approx(2 / 3)
+    assert df["unlearn.damped_share"].iloc[0] == pytest.approx(1 / 4)
 
 
 def test_a_residual_promotion_under_the_lift_floor_reads_as_nothing(tmp_path):

@@ -375,6 +375,12 @@ KEYS.declare(
     doc="share of a stream's requests after which every parameter was as before (no step taken)",
 )
 KEYS.declare(
+    "unlearn.damped_share",
+    "raised damping",
+    group="other",
+    doc="share of a stream's requests whose Hessian needed more than the configured damping to solve",
+)
+KEYS.declare(
     "unlearn.converged_share",
     "solves converged",
     group="other",
