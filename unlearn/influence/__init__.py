@@ -3,7 +3,8 @@ solvers for the damped Newton system, parameter blocks, and the step that ties t
 (`InfluenceStep`). The methods built on it live in `unlearn.methods.approx.influence`."""
 
 from .blocks import BLOCKS, Block, select
-from .engine import FORMS, InfluenceConfig, InfluenceStep, empty_report
+from .config import FORMS, InfluenceConfig, empty_report
+from .engine import InfluenceStep
 from .hvp import HessianOperator
 from .objective import SUBMODELS, Objective, kind_of
 from .solvers import SOLVERS, SolveReport, adam, cg, direct, lissa

@@ -23,15 +23,14 @@ and the solve repeated (`solvers.escalate`); the recorded damping is the one the
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from ..errors import ConfigError
 from ..metrics.timing import clock
 from . import solvers
-from .blocks import BLOCKS, Block, check_block, select
+from .blocks import BLOCKS, Block, select
+from .config import FORMS, InfluenceConfig, empty_report
 from .hvp import HessianOperator
 from .objective import (
     Objective,
@@ -44,84 +43,6 @@ from .objective import (
     n_negatives,
     tables,
 )
-
-FORMS = ("removal", "newton_retained")
-
-
-@dataclass
-class InfluenceConfig:
-    block: str = "users"
-    form: str = "removal"
-    solver: str = "auto"  # auto: direct for a block-diagonal users block, else cg
-    damping: float = 0.01  # relative to the block's mean Hessian diagonal
-    damping_probes: int = 4  # Hutchinson probes for that mean (iterative solvers)
-    damping_growth: float = 10.0  # the damping's factor per retry on negative curvature or divergence
-    damping_retries: int = 5  # retries at most (0: report the indefinite solve as it is)
-    tol: float = 1e-6  # relative residual
-    max_iter: int = 100
-    lissa_scale: float = 10.0
-    adam_lr: float = 1e-3
-    hops: int = 1  # khop's neighbourhood radius
-    spillover: float = 0.01  # LightGCN removal: degree drop above which a node's rows enter v
-
-    @classmethod
-    def from_cfg(cls, cfg: dict) -> "InfluenceConfig":
-        names = cls.__dataclass_fields__
-        out = cls(**{k: cfg[k] for k in names if k in cfg})
-        out.check()
-        return out
-
-    def check(self) -> None:
-        check_block(self.block, self.hops)
-        if self.form not in FORMS:
-            raise ConfigError(f"Unknown method.form '{self.form}'. Valid: {', '.join(FORMS)}.")
-        if self.solver not in ("auto",) + solvers.SOLVERS:
-            raise ConfigError(f"Unknown method.solver '{self.solver}'. Valid: auto, {', '.join(solvers.SOLVERS)}.")
-        for name in ("damping", "tol", "spillover"):
-            if not float(getattr(self, name)) >= 0:
-                raise ConfigError(f"method.{name} must be >= 0, got {getattr(self, name)}.")
-        if not float(self.damping_growth) > 1:
-            raise ConfigError(f"method.damping_growth must be > 1, got {self.damping_growth}.")
-        for name in ("max_iter", "damping_probes", "damping_retries"):
-            if isinstance(getattr(self, name), bool) or int(getattr(self, name)) < (1 if name == "max_iter" else 0):
-                raise ConfigError(
-                    f"method.{name} must be a {'positive' if name == 'max_iter' else 'non-negative'} "
-                    f"integer, got {getattr(self, name)}."
-                )
-        if not float(self.lissa_scale) > 0 or not float(self.adam_lr) > 0:
-            raise ConfigError("method.lissa_scale and method.adam_lr must be > 0.")
-
-    def solver_for(self, kind: str) -> str:
-        """The solver this block uses on a sub-model of this kind (ConfigError where `direct` cannot)."""
-        per_user = self.block == "users" and decomposable(kind)
-        if self.solver == "auto":
-            return "direct" if per_user else "cg"
-        if self.solver == "direct" and not per_user:
-            raise ConfigError(
-                "method.solver=direct needs block=users on a sub-model whose users do not interact "
-                f"(not {kind}: its Hessian is not block-diagonal); use cg, lissa or adam."
-            )
-        return self.solver
-
-
-def empty_report() -> dict:
-    """The report of a request that moved nothing."""
-    return {
-        "hvps": 0,
-        "solver_iters": 0,
-        "residual": 0.0,
-        "converged": True,
-        "negative_curvature": False,
-        "diverged": False,
-        "rows_touched": 0,
-        "params_touched": 0,
-        "damping": 0.0,
-        "damping_retries": 0,
-        "step_norm": 0.0,
-        "block_users": 0,
-        "block_items": 0,
-        "reinit_users": 0,
-    }
 
 
 def spillover_nodes(before: Rows, after: Rows, forget: Rows, n_users: int, n_items: int, ratio: float):
@@ -280,55 +201,16 @@ class InfluenceStep:
         )
 
     def _solve(self, train, before_ids, kept_after, forget, block: Block, gen: torch.Generator) -> dict:
-        m, cfg = self.model, self.cfg
         self.sync()
         t0 = clock()
-        full, after, d_rows, r_rows, local = self._rows(train, before_ids, kept_after, forget, block, gen)
-        user_table, item_table = (t.detach() for t in tables(m))
-        x0 = block.gather(user_table, item_table)
-        if local is None:
-
-            def as_fn(objective):
-                return lambda x: objective(*block.place(x, user_table, item_table))
-        else:  # x is the cut-down user table itself
-            items = item_table if local[1] is None else item_table[local[1]]
-
-            def as_fn(objective):
-                return lambda x: objective(x.view(-1, block.dim), items)
-
-        j_r = self._objective(r_rows, block, after, local)
-        if cfg.form == "newton_retained":
-            op = HessianOperator(as_fn(j_r), x0)
-            rhs, sign, rows_touched = op.gradient, -1.0, len(r_rows)
-        else:
-            op = HessianOperator(as_fn(self._objective(d_rows, block, full, local)), x0)
-            rhs = self._removal_rhs(op, j_r, as_fn, x0, full, after, d_rows, forget, block)
-            sign, rows_touched = 1.0, len(d_rows)
-        lam = 0.0
-        if self.solver == "direct":
-            n = len(block.users)
-            blocks = op.row_blocks(n, block.dim)
-            if cfg.damping:
-                lam = float(cfg.damping) * float(torch.diagonal(blocks, dim1=1, dim2=2).mean())
-        elif cfg.damping:
-            # Hutchinson's estimate of an indefinite block's mean diagonal can come out negative: its size
-            lam = float(cfg.damping) * abs(op.mean_diagonal(int(cfg.damping_probes), gen))
+        op, rhs, sign, rows_touched = self._system(train, before_ids, kept_after, forget, block, gen)
+        lam, blocks = self._damping(op, block, gen)
         self.sync()
         t1 = clock()
-        retry = {"growth": float(cfg.damping_growth), "retries": int(cfg.damping_retries)}
-        if self.solver == "direct":
-            x, rep = solvers.direct(blocks, rhs.view(n, block.dim), lam, **retry)
-            x = x.reshape(-1)
-        else:
-            options = {"tol": float(cfg.tol)}
-            if self.solver == "lissa":
-                options["scale"] = float(cfg.lissa_scale)
-            elif self.solver == "adam":
-                options["lr"] = float(cfg.adam_lr)
-            x, rep = solvers.escalate(self.solver, op, rhs, lam, int(cfg.max_iter), **retry, **options)
+        x, rep = self._run_solver(op, rhs, lam, blocks)
         step = sign * x
         if bool(torch.isfinite(step).all()):
-            block.add_(step, *tables(m))
+            block.add_(step, *tables(self.model))
         else:
             rep.converged = False
         self.sync()
@@ -348,6 +230,55 @@ class InfluenceStep:
             "grad_s": t1 - t0,
             "solve_s": t2 - t1,
         }
+
+    def _system(self, train, before_ids, kept_after, forget, block: Block, gen: torch.Generator):
+        """(the Hessian operator of the form's objective at the current block, the right-hand side,
+        the sign of the step, the rows the objective reads)."""
+        full, after, d_rows, r_rows, local = self._rows(train, before_ids, kept_after, forget, block, gen)
+        user_table, item_table = (t.detach() for t in tables(self.model))
+        x0 = block.gather(user_table, item_table)
+        if local is None:
+
+            def as_fn(objective):
+                return lambda x: objective(*block.place(x, user_table, item_table))
+        else:  # x is the cut-down user table itself
+            items = item_table if local[1] is None else item_table[local[1]]
+
+            def as_fn(objective):
+                return lambda x: objective(x.view(-1, block.dim), items)
+
+        j_r = self._objective(r_rows, block, after, local)
+        if self.cfg.form == "newton_retained":
+            op = HessianOperator(as_fn(j_r), x0)
+            return op, op.gradient, -1.0, len(r_rows)
+        op = HessianOperator(as_fn(self._objective(d_rows, block, full, local)), x0)
+        rhs = self._removal_rhs(op, j_r, as_fn, x0, full, after, d_rows, forget, block)
+        return op, rhs, 1.0, len(d_rows)
+
+    def _damping(self, op: HessianOperator, block: Block, gen: torch.Generator):
+        """(the absolute damping, the users' d x d blocks where the solve is `direct`, else None)."""
+        cfg = self.cfg
+        if self.solver == "direct":
+            blocks = op.row_blocks(len(block.users), block.dim)
+            mean = float(torch.diagonal(blocks, dim1=1, dim2=2).mean()) if cfg.damping else 0.0
+            return float(cfg.damping) * mean, blocks
+        if not cfg.damping:
+            return 0.0, None
+        # Hutchinson's estimate of an indefinite block's mean diagonal can come out negative: its size
+        return float(cfg.damping) * abs(op.mean_diagonal(int(cfg.damping_probes), gen)), None
+
+    def _run_solver(self, op: HessianOperator, rhs: torch.Tensor, lam: float, blocks):
+        cfg = self.cfg
+        retry = {"growth": float(cfg.damping_growth), "retries": int(cfg.damping_retries)}
+        if blocks is not None:
+            x, rep = solvers.direct(blocks, rhs.view(blocks.shape[0], -1), lam, **retry)
+            return x.reshape(-1), rep
+        options = {"tol": float(cfg.tol)}
+        if self.solver == "lissa":
+            options["scale"] = float(cfg.lissa_scale)
+        elif self.solver == "adam":
+            options["lr"] = float(cfg.adam_lr)
+        return solvers.escalate(self.solver, op, rhs, lam, int(cfg.max_iter), **retry, **options)
 
     def _removal_rhs(
         self,
