@@ -19,6 +19,10 @@ mean Jaccard of the top-`trace_k` lists over the retained users, the user's reta
 outside the timed region, and so is the oracle's own objective on the final retained data
 (`unlearn.oracle_objective`): the common target of the warm (unlearning) and cold (retraining)
 objective traces in the convergence figure.
+
+The oracle traces live in `unlearn_als_oracle` (a mixin of the method) and the record keys in
+`unlearn_als_keys`; this module holds the method's fit, its per-request marking and sweeps, and
+the per-request records that `describe` sums up.
 """
 
 from __future__ import annotations
@@ -35,23 +39,11 @@ from ..runtime import CPU
 from ..seeding import derive_seed
 from .base import Method
 from .costs import FitCost, UnlearnCost
-
-
-def relative_gap(model_fn, reference_fn, n_users: int, batch: int, device) -> float:
-    """||S(model) - S(ref)||_F / ||S(ref)||_F over all users x items, in user batches (float64)."""
-    diff_sq, ref_sq = 0.0, 0.0
-    with torch.no_grad():
-        for start in range(0, n_users, batch):
-            users = torch.arange(start, min(start + batch, n_users), device=device)
-            b = reference_fn(users).to(torch.float64)
-            d = model_fn(users).to(torch.float64) - b
-            diff_sq += float((d * d).sum())
-            ref_sq += float((b * b).sum())
-    return (diff_sq**0.5) / (ref_sq**0.5) if ref_sq > 0 else float("nan")
+from .unlearn_als_oracle import OracleTraces, relative_gap  # noqa: F401  (relative_gap: re-exported)
 
 
 @METHODS.register("unlearn_als")
-class UnlearnALS(Method):
+class UnlearnALS(OracleTraces, Method):
     needs_reference = True  # the lifecycle fits the retrain oracle first and calls set_reference
     allowed = {"partitioner": ["none"], "aggregator": ["none"], "submodel": ["als"]}
     defaults = {"tol": 1.0e-4, "max_sweeps": 50, "track_gap": True, "cold_trace": False, "trace_k": 20}
@@ -74,50 +66,6 @@ class UnlearnALS(Method):
 
     def model_seed(self) -> int:
         return derive_seed(self.seed, "shard", 0)  # what `retrain` (one shard, k = 0) uses
-
-    def set_reference(self, score_fn, oracle: Method | None = None) -> None:
-        """The retrain oracle's score function (per-sweep retrain_gap and rank-gap traces) and,
-        where given, the oracle itself (its objective on the retained data)."""
-        self._reference = score_fn
-        self._oracle = oracle
-
-    def _rank_tracer(self, rows: np.ndarray):
-        """users' top-K gap to the oracle of a score function, on the data after `rows` left."""
-        from ..metrics.completeness import RankGap
-
-        rt = self.runtime
-        ranks = RankGap(
-            self.data.train,
-            self.data.rows.subset(rows),
-            self.data.n_users,
-            self.data.n_items,
-            [int(self.cfg["trace_k"])],
-            self.seed,
-            self.data.n_users,
-            rt.device,
-            rt.eval_batch,
-        )
-        ref = ranks.tops(self._reference)
-        k = int(self.cfg["trace_k"])
-        return lambda fn: (lambda g: (g[f"@{k}"], g[f"@{k}.deleted"]))(ranks.gap(ranks.tops(fn), ref))
-
-    def oracle_objective(self) -> float | None:
-        """The retraining objective on the retained data at the oracle's factors (None without an
-        oracle that has factors)."""
-        try:
-            users, items = self._oracle.shards[0].embeddings()
-        except (AttributeError, IndexError, NotImplementedError, TypeError):
-            return None
-        m = self.new_model().to(self.runtime.device).requires_grad_(False)
-        t = self.data.train
-        m.observe(t.users, t.items, t.ratings)
-        m.set_factors(users, items)
-        return float(m.objective())
-
-    def _gap(self) -> float:
-        return relative_gap(
-            self.model.score, self._reference, self.data.n_users, self.runtime.eval_batch, self.runtime.device
-        )
 
     # -- the method API -------------------------------------------------------------------
     def fit(self, data: TrainSet) -> FitCost:
@@ -168,41 +116,16 @@ class UnlearnALS(Method):
 
     def unlearn(self, rows: np.ndarray) -> dict:
         rows = np.unique(np.asarray(rows, dtype=np.int64))
-        m = self.model
         if len(rows) == 0:  # nothing to forget: the model already is the fit on these rows
-            obj = m.objective()
-            counts = dict.fromkeys(("rows", "cells_removed", "cells_updated", "sweeps", "mark_s", "sweeps_s"), 0)
-            traces = {"objective_trace": [obj], "retrain_gap_trace": [], "rank_gap_trace": []}
-            self._rounds.append(
-                {**counts, **traces, "objective_before": obj, "objective_after": obj, "converged": True}
-            )
-            extra = {"mark_s": Span(), "sweeps_s": Span(), "sweeps": 0, "cells_removed": 0}
-            return UnlearnCost(seconds=Span(), extra=extra)
+            return self._forget_nothing()
         track = self._reference is not None and bool(self.cfg["track_gap"])
         self.runtime.sync()
         t0 = clock()
         removed, updated = self.forget_cells(rows)
-        before = m.objective()  # the trained factors under the retraining objective
+        before = self.model.objective()  # the trained factors under the retraining objective
         self.runtime.sync()
         mark = clock() - t0
-        gaps = [self._gap()] if track else []
-        trace_rank = self._rank_tracer(rows) if track else None
-        ranks = [trace_rank(m.score)] if track else []
-        sweeps = [Span()]  # the sweeps' time so far
-        last = [clock()]
-
-        def after_sweep(_sweep, _obj):  # the gap is computed outside the timed region
-            self.runtime.sync()
-            sweeps[0] += clock() - last[0]
-            if track:
-                gaps.append(self._gap())
-                ranks.append(trace_rank(m.score))
-            last[0] = clock()
-
-        trace = m.run_sweeps(int(self.cfg["max_sweeps"]), float(self.cfg["tol"]), start=before, callback=after_sweep)
-        self.runtime.sync()
-        sweeps[0] += clock() - last[0]
-        swept = sweeps[0]
+        trace, swept, gaps, ranks, trace_rank = self._sweep(rows, before, track)
         values = [before] + trace
         converged = len(values) >= 2 and abs(values[-2] - values[-1]) <= float(self.cfg["tol"]) * abs(values[-2])
         cold = self.cold_start_trace(trace_rank) if (track and self.cfg["cold_trace"]) else {}
@@ -228,43 +151,39 @@ class UnlearnALS(Method):
             extra={"mark_s": mark, "sweeps_s": swept, "sweeps": len(trace), "cells_removed": removed},
         )
 
-    def cold_start_trace(self, trace_rank=None) -> dict:
-        """For the convergence figure (outside every timed region): ALS from a random start on
-        the retained rows, as the retrain oracle runs it, with its objective and retrain_gap after
-        every sweep."""
-        cold = self.new_model()
-        gen = torch.Generator(device="cpu")
-        gen.manual_seed(self.model_seed())
-        cold.reset_parameters(gen)
-        cold.to(self.runtime.device).requires_grad_(False)
-        t = self.data.train
-        cold.observe(t.users, t.items, t.ratings)
-        gaps = [
-            relative_gap(cold.score, self._reference, self.data.n_users, self.runtime.eval_batch, self.runtime.device)
-        ]
-        ranks = [trace_rank(cold.score)] if trace_rank else []
-        start = cold.objective()
+    def _forget_nothing(self) -> UnlearnCost:
+        """An empty request: record a round without sweeps, at no cost."""
+        obj = self.model.objective()
+        counts = dict.fromkeys(("rows", "cells_removed", "cells_updated", "sweeps", "mark_s", "sweeps_s"), 0)
+        traces = {"objective_trace": [obj], "retrain_gap_trace": [], "rank_gap_trace": []}
+        self._rounds.append({**counts, **traces, "objective_before": obj, "objective_after": obj, "converged": True})
+        extra = {"mark_s": Span(), "sweeps_s": Span(), "sweeps": 0, "cells_removed": 0}
+        return UnlearnCost(seconds=Span(), extra=extra)
 
-        def after_sweep(_sweep, _obj):
-            gaps.append(
-                relative_gap(
-                    cold.score, self._reference, self.data.n_users, self.runtime.eval_batch, self.runtime.device
-                )
-            )
-            if trace_rank:
-                ranks.append(trace_rank(cold.score))
+    def _sweep(self, rows: np.ndarray, before: float, track: bool) -> tuple:
+        """Sweep from the current factors (whose objective is `before`) to the tolerance. Returns
+        (objective after each sweep, time in the sweeps, retrain-gap trace, rank-gap trace, rank
+        tracer); the traces are recorded before the first sweep and after every sweep, outside
+        the timed region, when `track`."""
+        m = self.model
+        gaps = [self._gap()] if track else []
+        trace_rank = self._rank_tracer(rows) if track else None
+        ranks = [trace_rank(m.score)] if track else []
+        sweeps = [Span()]  # the sweeps' time so far
+        last = [clock()]
 
-        trace = cold.run_sweeps(
-            int(self.spec["submodel"].get("iterations", cold.cfg["iterations"])),
-            float(cold.cfg["tol"]),
-            start=start,
-            callback=after_sweep,
-        )
-        return {
-            "cold_objective_trace": [start] + trace,
-            "cold_retrain_gap_trace": gaps,
-            "cold_rank_gap_trace": [r for r, _ in ranks],
-        }
+        def after_sweep(_sweep, _obj):  # the gap is computed outside the timed region
+            self.runtime.sync()
+            sweeps[0] += clock() - last[0]
+            if track:
+                gaps.append(self._gap())
+                ranks.append(trace_rank(m.score))
+            last[0] = clock()
+
+        trace = m.run_sweeps(int(self.cfg["max_sweeps"]), float(self.cfg["tol"]), start=before, callback=after_sweep)
+        self.runtime.sync()
+        sweeps[0] += clock() - last[0]
+        return trace, sweeps[0], gaps, ranks, trace_rank
 
     def score(self, users):
         return self.model.score(users)
@@ -319,110 +238,4 @@ class UnlearnALS(Method):
         self.model.observe(kept_rows.users, kept_rows.items, kept_rows.ratings)
 
 
-from ..metrics.keys import KEYS  # noqa: E402
-
-KEYS.declare("fit.sweeps", "ALS sweeps", sub="fit", group="other", doc="ALS sweeps of the fit")
-KEYS.declare("fit.objective", "ALS objective", sub="fit", group="other", doc="the ALS objective after the fit")
-KEYS.declare(
-    "unlearn.sweeps", "ALS sweeps", sub="unlearn", group="other", doc="ALS sweeps of unlearning, over all requests"
-)
-KEYS.declare(
-    "unlearn.round_sweeps", "ALS sweeps per request", sub="unlearn", group="other", doc="ALS sweeps of each request"
-)
-KEYS.declare(
-    "unlearn.cells_removed",
-    "cells removed",
-    sub="unlearn",
-    group="other",
-    doc="cells whose observation the forget rows removed",
-)
-KEYS.declare(
-    "unlearn.cells_updated",
-    "cells updated",
-    sub="unlearn",
-    group="other",
-    doc="cells whose value or confidence changed",
-)
-KEYS.declare(
-    "unlearn.converged",
-    "converged",
-    sub="unlearn",
-    group="other",
-    doc="1 where every request's sweeps met the tolerance",
-)
-for _part, _label in (("mark", "marking"), ("sweeps", "sweeps")):
-    KEYS.declare_seconds(f"unlearn.{_part}", _label, f"unlearning's {_label}, over all requests", sub="unlearn")
-KEYS.declare(
-    "unlearn.objective_before",
-    "ALS objective",
-    sub="before sweeps",
-    group="other",
-    doc="the retraining objective at the trained factors, F removed",
-)
-KEYS.declare(
-    "unlearn.objective_after",
-    "ALS objective",
-    sub="after sweeps",
-    group="other",
-    doc="the retraining objective after the last request's sweeps",
-)
-KEYS.declare(
-    "unlearn.oracle_objective",
-    "ALS objective",
-    sub="oracle",
-    reference=True,
-    group="other",
-    doc="the retrain oracle's objective on the final retained data",
-)
-KEYS.declare(
-    "unlearn.objective_trace",
-    "objective trace",
-    sub="unlearn",
-    group="other",
-    doc="the objective before and after every sweep, requests concatenated",
-)
-KEYS.declare(
-    "unlearn.retrain_gap_trace",
-    "score gap trace",
-    sub="unlearn",
-    group="completeness",
-    doc="the score gap to the oracle after every sweep",
-)
-KEYS.declare(
-    "unlearn.rank_gap_trace",
-    "rank gap trace",
-    sub="unlearn",
-    group="completeness",
-    doc="the rank gap to the oracle after every sweep",
-)
-KEYS.declare(
-    "unlearn.rank_gap_trace.deleted",
-    "rank gap trace",
-    sub="unlearn, deleted",
-    group="completeness",
-    doc="the rank gap over the users who lost rows after every sweep",
-)
-KEYS.declare(
-    "retrain.objective_trace",
-    "objective trace",
-    sub="cold start",
-    reference=True,
-    group="other",
-    doc="ALS from a random start on the retained rows: its objective after every sweep",
-)
-KEYS.declare(
-    "retrain.retrain_gap_trace",
-    "score gap trace",
-    sub="cold start",
-    reference=True,
-    group="completeness",
-    doc="ALS from a random start: its score gap to the oracle after every sweep",
-)
-KEYS.declare(
-    "retrain.rank_gap_trace",
-    "rank gap trace",
-    sub="cold start",
-    reference=True,
-    group="completeness",
-    doc="ALS from a random start: its rank gap to the oracle after every sweep",
-)
+from . import unlearn_als_keys  # noqa: E402, F401  (declares the record keys, after the method as always)

@@ -6,28 +6,16 @@ Objective over ALL user x item cells:
 
 with p = 1 and c = 1 + alpha * r on observed cells (r the rating, 1 when binarized, or its BM25
 weight; `plus_one: false` drops the 1) and p = 0, c = 1 everywhere else. With the other side fixed, every user's
-factor is the
-closed-form solution of
-
-    A_u x_u = b_u,   A_u = Y^T Y + Y_u^T (C_u - I) Y_u + reg I,   b_u = Y_u^T C_u p_u,
-
-where only the user's observed items enter the correction (the Gram trick). A half-sweep solves
-all users (then all items) at once:
-
-- `solver: cholesky` (exact): users are grouped into buckets of similar observed counts and
-  padded; per bucket the corrections are one batched matrix product (bmm), followed by a batched
-  Cholesky factorisation (`torch.linalg.cholesky_ex`) and two batched triangular solves. The
-  bucket size is bounded by `chunk_mb`.
-- `solver: cg`: `cg_steps` conjugate-gradient steps warm-started from the current factors, as in
-  the `implicit` library; each step is one sampled dense-dense product (SDDMM) and one sparse x
-  dense product (SpMM) on the observed CSR matrix, never a dense n_users x n_items matrix.
+factor is the closed-form solution of a small linear system; a half-sweep solves all users (then
+all items) at once, exactly (`solver: cholesky`) or by warm-started conjugate gradients
+(`solver: cg`): see `als_solve`.
 
 The objective is computed exactly with the same trick: sum_all s_ui^2 = <X^T X, Y^T Y> plus the
 observed-cell correction sum_obs [c (1 - s)^2 - s^2] (s from an SDDMM), accumulated in float64.
 
-The observed matrix lives on the device as user-major and item-major CSR tensors, so cells can be
-marked unobserved (p = 0, c = 1) for unlearning: `unobserve(users, items)`. After such a change the
-objective *is* the objective of training on the remaining cells from scratch.
+The observed matrix lives on the device as user-major and item-major CSR tensors (`als_cells`), so
+cells can be marked unobserved (p = 0, c = 1) for unlearning: `unobserve(users, items)`. After such
+a change the objective *is* the objective of training on the remaining cells from scratch.
 
 Conventions: `implicit` (>= 0.5) takes the matrix of confidences C itself and uses c - 1 in the
 correction, with its own `alpha` multiplying the matrix; this module's c = 1 + alpha r equals
@@ -36,10 +24,7 @@ correction, with its own `alpha` multiplying the matrix; this module's c = 1 + a
 
 from __future__ import annotations
 
-import logging
-import math
 import time
-import warnings
 
 import numpy as np
 import torch
@@ -49,89 +34,15 @@ from ..errors import ConfigError
 from ..metrics.ranking import RankingEvaluator
 from ..registry import SUBMODELS
 from ..runtime import CPU
+from .als_cells import both_sides, confidence_weights
+from .als_solve import ALSSolvers
 from .base import SubModel
-
-log = logging.getLogger(__name__)
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
-def _csr(crow: torch.Tensor, col: torch.Tensor, values: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
-    with warnings.catch_warnings():  # "sparse CSR support is in beta"
-        warnings.simplefilter("ignore")
-        return torch.sparse_csr_tensor(crow, col, values, size=shape, check_invariants=False)
-
-
-def _gather_rows(crow: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """For a subset of CSR rows: (new crow, positions of their entries in the full arrays)."""
-    start, counts = crow[rows], crow[rows + 1] - crow[rows]
-    new_crow = torch.zeros(len(rows) + 1, dtype=crow.dtype, device=crow.device)
-    new_crow[1:] = torch.cumsum(counts, 0)
-    total = int(new_crow[-1])
-    offsets = torch.arange(total, device=crow.device) - torch.repeat_interleave(new_crow[:-1], counts)
-    return new_crow, torch.repeat_interleave(start, counts) + offsets
-
-
-class _Side:
-    """One orientation of the observed matrix (rows = the side being solved)."""
-
-    def __init__(self, crow: torch.Tensor, col: torch.Tensor, w: torch.Tensor, n_rows: int, n_cols: int):
-        self.crow, self.col, self.w = crow, col, w  # w = c - 1 = alpha * r on observed cells
-        self.n_rows, self.n_cols = n_rows, n_cols
-        self.counts = crow[1:] - crow[:-1]
-        self._plans: dict = {}
-
-    def matrix(self, values: torch.Tensor) -> torch.Tensor:
-        return _csr(self.crow, self.col, values, (self.n_rows, self.n_cols))
-
-    def subset(self, rows: torch.Tensor) -> "_Side":
-        crow, pos = _gather_rows(self.crow, rows)
-        return _Side(crow, self.col[pos], self.w[pos], len(rows), self.n_cols)
-
-    @property
-    def uniform_weight(self) -> float | None:
-        """The common value of w when every observed cell has the same confidence (binarized
-        linear confidence), else None."""
-        if not hasattr(self, "_uniform"):
-            self._uniform = None
-            if len(self.w) and bool((self.w == self.w[0]).all()):
-                self._uniform = float(self.w[0])
-        return self._uniform
-
-    def plan(self, dim: int, gather_budget: int, batch_cap: int, ratio: float = 1.25) -> list:
-        """Padded buckets of rows with similar counts (lengths within `ratio`):
-        [(rows, cols (B x L), weights (B x L))]. Padding points at column `n_cols` (a zero row
-        appended to the other side's factors) with weight 0. A bucket gathers at most
-        `gather_budget` values (B * L * dim) and holds at most `batch_cap` rows, so the batch stays
-        in cache through product, factorisation and solves. Rows without observed cells are left
-        out (their solution is 0). Cached until the observed cells change."""
-        key = (dim, gather_budget, batch_cap)
-        if key in self._plans:
-            return self._plans[key]
-        dev = self.crow.device
-        sorted_counts, sorted_rows = torch.sort(self.counts, stable=True)
-        cs = sorted_counts.cpu().numpy()
-        buckets, s, n = [], int(np.searchsorted(cs, 1)), len(cs)
-        while s < n:
-            lim = max(int(math.ceil(cs[s] * ratio)), int(cs[s]))
-            e = int(np.searchsorted(cs, lim, side="right"))
-            e = min(e, s + max(1, min(gather_budget // (lim * dim), batch_cap)))
-            length = int(cs[e - 1])
-            r = sorted_rows[s:e]
-            pos = torch.arange(length, device=dev).unsqueeze(0)
-            cnt = sorted_counts[s:e].unsqueeze(1)
-            mask = pos < cnt
-            idx = self.crow[r].unsqueeze(1) + torch.minimum(pos, cnt - 1)
-            cols = torch.where(mask, self.col[idx], torch.full((), self.n_cols, dtype=self.col.dtype, device=dev))
-            w = torch.where(mask, self.w[idx], torch.zeros((), dtype=self.w.dtype, device=dev))
-            buckets.append((r, cols, w))
-            s = e
-        self._plans[key] = buckets
-        return buckets
-
-
 @SUBMODELS.register("als")
-class ImplicitALS(SubModel):
+class ImplicitALS(ALSSolvers, SubModel):
     loss_family = "als"
     defaults = {
         "dim": 64,
@@ -232,129 +143,18 @@ class ImplicitALS(SubModel):
 
     def confidence_weights(self, u: torch.Tensor, i: torch.Tensor, raw: torch.Tensor) -> torch.Tensor:
         """w = c - 1 for every observed cell, computed from the current cells only (so it is what
-        a model trained on exactly these cells would use). c = 1 + alpha f(r), or alpha f(r) with
-        `plus_one: false` (the Unlearn-ALS paper code feeds `implicit` the matrix 5 * bm25(B = 0.9)
-        itself, and `implicit` reads that matrix as the confidence c)."""
-        c = self.cfg
-        r = torch.ones_like(raw) if c["binarize"] else raw
-        if c["confidence"] == "bm25":
-            # implicit.nearest_neighbours.bm25_weight on the item x user matrix (documents = items,
-            # terms = users), as in implicit's lastfm example and the ALS paper code built on it.
-            k1, b = float(c["bm25_k1"]), float(c["bm25_b"])
-            n_docs = float(self.n_items)
-            idf = math.log(n_docs) - torch.log1p(torch.bincount(u, minlength=self.n_users).to(torch.float64))
-            row_sums = torch.zeros(self.n_items, dtype=torch.float64, device=r.device).index_add_(0, i, r)
-            avg = row_sums.mean().clamp_min(1e-12)
-            length_norm = (1.0 - b) + b * row_sums / avg
-            r = (r * (k1 + 1.0) / (k1 * length_norm[i] + r) * idf[u]).clamp_min(0.0)
-        if c["plus_one"]:
-            return float(c["alpha"]) * r
-        return float(c["alpha"]) * r - 1.0  # c = alpha f(r) (>= 0, so every solve stays positive definite)
+        a model trained on exactly these cells would use); see `als_cells.confidence_weights`."""
+        return confidence_weights(self.cfg, self.n_users, self.n_items, u, i, raw)
 
     def _set_cells(self, keys: torch.Tensor, raw: torch.Tensor) -> None:
         self._cells = (keys, raw)
         u, i = keys // self.n_items, keys % self.n_items
         w = self.confidence_weights(u, i, raw).to(self.dtype)
-        dev = self.device
-        ucrow = torch.zeros(self.n_users + 1, dtype=torch.long, device=dev)
-        ucrow[1:] = torch.cumsum(torch.bincount(u, minlength=self.n_users), 0)
-        self._by_user = _Side(ucrow, i, w, self.n_users, self.n_items)
-        order = torch.sort(i * self.n_users + u).indices
-        icrow = torch.zeros(self.n_items + 1, dtype=torch.long, device=dev)
-        icrow[1:] = torch.cumsum(torch.bincount(i, minlength=self.n_items), 0)
-        self._by_item = _Side(icrow, u[order], w[order], self.n_items, self.n_users)
+        self._by_user, self._by_item = both_sides(u, i, w, self.n_users, self.n_items, self.device)
 
     @property
     def n_observed(self) -> int:
         return 0 if self._cells is None else len(self._cells[0])
-
-    # -- solves ----------------------------------------------------------------------------
-    def _solve(self, side: _Side, target: torch.Tensor, other: torch.Tensor, rows: torch.Tensor | None) -> None:
-        """Recompute `target` rows (all when rows is None) from the fixed `other` factors."""
-        reg = float(self.cfg["reg"])
-        eye = torch.eye(self.dim, dtype=self.dtype, device=self.device)
-        gram = other.T @ other + reg * eye
-        if self.cfg["solver"] == "cg":
-            self._solve_cg(side, target, other, gram, rows)
-        else:
-            self._solve_cholesky(side, target, other, gram, rows)
-
-    def _solve_cholesky(self, side, target, other, gram, rows):
-        d = self.dim
-        sub = side if rows is None else side.subset(rows)
-        b_all = sub.matrix(1.0 + sub.w) @ other  # b = Y_u^T C_u p_u for every row
-        out_rows = torch.arange(sub.n_rows, device=self.device) if rows is None else rows
-        empty = sub.counts == 0
-        if bool(empty.any()):
-            target[out_rows[empty]] = 0.0  # nothing observed: x = 0
-        padded = torch.cat([other, other.new_zeros(1, d)])  # padding gathers a zero row
-        uniform = sub.uniform_weight
-        failed = []
-        for local, cols, w in sub.plan(d, self._gather_budget, self._batch_cap):
-            n_b, length = cols.shape
-            yg = torch.index_select(padded, 0, cols.reshape(-1)).view(n_b, length, d)
-            if uniform is not None:  # A = G + w Y_u^T Y_u (padding rows are zero)
-                a = torch.baddbmm(gram.expand(n_b, d, d), yg.transpose(1, 2), yg, alpha=uniform)
-            else:  # A = G + Y_u^T (C_u - I) Y_u
-                a = torch.baddbmm(gram.expand(n_b, d, d), (yg * w.unsqueeze(-1)).transpose(1, 2), yg)
-            chol, info = torch.linalg.cholesky_ex(a)
-            failed.append(info)
-            y = torch.linalg.solve_triangular(chol, b_all[local].unsqueeze(-1), upper=False)
-            x = torch.linalg.solve_triangular(chol.transpose(1, 2), y, upper=True)
-            target[out_rows[local]] = x.squeeze(-1)
-        if failed and bool(torch.cat(failed).ne(0).any()):
-            # not expected with reg > 0 and c >= 1 (A is then positive definite); redo exactly in float64
-            n_bad = int(sum(int(f.ne(0).sum()) for f in failed))
-            log.warning(
-                "ALS: Cholesky failed on %d of %d %s systems (not positive definite: reg %g); solving them all "
-                "again in float64 with a pseudo-inverse, row by row (slow)",
-                n_bad,
-                sub.n_rows,
-                self.dtype,
-                float(self.cfg["reg"]),
-            )
-            self._solve_dense64(sub, target, other, gram, out_rows, b_all)
-
-    def _solve_dense64(self, sub, target, other, gram, out_rows, b_all):
-        """Row by row in float64 with a pseudo-inverse: the slow, safe path for singular systems."""
-        f = other.double()
-        for local in range(sub.n_rows):
-            lo, hi = int(sub.crow[local]), int(sub.crow[local + 1])
-            if hi == lo:
-                continue
-            yu = f[sub.col[lo:hi]]
-            a = gram.double() + yu.T @ (yu * sub.w[lo:hi].double().unsqueeze(1))
-            target[out_rows[local]] = (torch.linalg.pinv(a) @ b_all[local].double()).to(self.dtype)
-
-    def _solve_cg(self, side, target, other, gram, rows):
-        sub = side if rows is None else side.subset(rows)
-        out_rows = slice(None) if rows is None else rows
-        pattern = sub.matrix(sub.w)
-        other_t = other.T
-
-        def apply(p):  # A p = G p + Y^T (C - I) (Y p), per row
-            q = torch.sparse.sampled_addmm(pattern, p, other_t, beta=0.0).values()
-            return p @ gram + sub.matrix(sub.w * q) @ other
-
-        x = target[out_rows].clone()
-        # r = b - A x = Y^T (c - (c - 1) q) - G x with q = Y x on the observed cells
-        q = torch.sparse.sampled_addmm(pattern, x, other_t, beta=0.0).values()
-        r = sub.matrix(1.0 + sub.w - sub.w * q) @ other - x @ gram
-        p = r.clone()
-        rs = (r * r).sum(1)
-        tiny = 1e-20
-        live = rs >= tiny
-        for _ in range(int(self.cfg["cg_steps"])):
-            ap = apply(p)
-            denom = (p * ap).sum(1)
-            step = torch.where(live & (denom > 0), rs / denom.clamp_min(tiny), torch.zeros_like(rs))
-            x += step.unsqueeze(1) * p
-            r -= step.unsqueeze(1) * ap
-            rs_new = (r * r).sum(1)
-            live = live & (rs_new >= tiny)
-            p = r + (rs_new / rs.clamp_min(tiny)).unsqueeze(1) * p
-            rs = rs_new
-        target[out_rows] = x
 
     # -- the primitives, in the style of `implicit` ---------------------------------------------
     @torch.no_grad()
