@@ -4,7 +4,7 @@ Every item is ranked for every evaluated user (users with at least one target it
 user's excluded items (their training rows) masked. Ties are broken by the lower item id, so
 the result is deterministic and independent of the batch size. `per_user` gives every metric per
 evaluated user (in the order of `users`, ascending ids) and `summarise` averages those as `evaluate`
-does, so a caller can keep the per-user vectors (`bootstrap_means`: intervals over users).
+does, so a caller can keep the per-user vectors (`bootstrap_means`, in `bootstrap`: intervals over users).
 
 Two options make the numbers comparable with a peer's code (defaults: the suite's definitions):
 
@@ -29,7 +29,24 @@ import torch
 
 from ..data.csr import CSR
 from ..data.interactions import Interactions
+from .bootstrap import bootstrap_means, percentile_interval
 from .keys import KEYS
+from .topk import topk_stable, writable
+
+__all__ = [
+    "GROUP_AVERAGES",
+    "HR_DEFINITIONS",
+    "METRICS",
+    "NDCG_IDEALS",
+    "RankingEvaluator",
+    "ScoreFn",
+    "active_mask",
+    "bootstrap_means",
+    "cold_item_mask",
+    "percentile_interval",
+    "topk_stable",
+    "writable",
+]
 
 ScoreFn = Callable[[torch.Tensor], torch.Tensor]
 METRICS = ("recall", "ndcg", "hr", "precision")
@@ -67,36 +84,6 @@ def _choice(key: str, value: str, valid) -> str:
     return value
 
 
-def _order_ties_by_id(scores: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-    """Order candidate item indices by score descending, then item id ascending."""
-    idx = torch.sort(idx, dim=1).values
-    order = torch.sort(scores.gather(1, idx), dim=1, descending=True, stable=True).indices
-    return idx.gather(1, order)
-
-
-def topk_stable(scores: torch.Tensor, k: int) -> torch.Tensor:
-    """Indices of the k best items per row, by score descending then item id ascending.
-
-    `torch.topk` picks an arbitrary member of a tie at the cut; rows with such a tie (rare with
-    real-valued scores) are redone exactly, the others only have their k winners re-ordered."""
-    n_items = scores.shape[1]
-    k = min(k, n_items)
-    if k == n_items:
-        return _order_ties_by_id(scores, torch.arange(n_items, device=scores.device).expand(len(scores), -1))
-    vals, idx = torch.topk(scores, k + 1, dim=1)
-    out = _order_ties_by_id(scores, idx[:, :k])
-    tied = (vals[:, k - 1] == vals[:, k]).nonzero().flatten()
-    if len(tied):
-        sub = scores[tied]
-        kth = vals[tied, k - 1 : k]
-        above = sub > kth
-        need = k - above.sum(1, keepdim=True)
-        at_cut = sub == kth
-        chosen = above | (at_cut & (torch.cumsum(at_cut.to(torch.int32), 1) <= need))
-        out[tied] = _order_ties_by_id(sub, chosen.nonzero()[:, 1].view(len(tied), k))
-    return out
-
-
 def cold_item_mask(degree: np.ndarray, cold_share: float = 0.8) -> np.ndarray:
     """The `cold_share` of items with the lowest degree (ties by lower id): EEMU's cold items."""
     n_cold = int(round(cold_share * len(degree)))
@@ -104,18 +91,6 @@ def cold_item_mask(degree: np.ndarray, cold_share: float = 0.8) -> np.ndarray:
     mask = np.zeros(len(degree), dtype=bool)
     mask[order[:n_cold]] = True
     return mask
-
-
-def writable(scores: torch.Tensor) -> torch.Tensor:
-    """`scores` as a float32 tensor the evaluator may overwrite (masking in place): a fresh result
-    (what score functions return: a product or a sum) is used as it is; a view of other storage
-    (a slice, `expand`) or another dtype is copied. Saves a (batch x n_items) copy per batch: on
-    Gowalla, 30 batches of 1024 x 41k floats."""
-    if scores.dtype != torch.float32:
-        return scores.to(torch.float32)
-    if scores._base is not None or not scores.is_contiguous() or scores.requires_grad:
-        return scores.detach().clone()
-    return scores
 
 
 def active_mask(train_counts: np.ndarray, users: np.ndarray, top: float = 0.05) -> np.ndarray:
@@ -254,35 +229,6 @@ class RankingEvaluator:
         if self.group_average == "unweighted":
             result["n_eval_groups"] = int(len(np.unique(labels))) if labels is not None else 1
         return result
-
-
-def bootstrap_means(values: np.ndarray, n_boot: int, rng: np.random.Generator, max_cells: int = 1 << 18) -> np.ndarray:
-    """Means of each row of `values` (rows: quantities, columns: users) over `n_boot` resamples of
-    the columns with replacement, every row under the same resample (paired, when the rows are
-    per-user differences between two models): a (rows x n_boot) array. A resample is a vector of
-    per-user counts (a bincount of n draws), so a chunk of resamples is one matrix product; chunks
-    of at most `max_cells` counts stay in cache and bound the memory on large user sets."""
-    values = np.ascontiguousarray(np.atleast_2d(values), dtype=np.float64)
-    n = values.shape[1]
-    out = np.full((values.shape[0], n_boot), np.nan)
-    if n == 0:
-        return out
-    rows = torch.from_numpy(values)  # torch's product keeps to the run's thread count (numpy's BLAS does not)
-    step = max(1, max_cells // n)
-    index = np.int32 if step * n < 2**31 else np.int64
-    for start in range(0, n_boot, step):
-        b = min(step, n_boot - start)
-        draws = rng.integers(0, n, (b, n), dtype=index)
-        draws += (np.arange(b, dtype=index) * n)[:, None]  # resample r counts in cells [r n, (r + 1) n)
-        counts = np.bincount(draws.ravel(), minlength=b * n).reshape(b, n).astype(np.float64)
-        out[:, start : start + b] = (rows @ torch.from_numpy(counts).T).numpy() / n
-    return out
-
-
-def percentile_interval(replicates: np.ndarray, level: float = 0.95) -> np.ndarray:
-    """[low, high] percentile interval of each row of bootstrap `replicates`: a (rows x 2) array."""
-    tail = (1.0 - level) / 2.0
-    return np.quantile(np.atleast_2d(replicates), [tail, 1.0 - tail], axis=1).T
 
 
 # the record keys `evaluate` yields, under a stage prefix (`StageMetrics`: before, after, retrain)
