@@ -21,6 +21,7 @@ TRAINING_CODE = (
     "seeding.py",
     "runtime.py",
     "methods/base.py",
+    "methods/shard_state.py",
     "methods/sisa.py",
     "methods/costs.py",
 )

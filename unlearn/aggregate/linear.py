@@ -117,20 +117,9 @@ class Linear(Aggregator):
         c = self.cfg
         gen = torch.Generator(device="cpu")
         gen.manual_seed(int(seed))
-        pos_u = torch.as_tensor(data.train.users, device=dev)
-        pos_i = torch.as_tensor(data.train.items, device=dev)
-        m = int(c["num_neg"])
-        sampler = NegativeSampler(pos_u, pos_i, data.n_items)
-        neg_u = pos_u.repeat(m)
-        neg_i = sampler.sample(neg_u, gen)
-        users, items = torch.cat([pos_u, neg_u]), torch.cat([pos_i, neg_i])
-        y = torch.cat([torch.ones(len(pos_u), device=dev), torch.zeros(len(neg_u), device=dev)])
+        users, items, y = self._pairs(data, gen)
         x = shard_pair_scores(shards, users, items, self.runtime.eval_batch)
-        if c["standardize"]:
-            mu, sd = x.mean(0), x.std(0)
-            sd = torch.where(sd > 0, sd, torch.ones_like(sd))
-        else:
-            mu, sd = torch.zeros(x.shape[1], device=dev), torch.ones(x.shape[1], device=dev)
+        mu, sd = _standardisation(x, bool(c["standardize"]), dev)
         z = (x - mu) / sd
         g = self._group[users] if c["per_group"] else torch.zeros(len(users), dtype=torch.long, device=dev)
         k, n_groups, l2 = x.shape[1], self.n_groups, float(c["l2"])
@@ -141,6 +130,32 @@ class Linear(Aggregator):
             logits = (z * weight[g]).sum(1) + bias[g]
             return F.binary_cross_entropy_with_logits(logits, y) + 0.5 * l2 * weight.pow(2).sum()
 
+        iterations, stop_reason = self._minimise(objective, weight, bias)
+        with torch.no_grad():
+            loss = float(objective())
+        self.weight, self.bias = weight.detach(), bias.detach()
+        self.mu, self.sd = mu.detach(), sd.detach()
+        self._coef = None
+        self.trained_on = positives_hash(data.train.users, data.train.items)
+        return {"pairs": int(len(users)), "iterations": iterations, "loss": loss, "stop_reason": stop_reason}
+
+    def _pairs(self, data: TrainSet, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(users, items, labels): every retained training row (1), then `num_neg` rounds of one
+        sampled negative per row (0), drawn from `gen`."""
+        dev = self.runtime.device
+        pos_u = torch.as_tensor(data.train.users, device=dev)
+        pos_i = torch.as_tensor(data.train.items, device=dev)
+        m = int(self.cfg["num_neg"])
+        sampler = NegativeSampler(pos_u, pos_i, data.n_items)
+        neg_u = pos_u.repeat(m)
+        neg_i = sampler.sample(neg_u, gen)
+        users, items = torch.cat([pos_u, neg_u]), torch.cat([pos_i, neg_i])
+        y = torch.cat([torch.ones(len(pos_u), device=dev), torch.zeros(len(neg_u), device=dev)])
+        return users, items, y
+
+    def _minimise(self, objective, weight: torch.Tensor, bias: torch.Tensor) -> tuple[int, str]:
+        """Fit `weight` and `bias` to `objective` full-batch (L-BFGS or Adam); (iterations, stop reason)."""
+        c = self.cfg
         if c["optimizer"] == "lbfgs":
             opt = torch.optim.LBFGS(
                 [weight, bias],
@@ -161,22 +176,13 @@ class Linear(Aggregator):
             opt.step(closure)
             iterations = int(opt.state[weight].get("n_iter", 0))
             # a convex problem: L-BFGS stops at its tolerances (converged) or at max_iter
-            stop_reason = "converged" if iterations < int(c["max_iter"]) else "iteration_cap"
-        else:
-            opt = torch.optim.Adam([weight, bias], lr=float(c["lr"]))
-            for _ in range(int(c["epochs"])):
-                opt.zero_grad(set_to_none=True)
-                objective().backward()
-                opt.step()
-            iterations = int(c["epochs"])
-            stop_reason = "fixed_budget"
-        with torch.no_grad():
-            loss = float(objective())
-        self.weight, self.bias = weight.detach(), bias.detach()
-        self.mu, self.sd = mu.detach(), sd.detach()
-        self._coef = None
-        self.trained_on = positives_hash(data.train.users, data.train.items)
-        return {"pairs": int(len(users)), "iterations": iterations, "loss": loss, "stop_reason": stop_reason}
+            return iterations, "converged" if iterations < int(c["max_iter"]) else "iteration_cap"
+        opt = torch.optim.Adam([weight, bias], lr=float(c["lr"]))
+        for _ in range(int(c["epochs"])):
+            opt.zero_grad(set_to_none=True)
+            objective().backward()
+            opt.step()
+        return int(c["epochs"]), "fixed_budget"
 
     # -- scoring ------------------------------------------------------------------------
     def coefficients(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -219,6 +225,14 @@ class Linear(Aggregator):
         self.weight, self.bias = state["weight"].to(dev), state["bias"].to(dev)
         self.mu, self.sd = state["mu"].to(dev), state["sd"].to(dev)
         self._coef = None
+
+
+def _standardisation(x: torch.Tensor, standardize: bool, dev) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean, std) per shard column of `x` (a zero std counts as 1); (0, 1) without `standardize`."""
+    if standardize:
+        mu, sd = x.mean(0), x.std(0)
+        return mu, torch.where(sd > 0, sd, torch.ones_like(sd))
+    return torch.zeros(x.shape[1], device=dev), torch.ones(x.shape[1], device=dev)
 
 
 def positives_hash(users: np.ndarray, items: np.ndarray) -> str:

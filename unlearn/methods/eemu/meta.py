@@ -36,10 +36,10 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch.func import grad, vmap
 from tqdm.auto import tqdm
 
 from ...data.csr import rows_by_user
@@ -48,36 +48,13 @@ from ...errors import ConfigError
 from ...metrics.timing import clock
 from ...seeding import numpy_rng
 from ...training import SELECTIONS, STOPPING_DEFAULTS, EarlyStopping, NegativeSampler, redraw_positives
-from .adapt import ADAPT, Adapter, blocked_scores, fresh_adam_step, split_tensors, user_loss
+from .adapt import ADAPT, Adapter, blocked_scores, split_tensors, user_loss  # noqa: F401  (user_loss: re-exported)
+from .updates import _sequential_batch, batched_meta_grad, user_meta_grad  # noqa: F401  (user_meta_grad: re-exported)
 
 log = logging.getLogger(__name__)
 
 META_UPDATES = ("batched", "sequential")
 OUTERS = ("query", "query_support")
-
-
-def user_meta_grad(
-    model, params: dict, buffers: dict, inner_lr: float, outer: str, user, s_pos, s_neg, s_mask, q_pos, q_neg, q_mask
-) -> dict:
-    """One user's first-order meta-gradient: the query loss's gradient at the weights after one
-    fresh-Adam step on the support loss (which reads only this user's support rows), plus, with
-    `outer: query_support`, the support loss's gradient at `params`."""
-    gs = grad(lambda pr: user_loss(model, pr, buffers, user, s_pos, s_neg, s_mask))(params)
-    adapted = {k: params[k] - fresh_adam_step(gs[k], inner_lr) for k in params}
-    gq = grad(lambda pr: user_loss(model, pr, buffers, user, q_pos, q_neg, q_mask))(adapted)
-    if outer == "query_support":
-        return {k: gq[k] + gs[k] for k in gq}
-    return gq
-
-
-def batched_meta_grad(
-    model, params: dict, buffers: dict, inner_lr: float, outer: str, users, s_pos, s_neg, s_mask, q_pos, q_neg, q_mask
-) -> dict:
-    """Mean over the batch of every user's first-order meta-gradient, all at once (vmap)."""
-    per_user = vmap(lambda *a: user_meta_grad(model, params, buffers, inner_lr, outer, *a))(
-        users, s_pos, s_neg, s_mask, q_pos, q_neg, q_mask
-    )
-    return {k: v.mean(0) for k, v in per_user.items()}
 
 
 def in_batch_negatives(
@@ -132,6 +109,28 @@ def validation_sample(data: TrainSet, n: int, seed: int) -> TrainSet:
     return TrainSet(data.n_users, data.n_items, data.train, valid.of_users(chosen))
 
 
+@dataclass
+class _MetaRun:
+    """What one shard's meta-training reads at every batch."""
+
+    model: object
+    params: dict
+    buffers: dict
+    opt: torch.optim.Optimizer
+    sampler: NegativeSampler
+    support: object  # the shard's support rows by user (`rows_by_user`)
+    queries: object  # its query rows by user
+    meta_users: np.ndarray  # the users with a query row
+    users_t: torch.Tensor  # the shard's rows' users and items, on the device
+    items_t: torch.Tensor
+    dev: object
+    inner_lr: float
+    bsz: int
+    sequential: bool
+    outer: str
+    in_batch: bool
+
+
 def meta_train(
     model,
     data: TrainSet,
@@ -152,8 +151,34 @@ def meta_train(
     gen = torch.Generator(device="cpu")
     gen.manual_seed(int(seed))
     model.reset_parameters(gen)
-    dev = runtime.device
-    model.to(dev)
+    model.to(runtime.device)
+    run = _prepare(model, data, query, cfg, runtime.device)
+    stop_cfg = {k: cfg[k] for k in STOPPING_DEFAULTS if k in cfg}
+    vdata = validation_sample(data, int(cfg["valid_users"]), valid_seed)
+    stopper = EarlyStopping(vdata, stop_cfg, runtime)
+    adapter = Adapter(data.train, data.n_users, data.n_items, cfg, run.dev) if stopper.evaluator is not None else None
+    block, n_epochs = int(cfg["score_block"]), int(cfg["meta_epochs"])
+
+    def score_fn(users):
+        return blocked_scores(adapter, model, users, shard_key, block)
+
+    epoch_s = []
+    bar = tqdm(
+        range(1, n_epochs + 1), desc=f"eemu shard {shard}", leave=False, disable=None if runtime.progress else True
+    )
+    for epoch in bar:
+        t0 = clock()
+        _meta_epoch(run, gen)
+        epoch_s.append(clock() - t0)
+        if _select(stopper, epoch, score_fn, model, bar, shard, n_epochs, t0):
+            break
+    bar.close()
+    return _finish(model, runtime, stopper, start, epoch_s, run.meta_users)
+
+
+def _prepare(model, data: TrainSet, query: np.ndarray, cfg: dict, dev) -> _MetaRun:
+    """The shard's support and query rows by user, its negative sampler, the parameters and the
+    outer Adam of `model` (already on `dev`)."""
     train = data.train
     row_users = train.users
     allrows = np.arange(len(train))
@@ -165,83 +190,91 @@ def meta_train(
     sampler = NegativeSampler(users_t, items_t, data.n_items)
     params, buffers = split_tensors(model)
     opt = torch.optim.Adam(list(params.values()), lr=float(cfg["lr"]))
-    stop_cfg = {k: cfg[k] for k in STOPPING_DEFAULTS if k in cfg}
-    vdata = validation_sample(data, int(cfg["valid_users"]), valid_seed)
-    stopper = EarlyStopping(vdata, stop_cfg, runtime)
-    adapter = Adapter(train, data.n_users, data.n_items, cfg, dev) if stopper.evaluator is not None else None
-    block, inner_lr, bsz = int(cfg["score_block"]), float(cfg["inner_lr"]), int(cfg["meta_batch"])
-    sequential, outer = cfg["meta_update"] == "sequential", str(cfg["outer"])
-    in_batch = bool(cfg["in_batch_negative"])
-
-    def score_fn(users):
-        return blocked_scores(adapter, model, users, shard_key, block)
-
-    epoch_s = []
-    bar = tqdm(
-        range(1, int(cfg["meta_epochs"]) + 1),
-        desc=f"eemu shard {shard}",
-        leave=False,
-        disable=None if runtime.progress else True,
+    return _MetaRun(
+        model=model,
+        params=params,
+        buffers=buffers,
+        opt=opt,
+        sampler=sampler,
+        support=support,
+        queries=queries,
+        meta_users=meta_users,
+        users_t=users_t,
+        items_t=items_t,
+        dev=dev,
+        inner_lr=float(cfg["inner_lr"]),
+        bsz=int(cfg["meta_batch"]),
+        sequential=cfg["meta_update"] == "sequential",
+        outer=str(cfg["outer"]),
+        in_batch=bool(cfg["in_batch_negative"]),
     )
-    for epoch in bar:
-        t0 = clock()
-        perm = torch.randperm(len(meta_users), generator=gen).numpy()
-        neg_t = sampler.sample(users_t, gen)
-        for s in range(0, len(perm), bsz):
-            batch = meta_users[perm[s : s + bsz]]
-            srow, smask = support.padded(batch)
-            qrow, qmask = queries.padded(batch)
-            srow_t, qrow_t = torch.as_tensor(srow, device=dev), torch.as_tensor(qrow, device=dev)
-            s_neg, q_neg = neg_t[srow_t], neg_t[qrow_t]
-            if in_batch:  # a second negative per row, from the other users' rows of this batch
-                pool = torch.as_tensor(np.concatenate([srow[smask], qrow[qmask]]), device=dev)
-                batch_t = torch.as_tensor(batch, device=dev)
-                s_neg, q_neg = (
-                    torch.stack(
-                        [n, in_batch_negatives(sampler, batch_t[:, None].expand_as(n), items_t[pool], n, gen)], -1
-                    )
-                    for n in (s_neg, q_neg)
-                )
-            args = (
-                torch.as_tensor(batch, device=dev),
-                items_t[srow_t],
-                s_neg,
-                torch.as_tensor(smask, device=dev, dtype=torch.float32),
-                items_t[qrow_t],
-                q_neg,
-                torch.as_tensor(qmask, device=dev, dtype=torch.float32),
-            )
-            if sequential:
-                _sequential_batch(model, params, buffers, opt, outer, args)
-            else:
-                g = batched_meta_grad(
-                    model, {k: v.detach() for k, v in params.items()}, buffers, inner_lr, outer, *args
-                )
-                for k, p in params.items():
-                    p.grad = g[k]
-                opt.step()
-                opt.zero_grad(set_to_none=True)
-        train_s = clock() - t0
-        epoch_s.append(train_s)
-        evaluated = len(stopper.curve)
-        stop = stopper.step(epoch, score_fn, model)
-        value = stopper.curve[-1][1] if len(stopper.curve) > evaluated else None
-        if value is not None:
-            shown = f"valid {stopper.metric} {value:.4f} (best {stopper.best:.4f} at epoch {stopper.best_epoch})"
-            bar.set_postfix({stopper.metric: f"{value:.4f}"})
-        else:
-            shown = "no validation" if stopper.evaluator is None else "valid not due"
-        log.info(
-            "eemu shard %d, meta-epoch %d/%d: %s, %.2f s",
-            shard,
-            epoch,
-            int(cfg["meta_epochs"]),
-            shown,
-            (clock() - t0).wall,
+
+
+def _meta_epoch(run: _MetaRun, gen: torch.Generator) -> None:
+    """One meta-epoch: the meta-users shuffled, one negative for every row, then the meta-batches."""
+    perm = torch.randperm(len(run.meta_users), generator=gen).numpy()
+    neg_t = run.sampler.sample(run.users_t, gen)
+    for s in range(0, len(perm), run.bsz):
+        args = _batch_args(run, run.meta_users[perm[s : s + run.bsz]], neg_t, gen)
+        _meta_step(run, args)
+
+
+def _batch_args(run: _MetaRun, batch: np.ndarray, neg_t: torch.Tensor, gen: torch.Generator) -> tuple:
+    """(users, support positives, negatives and mask, query positives, negatives and mask) of a
+    meta-batch, padded per user; with `in_batch`, a second negative per row (the last axis)."""
+    dev, items_t = run.dev, run.items_t
+    srow, smask = run.support.padded(batch)
+    qrow, qmask = run.queries.padded(batch)
+    srow_t, qrow_t = torch.as_tensor(srow, device=dev), torch.as_tensor(qrow, device=dev)
+    s_neg, q_neg = neg_t[srow_t], neg_t[qrow_t]
+    if run.in_batch:  # a second negative per row, from the other users' rows of this batch
+        pool = torch.as_tensor(np.concatenate([srow[smask], qrow[qmask]]), device=dev)
+        batch_t = torch.as_tensor(batch, device=dev)
+        s_neg, q_neg = (
+            torch.stack([n, in_batch_negatives(run.sampler, batch_t[:, None].expand_as(n), items_t[pool], n, gen)], -1)
+            for n in (s_neg, q_neg)
         )
-        if stop:
-            break
-    bar.close()
+    return (
+        torch.as_tensor(batch, device=dev),
+        items_t[srow_t],
+        s_neg,
+        torch.as_tensor(smask, device=dev, dtype=torch.float32),
+        items_t[qrow_t],
+        q_neg,
+        torch.as_tensor(qmask, device=dev, dtype=torch.float32),
+    )
+
+
+def _meta_step(run: _MetaRun, args: tuple) -> None:
+    """One meta-batch's update: `sequential` (the released per-user loop) or `batched`."""
+    if run.sequential:
+        _sequential_batch(run.model, run.params, run.buffers, run.opt, run.outer, args)
+        return
+    g = batched_meta_grad(
+        run.model, {k: v.detach() for k, v in run.params.items()}, run.buffers, run.inner_lr, run.outer, *args
+    )
+    for k, p in run.params.items():
+        p.grad = g[k]
+    run.opt.step()
+    run.opt.zero_grad(set_to_none=True)
+
+
+def _select(stopper: EarlyStopping, epoch: int, score_fn, model, bar, shard: int, n_epochs: int, t0) -> bool:
+    """The epoch's model selection (`stopper.step`) and its log line; whether to stop."""
+    evaluated = len(stopper.curve)
+    stop = stopper.step(epoch, score_fn, model)
+    value = stopper.curve[-1][1] if len(stopper.curve) > evaluated else None
+    if value is not None:
+        shown = f"valid {stopper.metric} {value:.4f} (best {stopper.best:.4f} at epoch {stopper.best_epoch})"
+        bar.set_postfix({stopper.metric: f"{value:.4f}"})
+    else:
+        shown = "no validation" if stopper.evaluator is None else "valid not due"
+    log.info("eemu shard %d, meta-epoch %d/%d: %s, %.2f s", shard, epoch, n_epochs, shown, (clock() - t0).wall)
+    return stop
+
+
+def _finish(model, runtime, stopper: EarlyStopping, start: float, epoch_s: list, meta_users: np.ndarray) -> dict:
+    """The selected weights restored, the model frozen for scoring, and the training report."""
     stopper.restore(model)
     model.zero_grad(set_to_none=True)
     model.eval()
@@ -251,40 +284,3 @@ def meta_train(
     report["epoch_cpu_s"] = float(np.mean([e.cpu for e in epoch_s])) if epoch_s else 0.0
     report["meta_users"] = int(len(meta_users))
     return report
-
-
-def _sequential_batch(model, params: dict, buffers: dict, opt: torch.optim.Optimizer, outer: str, args) -> None:
-    """The released per-user update (see the module docstring); `outer: query_support` adds the
-    user's support gradient at the batch-start weights (the one the inner step took) to the
-    outer gradient, divided by the batch size as the query gradient is."""
-    users, s_pos, s_neg, s_mask, q_pos, q_neg, q_mask = args
-    names = list(params)
-    with torch.no_grad():
-        start = {k: params[k].detach().clone() for k in names}
-    b = len(users)
-
-    def grads_of():
-        return {
-            k: (params[k].grad.clone() if params[k].grad is not None else torch.zeros_like(params[k])) for k in names
-        }
-
-    for j in range(b):
-        with torch.no_grad():
-            meta = {k: params[k].detach().clone() for k in names}
-            for k in names:
-                params[k].copy_(start[k])
-        opt.zero_grad(set_to_none=True)
-        user_loss(model, params, buffers, users[j], s_pos[j], s_neg[j], s_mask[j]).backward()
-        g_support = grads_of() if outer == "query_support" else None
-        opt.step()  # inner step (shared Adam state)
-        opt.zero_grad(set_to_none=True)
-        (user_loss(model, params, buffers, users[j], q_pos[j], q_neg[j], q_mask[j]) / b).backward()
-        grads = grads_of()
-        if g_support is not None:
-            grads = {k: grads[k] + g_support[k] / b for k in names}
-        with torch.no_grad():
-            for k in names:
-                params[k].copy_(meta[k])
-                params[k].grad = grads[k]
-        opt.step()  # outer step on the meta-weights
-    opt.zero_grad(set_to_none=True)
