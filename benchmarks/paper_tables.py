@@ -15,262 +15,46 @@ records. `--render-only` re-renders every planned table that has records, runnin
 `<out>/README.md` indexes the tables, their records and what the plan leaves for a GPU. No
 published values are transcribed: these tables are the reference a reproduction is checked
 against. Utility and ratios are the comparable columns; seconds are the named machines'.
+
+The plans are in paper_plans.py and a table's rendering in paper_render.py; this module runs the
+plans' sweeps, indexes what they wrote, and re-exports both modules' names.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import subprocess
 import sys
-import tempfile
 import time
-from collections import Counter
-from datetime import datetime, timezone
 from pathlib import Path
 
 from unlearn import io
 
 from . import reference
-from .records import cpu_name, git
+from .paper_plans import CPU_PLAN, GPU_PLAN, PLANS, command, entries
+from .paper_render import ROOT, describe, header, machine, plural, render_where, runs_line, seeds_of, write_table
 
-ROOT = Path(__file__).resolve().parents[1]
-
-# (table, overrides, why this size) that a 2-core CPU finishes in a few hours, cheapest first.
-# A narrowed dataset keeps the paper's protocol on a smaller split; the title says so.
-CPU_PLAN: list[tuple[str, list[str], str]] = [
-    ("unlearn_als_paper", ["dataset=ml100k_als_paper", "seed=0,1,2"], "ML-100K, the paper's protocol, 3 seeds"),
-    ("ultrare_main_mse", ["dataset=ml100k", "seed=0,1,2"], "ML-100K ratings, 3 seeds"),
-    ("ultrare_main", ["dataset=ml100k_cure4rec", "seed=0,1,2"], "CURE4Rec ML-100K (bpr), 3 seeds"),
-    ("ultrare_selection", ["dataset=ml100k_cure4rec", "seed=0,1,2"], "CURE4Rec ML-100K, 3 seeds"),
-    (
-        "eemu_main_cpu",
-        ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "runtime.threads=1", "runtime.progress=false"],
-        "ML-100K, the small two-tower (tuned/ml100k_twotower) under the tuned eemu_cpu preset, 3 seeds, and its "
-        "ablations (no meta-learning, no adaptation, sequential updates), 3 seeds each: 27 runs, 100 min of one "
-        "core on a loaded 2-core machine (an ablation seed about 21 min, most of it the sequential updates)",
-    ),
-    (
-        "latency_stream",
-        [
-            "method=sisa,receraser,ultrare,unlearn_als",
-            "completeness.exact_replica=false",
-            "runtime.threads=1",
-            "runtime.progress=false",
-        ],
-        "ML-1M (ml1m_cure4rec), the tuned presets, 20 single-user requests, seeds 0-2, without retrain's own "
-        "stream (each speedup reads retrain's time for it as 20 fits of the oracle, `retrain_s`) and without the exact "
-        "replica: 12 runs, about 30 min of one core a seed on a 2-core Xeon",
-    ),
-    (
-        "realistic_requests",
-        ["dataset=ml100k", "seed=0,1,2", "runtime.threads=1", "runtime.progress=false"],
-        "ML-100K, the tuned presets, sensitive interactions and a spam campaign as streams, every method, 3 seeds "
-        "(66 runs, 68 min of one core; the eemu_cpu rows, about 35 min a seed, are not in the records yet); the "
-        "records also hold CURE4Rec ML-1M, seed 0, without retrain's own streams, ifru and EEMU (18 runs, 63 min)",
-    ),
-    (
-        "exact_vs_approx",
-        ["dataset=ml100k", "runtime.threads=1", "runtime.progress=false"],
-        "ML-100K, each method's default sub-model (bpr; als for Unlearn-ALS), 20 single-user requests and one of 5% "
-        "of the users, every exact and approximate method, 3 seeds (66 runs, 56 min of one core); the records also "
-        "hold ML-100K wmf at seed 0 (20 runs, 15 min), ifru on lightgcn at seed 0 (3 runs, 14 min) and CURE4Rec "
-        "ML-1M at seed 0 without retrain's and ifru's own streams (20 runs, 74 min)",
-    ),
-    (
-        "receraser_utility",
-        [
-            "dataset=ml1m_receraser,yelp2018",
-            "submodel=bpr_receraser",
-            "seed=0",
-            "completeness.seed_floor=false",
-            "completeness.exact_replica=false",
-            "hydra/launcher=joblib",
-            "hydra.launcher.n_jobs=2",
-            "runtime.threads=1",
-            "runtime.progress=false",
-        ],
-        "ML-1M and Yelp2018 with the released BPR preset only, seed 0, without the exact replica: 6 runs, 3.2 hours of "
-        "one core on a loaded 2-core Xeon (Yelp2018: retrain 70 min, RecEraser 71 min, SISA 28 min); wmf and lightgcn "
-        "and seeds 1-2 are left for a GPU",
-    ),
+__all__ = [
+    "CPU_PLAN",
+    "GPU_PLAN",
+    "PLANS",
+    "ROOT",
+    "Interrupted",
+    "command",
+    "describe",
+    "entries",
+    "header",
+    "index",
+    "machine",
+    "main",
+    "plural",
+    "render_where",
+    "run_one",
+    "runs_line",
+    "seeds_of",
+    "sweep",
+    "write_table",
 ]
-
-# what the plan leaves for a GPU (full paper datasets; hours per sub-model on 2 CPU cores)
-GPU_PLAN: list[tuple[str, list[str], str]] = [
-    ("receraser_utility", ["runtime=gpu"], "ML-1M and Yelp2018, three sub-models, 3 seeds"),
-    ("receraser_time", ["runtime=gpu"], "ML-1M, three sub-models"),
-    ("receraser_partition", ["runtime=gpu"], "ML-1M, 4 partitions x 3 K"),
-    ("ultrare_main", ["runtime=gpu"], "CURE4Rec ML-1M and ADM beside ML-100K"),
-    ("ultrare_main_mse", ["runtime=gpu"], "ML-latest-small and ML-1M beside ML-100K"),
-    ("ultrare_selection", ["runtime=gpu"], "CURE4Rec ML-1M and ADM"),
-    ("unlearn_als_paper", ["runtime=gpu"], "ML-1M beside ML-100K"),
-    ("eemu_main", ["runtime=gpu"], "two-tower meta-training on ML-100K and ML-1M"),
-    ("latency_stream", ["runtime=gpu"], "20 single-user requests on ML-1M, every method"),
-    ("realistic_requests", ["dataset=ml1m_cure4rec", "runtime=gpu"], "CURE4Rec ML-1M, every method, 3 seeds"),
-    ("exact_vs_approx", ["dataset=ml1m_cure4rec", "runtime=gpu"], "CURE4Rec ML-1M, every method, 3 seeds"),
-]
-
-
-PLANS = {"cpu": CPU_PLAN, "gpu": GPU_PLAN}
-
-
-def machine() -> str:
-    return f"{cpu_name()}, {os.cpu_count()} logical cores, {platform.system()} {platform.release()}"
-
-
-def seeds_of(overrides: list[str]) -> str:
-    for o in overrides:
-        if o.startswith("seed="):
-            return o.split("=", 1)[1]
-    return "the experiment's (0,1,2)"
-
-
-def runs_line(name: str, overrides: list[str], results: Path) -> str:
-    """What the table's records under a results directory cost: their count, the sum of their own
-    `wall_s` and the commits they ran at."""
-    from .report import load_spec, narrowed, narrowing
-
-    spec = load_spec(name)
-    df, _ = reference.load_records(results)
-    if not df.empty:
-        df = reference.apply_filter(df, narrowed(spec, narrowing(spec, overrides)).get("filter"))
-    if df.empty:
-        return "- runs: none recorded"
-    commits = sorted({str(c)[:12] for c in df.get("git_commit", []) if isinstance(c, str) and c})
-    return (
-        f"- runs: {len(df)} records, {df['wall_s'].sum():.0f} s of their own wall time in all, run at "
-        f"commit {', '.join(commits) or 'unknown'} (each record keeps its machine and load)"
-    )
-
-
-def plural(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"
-
-
-def entries(name: str) -> list[tuple[str, list[str], str]]:
-    """Every plan entry of table `name` as (plan, overrides, why), the CPU plan's first."""
-    return [(plan, o, w) for plan, table in PLANS.items() for n, o, w in table if n == name]
-
-
-def command(name: str, plan: str = "cpu") -> str:
-    return f"python -m benchmarks.paper_tables {'--plan gpu ' if plan == 'gpu' else ''}--only {name}"
-
-
-def render_where(name: str, records: list[dict]) -> dict:
-    """The narrowing a table's file is rendered with, so that it shows every record any plan entry
-    of the table exported: for each filter key an entry narrows, the options any entry chose (the
-    spec's own for an entry that leaves the key alone) that the records hold; left alone where
-    that comes to the spec's own. With one entry and all its options recorded, this is the
-    narrowing `python -m benchmarks.table NAME <overrides>` renders with."""
-    from .report import load_spec, narrowing
-
-    spec = load_spec(name)
-    flt = spec.get("filter") or {}
-    chosen = [narrowing(spec, o) for _, o, _ in entries(name)]
-    where = {}
-    for key in dict.fromkeys(k for n in chosen for k in n):
-        own = flt[key] if isinstance(flt[key], list) else [flt[key]]
-        options = list(dict.fromkeys(v for n in chosen for v in n.get(key, own)))
-        held = {r.get(key) for r in records}
-        shown = [v for v in options if v in held] or options
-        if set(shown) != set(own):
-            where[key] = shown
-    return where
-
-
-def describe(records: list[dict]) -> dict[str, str]:
-    """The commits, machines and seeds of `records` (commits and machines in the order they first
-    ran, with their counts), and the sum of their own wall seconds."""
-    ordered = sorted(records, key=lambda r: str(r.get("started_at") or ""))
-    commits = Counter(str(r.get("git_commit") or "unknown")[:12] for r in ordered)
-    machines = Counter((r.get("cpu") or "unknown CPU") + (f", {r['gpu']}" if r.get("gpu") else "") for r in ordered)
-    dirty = sum(bool(r.get("git_dirty")) for r in records)
-    seeds = sorted({r["seed"] for r in records if r.get("seed") is not None}, key=lambda s: (str(type(s)), s))
-    return {
-        "commits": ", ".join(f"{c} ({n})" for c, n in commits.items())
-        + (f"; {dirty} run(s) with uncommitted changes" if dirty else ""),
-        "machines": ", ".join(f"{m} ({n})" for m, n in machines.items()),
-        "seeds": ",".join(map(str, seeds)) or "none recorded",
-        "wall": f"{sum(float(r.get('wall_s') or 0) for r in records):.0f}",
-    }
-
-
-def header(
-    name: str,
-    overrides: list[str],
-    wall_s: float,
-    why: str,
-    out: Path,
-    runs: str = "",
-    records: list[dict] | None = None,
-    plan: str = "cpu",
-) -> str:
-    """The lines above a rendered table: how to extend and re-render it, and what its records are
-    (without `records`: this machine's commit and the seeds of the overrides)."""
-    # changes to the tables' own folder (the index this command rewrites) do not make the code dirty
-    exclude = f":(exclude){out.resolve().relative_to(ROOT)}" if out.resolve().is_relative_to(ROOT) else ""
-    dirty = (
-        " (with uncommitted changes)"
-        if git("status", "--porcelain", "--untracked-files=no", "--", ".", *([exclude] if exclude else []))
-        else ""
-    )
-    head = git("rev-parse", "--short=12", "HEAD") or "unknown"
-    written = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    source = f" from {name}.jsonl" if records else ""
-    lines = [
-        f"<!-- written by `make paper-tables` (benchmarks/paper_tables.py){source}; do not edit by hand -->",
-        f"- command: `python -m benchmarks.table {name} {' '.join(overrides)}`"
-        + (f" (through `{command(name, plan)}`, which runs only what the records lack)" if records else ""),
-        f"- scope: {why}",
-    ]
-    lines += [f"- also: `{command(name, p)}` ({w})" for p, _, w in entries(name) if p != plan]
-    if records:
-        d = describe(records)
-        where = out.resolve().relative_to(ROOT) if out.resolve().is_relative_to(ROOT) else out
-        lines += [
-            f"- records: this table rests on {plural(len(records), 'run record')}, [{where / (name + '.jsonl')}]"
-            f"({name}.jsonl) (one a line; `python -m benchmarks.paper_tables --render-only --only {name}` "
-            f"re-renders from them alone), {d['wall']} s of their own wall time in all",
-            f"- commit: the records': {d['commits']}",
-            f"- machine: the records': {d['machines']} (seconds in the table are these machines')",
-            f"- seeds: {d['seeds']}",
-            f"- wall time: {wall_s:.0f} s for this call (runs already in the records are not rerun)",
-            f"- written: {written}, rendered at commit {head}{dirty}",
-        ]
-    else:
-        lines += [
-            f"- commit: {head}{dirty}",
-            f"- machine: {machine()} (seconds in the table are this machine's)",
-            f"- seeds: {seeds_of(overrides)}",
-            f"- wall time: {wall_s:.0f} s (runs already recorded under the results directory are not rerun)",
-            *([runs] if runs else []),
-            f"- written: {written}",
-        ]
-    return "\n".join([*lines, "", ""])
-
-
-def write_table(
-    name: str, overrides: list[str], why: str, records: reference.Records, out: Path, wall_s: float, plan: str = "cpu"
-) -> list[Path]:
-    """Renders `<out>/NAME.{md,csv,tex}` from `records` alone (each file written whole, after all
-    three rendered). Raises SystemExit with one line when no record matches the table."""
-    recs = records.values()
-    with tempfile.TemporaryDirectory(prefix="paper-tables-") as tmp:
-        reference.render(records, name, render_where(name, recs), Path(tmp))
-        texts = {ext: (Path(tmp) / "tables" / f"{name}.{ext}").read_text() for ext in ("md", "csv", "tex")}
-    d = describe(recs)
-    meta = (
-        f"{name}: {plural(len(recs), 'record')} in {name}.jsonl; commits {d['commits']}; machines {d['machines']}; "
-        f"seeds {d['seeds']}; {d['wall']} s of their own wall time"
-    )
-    out.mkdir(parents=True, exist_ok=True)
-    paths = [out / f"{name}.md", out / f"{name}.csv", out / f"{name}.tex"]
-    io.write_text(paths[0], header(name, overrides, wall_s, why, out, records=recs, plan=plan) + texts["md"])
-    io.write_text(paths[1], f"# {meta}\n" + texts["csv"])
-    io.write_text(paths[2], f"% {meta}\n" + texts["tex"])
-    return paths
 
 
 def sweep(cmd: list[str]) -> tuple[int, bool]:
@@ -396,7 +180,7 @@ def index(out: Path) -> None:
     io.write_text(out / "README.md", "\n".join(lines) + "\n")
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default=str(ROOT / "docs" / "results"))
     ap.add_argument("--results", default=str(ROOT / "results" / "paper"))
@@ -411,7 +195,11 @@ def main(argv: list[str] | None = None) -> int:
         help="an override added to every sweep, e.g. a launcher (the tables' filters stay the plan's); repeatable",
     )
     ap.add_argument("--list", action="store_true", help="print the plan and exit")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     if args.list:
         for plan, table in PLANS.items():
             for n, o, w in table:
