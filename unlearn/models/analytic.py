@@ -20,7 +20,7 @@ it) 0.113 s against 0.400 s. What was left then was mostly the dense Adam step o
 which `step` now restricts to the rows that can move (below).
 
 `step(opt)` takes the optimiser's step, on CPU restricted to the rows that can move where that
-is the same step (`row_steps`: Adagrad on the batch's rows, Adam on the rows the fit has touched).
+is the same step (`row_steps`: Adagrad on the batch's rows).
 """
 
 from __future__ import annotations

@@ -99,26 +99,6 @@ def adagrad_rows(param, state_sum, grad, rows, mark, lr, eps):
         mark[rows[i]] = False
 
 
-# torch's fused CPU Adam, element by element: m = fma(1 - beta1, g - m, m) (its lerp),
-# v = fma((1 - beta2) g, g, beta2 v) (the compiler contracts it so), p += (-step_size m) / (sqrt(v) /
-# sqrt(bias_correction2) + eps). The two fused multiply-adds are formed in float64, where a float32
-# product is exact, and rounded once to float32 (the same bits as the fused kernel on this machine,
-# measured over 30 steps of a 3000 x 64 table with sparse batches); nothing else is contracted
-@njit(cache=True, nogil=True, error_model="numpy")
-def adam_rows(param, exp_avg, exp_avg_sq, grad, rows, c1, beta2, c2, neg_step_size, bc2_sqrt, eps):
-    """Adam on `rows` (distinct) of a table; c1 = 1 - beta1, c2 = 1 - beta2."""
-    d = param.shape[1]
-    for i in range(rows.shape[0]):
-        r = rows[i]
-        for x in range(d):
-            g = grad[r, x]
-            m = np.float32(np.float64(c1) * np.float64(g - exp_avg[r, x]) + np.float64(exp_avg[r, x]))
-            exp_avg[r, x] = m
-            v = np.float32(np.float64(c2 * g) * np.float64(g) + np.float64(exp_avg_sq[r, x] * beta2))
-            exp_avg_sq[r, x] = v
-            param[r, x] = param[r, x] + (neg_step_size * m) / (np.sqrt(v) / bc2_sqrt + eps)
-
-
 @njit(cache=True, nogil=True, error_model="numpy")
 def bpr_score_grad(s, g):
     """BPR's dL/ds of -mean log sigmoid(s_pos - s_neg) for a (B, 2) score block: g[b] = (t, -t),
