@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import torch
 
 from ..data.interactions import TrainSet
@@ -9,7 +11,7 @@ from ..errors import ConfigError
 from ..runtime import CPU, Runtime
 
 
-class Aggregator:
+class Aggregator(ABC):
     """Subclasses implement `score`; trainable ones also `fit`, `state_dict`, `load_state_dict`.
 
     A trainable aggregator reads all retained training rows, so unlearning refits it from its
@@ -47,8 +49,9 @@ class Aggregator:
         self.bind(shards, partition)
         return {}
 
-    def score(self, shards: list, users: torch.Tensor) -> torch.Tensor:  # pragma: no cover
-        raise NotImplementedError
+    @abstractmethod
+    def score(self, shards: list, users: torch.Tensor) -> torch.Tensor:
+        """Scores of `users` over every item from the shard models."""
 
     def representation(self, shards: list, users: torch.Tensor) -> dict | None:
         """The final user representation a score is the dot product with, as {"": vectors} (more

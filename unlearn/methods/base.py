@@ -42,6 +42,8 @@ bookkeeping (training one shard or the aggregator, `describe`, caching) is in `s
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import numpy as np
 import torch
 
@@ -59,7 +61,7 @@ from .shard_state import ShardState
 REFRESH = ("keep", "rebuild")
 
 
-class Method:
+class Method(ABC):
     """Base class of every method; see the module docstring for the contract."""
 
     registered_name = "method"
@@ -99,14 +101,17 @@ class Method:
     def is_retrain_oracle(self) -> bool:
         return False
 
-    def fit(self, data: TrainSet) -> FitCost:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def fit(self, data: TrainSet) -> FitCost:
+        """Train on `data` (M0)."""
 
-    def unlearn(self, rows: np.ndarray) -> UnlearnCost:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def unlearn(self, rows: np.ndarray) -> UnlearnCost:
+        """Forget the training rows `rows`."""
 
-    def score(self, users: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def score(self, users: torch.Tensor) -> torch.Tensor:
+        """Scores of `users` over every item."""
 
     def user_vectors(self, users: torch.Tensor) -> dict | None:
         """The final user representations of `users` ({"": vectors}, more keys for other readings),

@@ -9,6 +9,7 @@ bit-identical parameters on CPU.
 from __future__ import annotations
 
 import time
+from abc import ABC, abstractmethod
 from functools import partial
 from typing import Iterator
 
@@ -23,7 +24,7 @@ from ..training import STOPPING_DEFAULTS, EarlyStopping, TrainingTriples, make_o
 from .analytic import DotProductGrads
 
 
-class SubModel(torch.nn.Module):
+class SubModel(torch.nn.Module, ABC):
     """Base class. Subclasses set `defaults` and implement `fit` and `score`."""
 
     registered_name = "submodel"
@@ -37,11 +38,13 @@ class SubModel(torch.nn.Module):
         self.runtime = runtime
         self.device = runtime.device
 
-    def fit(self, data: TrainSet, seed: int) -> dict:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def fit(self, data: TrainSet, seed: int) -> dict:
+        """Train on `data` from `seed`; returns the fit's report."""
 
-    def score(self, users: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def score(self, users: torch.Tensor) -> torch.Tensor:
+        """Scores of `users` over every item."""
 
     def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(user x d, item x d) representations, for aggregators and partition pretraining."""
@@ -65,17 +68,21 @@ class EpochTrainedModel(SubModel):
         "batch_size": 1024,
     }
 
-    def reset_parameters(self, gen: torch.Generator) -> None:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def reset_parameters(self, gen: torch.Generator) -> None:
+        """Draw the initial parameters from `gen`."""
 
-    def prepare(self, data: TrainSet) -> None:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def prepare(self, data: TrainSet) -> None:
+        """Build what the batches read from `data`."""
 
-    def batches(self, gen: torch.Generator) -> Iterator[tuple]:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def batches(self, gen: torch.Generator) -> Iterator[tuple]:
+        """One epoch's batches."""
 
-    def loss(self, batch: tuple) -> torch.Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def loss(self, batch: tuple) -> torch.Tensor:
+        """The training loss of one batch."""
 
     def trainable_parameters(self):
         return [p for p in self.parameters() if p.requires_grad]

@@ -15,22 +15,26 @@ for itself (`benchmarks.perf.bpr_vs_implicit --grads analytic analytic-dense --u
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import numpy as np
 import torch
 
 
-class RowStep:
+class RowStep(ABC):
     """One optimiser's step restricted to rows; `eligible` says whether that is its dense step."""
 
     def __init__(self, opt: torch.optim.Optimizer, tables: tuple[torch.Tensor, ...]):
         self.opt, self.tables = opt, tables
 
     @staticmethod
-    def eligible(opt: torch.optim.Optimizer) -> bool:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def eligible(opt: torch.optim.Optimizer) -> bool:
+        """Whether the row-restricted step is `opt`'s dense step."""
 
+    @abstractmethod
     def step(self, grads: tuple[torch.Tensor, ...], batch_rows: tuple[np.ndarray, ...]) -> None:
-        raise NotImplementedError  # pragma: no cover - abstract
+        """The step on the rows that can move (`batch_rows`: the batch's rows per table)."""
 
 
 def _one_plain_group(opt: torch.optim.Optimizer) -> dict | None:

@@ -33,6 +33,7 @@ its last member) by a monotone fixed-point iteration over whole-array operations
 from __future__ import annotations
 
 import math
+from abc import abstractmethod
 from fractions import Fraction
 
 import numpy as np
@@ -112,9 +113,9 @@ class BalancedPartition(Partitioner):
         return new
 
     # -- the partition ---------------------------------------------------------------
-    def space(self, train, n_users, n_items, users_emb, items_emb):  # pragma: no cover - abstract
+    @abstractmethod
+    def space(self, train, n_users, n_items, users_emb, items_emb):
         """The units to cluster and how they are scored (set by ubp / ibp / inbp)."""
-        raise NotImplementedError
 
     def assign(self, train, n_users, n_items, seed):
         start = clock()

@@ -3,6 +3,7 @@ by unlearning."""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -44,7 +45,7 @@ class Partition:
         return [int(len(np.unique(ids[self.row_shard == s]))) for s in range(self.n_shards)]
 
 
-class Partitioner:
+class Partitioner(ABC):
     """Subclasses set `unit` and implement `assign`."""
 
     unit = "none"
@@ -79,8 +80,9 @@ class Partitioner:
         self.validate(train, n_users, n_items)
         return self.assign(train, n_users, n_items, seed)
 
-    def assign(self, train, n_users, n_items, seed) -> Partition:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def assign(self, train, n_users, n_items, seed) -> Partition:
+        """The partition of `train` (validated) drawn from `seed`."""
 
 
 def rows_from_units(unit: str, train: Interactions, unit_shard: np.ndarray) -> np.ndarray:

@@ -54,6 +54,7 @@ The helpers live in `helpers.py` (the `SubclassHelpers` mixin), the family's rec
 from __future__ import annotations
 
 import math
+from abc import abstractmethod
 
 import numpy as np
 
@@ -140,8 +141,9 @@ class ApproximateMethod(SubclassHelpers, Method):
         return None if vecs is None else {"": vecs[0]}
 
     # -- unlearning ---------------------------------------------------------------------
-    def update(self, rows: np.ndarray) -> dict:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def update(self, rows: np.ndarray) -> dict:
+        """Move the parameters for the request `rows`; returns the request's report."""
 
     def unlearn(self, rows) -> UnlearnCost:
         rows = np.unique(np.asarray(rows, dtype=np.int64))
