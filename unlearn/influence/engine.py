@@ -37,25 +37,9 @@ from .objective import (
     Rows,
     adjacency_of,
     als_cells,
-    decomposable,
-    draw_negatives,
-    make_rows,
-    n_negatives,
     tables,
 )
-
-
-def spillover_nodes(before: Rows, after: Rows, forget: Rows, n_users: int, n_items: int, ratio: float):
-    """Users and items of F whose degree fell by more than `ratio` (IFRU's changed nodes)."""
-
-    def degrees(rows):
-        return (torch.bincount(rows.users, minlength=n_users), torch.bincount(rows.items, minlength=n_items))
-
-    (bu, bi), (au, ai) = degrees(before), degrees(after)
-    fu, fi = torch.unique(forget.users), torch.unique(forget.items)
-    drop_u = 1.0 - au[fu].double() / bu[fu].clamp_min(1).double()
-    drop_i = 1.0 - ai[fi].double() / bi[fi].clamp_min(1).double()
-    return fu[drop_u > ratio], fi[drop_i > ratio]
+from .request_rows import request_rows, spillover_nodes
 
 
 class InfluenceStep:
@@ -122,49 +106,10 @@ class InfluenceStep:
             or (self.kind == "als" and c["confidence"] == "bm25")
         )
 
-    def _rows(
-        self,
-        train,
-        before_ids: np.ndarray,
-        kept_after: np.ndarray,
-        forget: np.ndarray,
-        block: Block,
-        gen: torch.Generator,
-    ):
-        """(D's rows, R's rows, the rows J_D reads, the rows J_R reads, the cut-down tables' ids);
-        D's and R's rows are None where J does not read them. Negatives are drawn once, for the
-        rows J_D reads; where the sub-model allows it, those are only the rows whose loss reads the
-        block. A users block of such a sub-model is evaluated on tables cut down to its users (and,
-        for bpr, bce and mse, to the items its rows read): the ids are (users, items or None)."""
-        m, kind = self.model, self.kind
-        device = block.users.device
-        full = make_rows(train, before_ids, device)
-        k = n_negatives(m, kind, train.ratings[before_ids])
-        only_users = len(block.items) == 0 and decomposable(kind)
-        if only_users:  # the users' rows are all the loss reads of them
-            d_rows = full.subset(torch.isin(full.users, block.users))
-            positives = d_rows
-        else:
-            d_rows, positives = full, full
-        d_rows = draw_negatives(d_rows, positives, k, m.n_items, gen)
-        r_rows = d_rows.without(forget)
-        if kind == "mse":
-            d_rows = d_rows.with_targets(*_range(train.ratings[before_ids]))
-            r_rows = r_rows.with_targets(*_range(train.ratings[kept_after]))
-        if not only_users and kind in ("bpr", "bce", "mse"):
-            d_rows = d_rows.subset(d_rows.touching(block.users, block.items, m.n_users, m.n_items))
-            r_rows = r_rows.subset(r_rows.touching(block.users, block.items, m.n_users, m.n_items))
-        local = None
-        if only_users:
-            items = None
-            if kind in ("bpr", "bce", "mse"):
-                read = [d_rows.items] + ([d_rows.neg.reshape(-1)] if d_rows.neg is not None else [])
-                items = torch.unique(torch.cat(read))
-            local = (block.users, items)
-            d_rows, r_rows = d_rows.relabel(*local), r_rows.relabel(*local)
-        if not self._needs_graph():
-            return None, None, d_rows, r_rows, local
-        return full, full.without(forget), d_rows, r_rows, local
+    def _rows(self, train, before_ids, kept_after, forget, block: Block, gen: torch.Generator):
+        return request_rows(
+            self.model, self.kind, train, before_ids, kept_after, forget, block, gen, self._needs_graph()
+        )
 
     def _adjacency(self, rows: Rows) -> torch.Tensor:
         key = hashlib.blake2b(np.ascontiguousarray(rows.ids).tobytes(), digest_size=16).hexdigest()
@@ -312,10 +257,6 @@ def _gradient(f, x0: torch.Tensor) -> torch.Tensor:
     x = x0.detach().clone().requires_grad_(True)
     (g,) = torch.autograd.grad(f(x), x, allow_unused=True)
     return torch.zeros_like(x) if g is None else g
-
-
-def _range(ratings: np.ndarray) -> tuple[float, float]:
-    return (float(ratings.min()), float(ratings.max())) if len(ratings) else (0.0, 0.0)
 
 
 __all__ = ["BLOCKS", "FORMS", "InfluenceConfig", "InfluenceStep", "empty_report"]
