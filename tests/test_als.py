@@ -59,7 +59,7 @@ def test_objective_is_exact_and_decreases_monotonically(solver, confidence):
     rows = random_rows()
     m = model(30, 25, solver=solver, confidence=confidence)
     info = m.fit(trainset(rows, 30, 25), seed=0)
-    assert info["epochs"] == 30
+    assert info.epochs == 30 and info.stop_reason == "sweep_cap"
     h = np.array(m.history)
     assert np.all(np.diff(h) <= 1e-10 * h[:-1]), h
     assert m.objective() == pytest.approx(dense_objective(m), rel=1e-12)

@@ -239,7 +239,7 @@ def test_model_selection_never_reads_test(synthetic, monkeypatch):
     m = METHODS.get("eemu")(eemu_spec(selection="last"))
     m.fit(full(d))
     assert len(seen) == K and not scored
-    assert all(i["stop_reason"] == "fixed_budget" and i["epochs"] == TINY_META["meta_epochs"] for i in m.shard_info)
+    assert all(i.stop_reason == "fixed_budget" and i.epochs == TINY_META["meta_epochs"] for i in m.shard_info)
 
 
 @pytest.mark.parametrize(

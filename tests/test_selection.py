@@ -12,6 +12,7 @@ from unlearn import lifecycle
 from unlearn.data import TrainSet
 from unlearn.data.interactions import Interactions
 from unlearn.errors import ConfigError
+from unlearn.fit_report import FitReport
 from unlearn.registry import SUBMODELS
 from unlearn.runtime import Runtime
 from unlearn.training import EarlyStopping
@@ -96,8 +97,9 @@ def test_selection_last_returns_the_final_epoch(synthetic):
     rt = Runtime.from_config({"threads": 1})
     model = SUBMODELS.get("bpr")(data.n_users, data.n_items, cfg, rt)
     info = model.fit(data, seed=3)
-    assert info["epochs"] == 5 and info["best_epoch"] == 5 and info["stop_reason"] == "fixed_budget"
-    assert info["valid_curve"] == []  # no validation read
+    assert isinstance(info, FitReport) and info.epochs == 5 and info.best_epoch == 5
+    assert info.stop_reason == "fixed_budget"
+    assert info.valid_curve == []  # no validation read
 
     manual = SUBMODELS.get("bpr")(data.n_users, data.n_items, cfg, rt)
     opt = manual.begin_fit(data, seed=3)

@@ -136,11 +136,11 @@ def test_submodels_deterministic_and_early_stopped(data, name):
     a, b = SUBMODELS.get(name)(data.n_users, data.n_items, cfg), SUBMODELS.get(name)(data.n_users, data.n_items, cfg)
     info = a.fit(ts, 7)
     b.fit(ts, 7)
-    assert 1 <= info["best_epoch"] <= info["epochs"] <= 4
-    curve = dict(info["valid_curve"])  # every evaluation: the best one is the kept epoch
-    assert list(curve) == list(range(1, info["epochs"] + 1)) and max(curve.values()) == info["valid"]
-    assert curve[info["best_epoch"]] == info["valid"]
-    assert info["stopped_early"] == (info["epochs"] < 4)
+    assert 1 <= info.best_epoch <= info.epochs <= 4
+    curve = dict(info.valid_curve)  # every evaluation: the best one is the kept epoch
+    assert list(curve) == list(range(1, info.epochs + 1)) and max(curve.values()) == info.valid
+    assert curve[info.best_epoch] == info.valid
+    assert info.stopped_early == (info.epochs < 4)
     assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
     assert a.score(torch.arange(5)).shape == (5, data.n_items)
 
@@ -306,8 +306,9 @@ def test_exact_gap_zero_other_axes(data, sub, part, agg):
     extra = m.describe()
     assert len(extra["shard_epochs"]) == 3 and extra["partition_uses_forget"]
     cap = m.spec["submodel"].get("epochs")
-    assert extra["shards_at_epoch_cap"] == sum(1 for i in m.shard_info if not i["stopped_early"])
-    assert all(e == cap for e, i in zip(extra["shard_epochs"], m.shard_info) if not i["stopped_early"])
+    at_cap = [i.stop_reason == "epoch_cap" for i in m.shard_info]
+    assert extra["shards_at_epoch_cap"] == sum(at_cap)
+    assert all(e == cap for e, capped in zip(extra["shard_epochs"], at_cap) if capped)
 
 
 def test_kmeans_partitioner_with_ultrare(data):

@@ -25,6 +25,7 @@ import torch
 from .data.csr import CSR
 from .data.interactions import Interactions, TrainSet
 from .errors import ConfigError
+from .fit_report import FitReport
 from .metrics.ranking import RankingEvaluator
 from .runtime import Runtime
 
@@ -146,17 +147,17 @@ class EarlyStopping:
             return "no_validation"
         return "patience" if self.stopped else "epoch_cap"
 
-    def report(self, start: float) -> dict:
-        return {
-            "epochs": self.epochs,
-            "best_epoch": self.best_epoch or self.epochs,
-            "valid": float(self.best) if self.best_state is not None else float("nan"),
-            "valid_curve": [list(c) for c in self.curve],
-            "stopped_early": self.stopped,
-            "stop_reason": self.stop_reason(),
-            "selection": self.selection,
-            "seconds": time.perf_counter() - start,
-        }
+    def report(self, start: float) -> FitReport:
+        return FitReport(
+            epochs=self.epochs,
+            best_epoch=self.best_epoch or self.epochs,
+            valid=float(self.best) if self.best_state is not None else float("nan"),
+            valid_curve=[list(c) for c in self.curve],
+            stopped_early=self.stopped,
+            stop_reason=self.stop_reason(),
+            selection=self.selection,
+            seconds=time.perf_counter() - start,
+        )
 
 
 class NegativeSampler:

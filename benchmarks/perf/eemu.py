@@ -71,7 +71,7 @@ def meta_epochs(full, shard, query, submodel, method_cfg, mode, epochs, seed) ->
     def step(_):
         model = build_tower(full, submodel)
         report = meta.meta_train(model, shard, query, cfg, seed, CPU, valid_seed=seed, shard_key=seed)
-        return model, float(report["epoch_s"])
+        return model, float(report.extra["epoch_s"])
 
     return Contender(mode, step, clock=lambda out: out[1])
 

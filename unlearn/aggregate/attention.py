@@ -202,7 +202,7 @@ class Attention(Aggregator):
             raise RuntimeError("aggregator=attention: a shard's parameters or gradients changed while fitting it")
         self.runtime.sync()
         return {
-            **stopper.report(start),
+            **stopper.report(start).as_dict(),
             "settings": dict(self.resolved),
             "lr_final": opt.param_groups[0]["lr"],
             "epoch_cap": self.resolved["epochs"],

@@ -183,7 +183,7 @@ class ShardedMethod(ShardState, Method):
             pretrain_s=pretrain_s,
             shards_s=shards_s,
             aggregator_s=agg_s,
-            epochs=int(self.shard_info[0]["epochs"]) if k == 1 else None,
+            epochs=int(self.shard_info[0].epochs) if k == 1 else None,
             extra={f"aggregator.{key}": v for key, v in agg_info.items()},
         )
 

@@ -10,6 +10,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..data.interactions import TrainSet
+from ..fit_report import FitReport
 from ..metrics.keys import KEYS
 from ..metrics.timing import Span, timed
 from ..seeding import derive_seed
@@ -33,7 +34,7 @@ class ShardState:
     def shard_data(self, k: int) -> TrainSet:
         return self.data.select(self.partition.row_shard == k)
 
-    def train_shard(self, k: int) -> dict:
+    def train_shard(self, k: int) -> FitReport:
         model = self.new_submodel()
         info = model.fit(self.shard_data(k), self.shard_seed(k))
         model.requires_grad_(False)
@@ -65,12 +66,12 @@ class ShardState:
         return {
             "n_shards": self.partition.n_shards,
             "shard_sizes": self.partition.sizes(self.data.rows),
-            "shard_epochs": [int(i["epochs"]) for i in self.shard_info],
+            "shard_epochs": [int(i.epochs) for i in self.shard_info],
             # shards whose training the epoch cap ended while validation still improved
-            "shards_at_epoch_cap": sum(1 for i in self.shard_info if "stopped_early" in i and not i["stopped_early"]),
+            "shards_at_epoch_cap": sum(1 for i in self.shard_info if i.stop_reason == "epoch_cap"),
             # where each shard's fit stopped and why (training.EarlyStopping.stop_reason)
-            "shard_best_epochs": [int(i.get("best_epoch", i["epochs"])) for i in self.shard_info],
-            "shard_stop_reasons": [str(i.get("stop_reason", "cached")) for i in self.shard_info],
+            "shard_best_epochs": [i.kept_epoch for i in self.shard_info],
+            "shard_stop_reasons": [str(i.stop_reason) for i in self.shard_info],
             **(
                 {"aggregator_stop_reason": str(self.aggregator_info["stop_reason"])}
                 if "stop_reason" in self.aggregator_info
@@ -106,7 +107,7 @@ class ShardState:
             self.partitioner.unit, int(state["n_shards"]), state["row_shard"].numpy(), unit_shard
         )
         k = self.partition.n_shards
-        self.shards, self.shard_info = [], [{"epochs": 0, "stop_reason": "cached"} for _ in range(k)]
+        self.shards, self.shard_info = [], [FitReport.cached() for _ in range(k)]
         for s in range(k):
             m = self.new_submodel()
             prefix = f"shard.{s}."

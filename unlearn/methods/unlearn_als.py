@@ -78,7 +78,7 @@ class UnlearnALS(OracleTraces, Method):
         self.runtime.sync()
         spent = clock() - t0
         return FitCost.one_model(
-            spent, info["epochs"], {"sweeps": int(info["epochs"]), "objective": float(info["objective"])}
+            spent, info.epochs, {"sweeps": int(info.epochs), "objective": float(info.extra["objective"])}
         )
 
     def _bind(self, data: TrainSet) -> None:

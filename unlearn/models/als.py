@@ -31,6 +31,7 @@ import torch
 
 from ..data.interactions import TrainSet
 from ..errors import ConfigError
+from ..fit_report import FitReport
 from ..metrics.ranking import RankingEvaluator
 from ..registry import SUBMODELS
 from ..runtime import CPU
@@ -217,7 +218,7 @@ class ImplicitALS(ALSSolvers, SubModel):
             prev = obj
         return trace
 
-    def fit(self, data: TrainSet, seed: int) -> dict:
+    def fit(self, data: TrainSet, seed: int) -> FitReport:
         start = time.perf_counter()
         gen = torch.Generator(device="cpu")
         gen.manual_seed(int(seed))
@@ -245,14 +246,8 @@ class ImplicitALS(ALSSolvers, SubModel):
             valid = ev.evaluate(self.score, groups=False)[metric]
         # ALS sweeps to its tolerance: no validation-based selection (the last sweep is the model)
         reason = "converged" if len(trace) < int(self.cfg["iterations"]) else "sweep_cap"
-        return {
-            "epochs": len(trace),
-            "best_epoch": len(trace),
-            "valid": valid,
-            "seconds": seconds,
-            "stop_reason": reason,
-            "objective": trace[-1] if trace else self.history[-1],
-        }
+        objective = trace[-1] if trace else self.history[-1]
+        return FitReport(len(trace), reason, len(trace), valid, seconds=seconds, extra={"objective": objective})
 
     # -- inference --------------------------------------------------------------------------
     def score(self, users: torch.Tensor) -> torch.Tensor:

@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from ..data.interactions import TrainSet
 from ..errors import ConfigError
+from ..fit_report import FitReport
 from ..runtime import CPU, Runtime
 from ..training import STOPPING_DEFAULTS, EarlyStopping, TrainingTriples, make_optimizer
 from .analytic import DotProductGrads
@@ -39,7 +40,7 @@ class SubModel(torch.nn.Module, ABC):
         self.device = runtime.device
 
     @abstractmethod
-    def fit(self, data: TrainSet, seed: int) -> dict:
+    def fit(self, data: TrainSet, seed: int) -> FitReport:
         """Train on `data` from `seed`; returns the fit's report."""
 
     @abstractmethod
@@ -110,7 +111,7 @@ class EpochTrainedModel(SubModel):
             opt.step()
         self.eval()
 
-    def fit(self, data: TrainSet, seed: int) -> dict:
+    def fit(self, data: TrainSet, seed: int) -> FitReport:
         start = time.perf_counter()
         opt = self.begin_fit(data, seed)
         cfg = self.cfg

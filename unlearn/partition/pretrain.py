@@ -84,7 +84,7 @@ def pretrained_embeddings(
         info = probe.fit(
             TrainSet(n_users, n_items, train.subset(fit_rows), train.subset(valid_rows)), derive_seed(seed, "pretrain")
         )
-        best = int((info or {}).get("best_epoch") or resolved["epochs"])  # EpochTrainedModel.fit's report
+        best = info.kept_epoch or int(resolved["epochs"])
         cfg = {**cfg, "epochs": max(best, 1), "patience": 0}
         del probe
     model = cls(n_users, n_items, cfg, runtime=runtime)

@@ -129,7 +129,7 @@ class ApproximateMethod(SubclassHelpers, Method):
         self.data = data
         self._requests = []
         info, spent, cached = fit_or_load(self, data)  # M0: retrain's fit, shared by the family
-        return FitCost.one_model(spent, info["epochs"], {"m0_cached": int(cached)})
+        return FitCost.one_model(spent, info.epochs, {"m0_cached": int(cached)})
 
     def score(self, users):
         return self.model.score(users)

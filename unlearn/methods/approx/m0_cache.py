@@ -16,6 +16,7 @@ from filelock import FileLock
 from ... import io
 from ...code_version import training_code_version
 from ...data.interactions import Interactions, TrainSet
+from ...fit_report import FitReport
 from ...metrics.timing import Span
 
 FORMAT = 1
@@ -56,14 +57,14 @@ def fit_or_load(method, data: TrainSet) -> tuple[dict, Span, bool]:
             method.model = method.new_submodel()
             method.model.load_state_dict(io.read_tensors(tensors))
             method.model.to(method.runtime.device).requires_grad_(False).eval()
-            return info["fit"], Span(info["wall_s"], info["cpu_s"]), True
+            return FitReport(**info["fit"], stop_reason="cached"), Span(info["wall_s"], info["cpu_s"]), True
         info, spent = _fit(method, data)
         io.write_tensors(tensors, {k: t.detach().cpu() for k, t in method.model.state_dict().items()})
-        io.write_json(meta, {"fit": {"epochs": int(info["epochs"])}, "wall_s": spent.wall, "cpu_s": spent.cpu})
+        io.write_json(meta, {"fit": {"epochs": int(info.epochs)}, "wall_s": spent.wall, "cpu_s": spent.cpu})
         return info, spent, False
 
 
-def _fit(method, data: TrainSet) -> tuple[dict, Span]:
+def _fit(method, data: TrainSet) -> tuple[FitReport, Span]:
     from ...metrics.timing import clock
 
     method.runtime.sync()

@@ -273,14 +273,14 @@ def _select(stopper: EarlyStopping, epoch: int, score_fn, model, bar, shard: int
     return stop
 
 
-def _finish(model, runtime, stopper: EarlyStopping, start: float, epoch_s: list, meta_users: np.ndarray) -> dict:
+def _finish(model, runtime, stopper: EarlyStopping, start: float, epoch_s: list, meta_users: np.ndarray):
     """The selected weights restored, the model frozen for scoring, and the training report."""
     stopper.restore(model)
     model.zero_grad(set_to_none=True)
     model.eval()
     runtime.sync()
     report = stopper.report(start)
-    report["epoch_s"] = float(np.mean([e.wall for e in epoch_s])) if epoch_s else 0.0
-    report["epoch_cpu_s"] = float(np.mean([e.cpu for e in epoch_s])) if epoch_s else 0.0
-    report["meta_users"] = int(len(meta_users))
+    report.extra["epoch_s"] = float(np.mean([e.wall for e in epoch_s])) if epoch_s else 0.0
+    report.extra["epoch_cpu_s"] = float(np.mean([e.cpu for e in epoch_s])) if epoch_s else 0.0
+    report.extra["meta_users"] = int(len(meta_users))
     return report

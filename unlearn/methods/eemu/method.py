@@ -168,8 +168,8 @@ class EEMU(ShardedMethod):
                 "eemu.adapt": self.cfg["adapt"],
                 **self.score_s.keys("eemu.score"),
                 "eemu.score_s_per_user_shard": float(self.score_s.wall / max(self.score_user_shards, 1)),
-                "eemu.epoch_s": float(np.mean([i.get("epoch_s", 0.0) for i in self.shard_info])),
-                "eemu.epoch_cpu_s": float(np.mean([i.get("epoch_cpu_s", 0.0) for i in self.shard_info])),
+                "eemu.epoch_s": float(np.mean([i.extra.get("epoch_s", 0.0) for i in self.shard_info])),
+                "eemu.epoch_cpu_s": float(np.mean([i.extra.get("epoch_cpu_s", 0.0) for i in self.shard_info])),
                 # what a deletion costs: one interaction touches one shard, a user every shard they have rows in
                 "eemu.unlearn_scope": "interaction: its shard; user: every shard holding the user's rows "
                 "(all K for >= K rows)",
