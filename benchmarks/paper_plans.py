@@ -34,16 +34,17 @@ CPU_PLAN: list[tuple[str, list[str], str]] = [
         "realistic_requests",
         ["dataset=ml100k", "seed=0,1,2", "runtime.threads=1", "runtime.progress=false"],
         "ML-100K, the tuned presets, sensitive interactions and a spam campaign as streams, every method, 3 seeds "
-        "(66 runs, 68 min of one core; the eemu_cpu rows, about 35 min a seed, are not in the records yet); the "
-        "records also hold CURE4Rec ML-1M, seed 0, without retrain's own streams, ifru and EEMU (18 runs, 63 min)",
+        "(66 runs, 86 min of one core, two jobs at once; eemu_cpu at seeds 0 and 1 only, 4 runs, 46 min); the "
+        "records also hold CURE4Rec ML-1M, seed 0, without retrain's own streams, ifru, EEMU and scif_ui's spam "
+        "stream (17 runs, 63 min)",
     ),
     (
         "exact_vs_approx",
         ["dataset=ml100k", "runtime.threads=1", "runtime.progress=false"],
         "ML-100K, each method's default sub-model (bpr; als for Unlearn-ALS), 20 single-user requests and one of 5% "
-        "of the users, every exact and approximate method, 3 seeds (66 runs, 56 min of one core); the records also "
-        "hold ML-100K wmf at seed 0 (20 runs, 15 min), ifru on lightgcn at seed 0 (3 runs, 14 min) and CURE4Rec "
-        "ML-1M at seed 0 without retrain's and ifru's own streams (20 runs, 74 min)",
+        "of the users, every exact and approximate method, 3 seeds (66 runs, 98 min of one core, two jobs at once); "
+        "the records also hold ML-100K wmf at seed 0 (20 runs, 28 min), ifru on lightgcn at seed 0 (3 runs, 29 min) "
+        "and CURE4Rec ML-1M at seed 0 without retrain's and ifru's own streams (20 runs, 154 min)",
     ),
     (
         "receraser_utility",
