@@ -54,9 +54,12 @@ def _norm(t: torch.Tensor) -> float:
     return float(torch.linalg.vector_norm(t))
 
 
-def _finish(op, x: torch.Tensor, v: torch.Tensor, report: SolveReport, tol: float) -> tuple[torch.Tensor, SolveReport]:
+def _finish(
+    op, x: torch.Tensor, v: torch.Tensor, report: SolveReport, tol: float, residual: torch.Tensor | None = None
+) -> tuple[torch.Tensor, SolveReport]:
+    """The report's true relative residual of `x` (`residual`: v - op(x) where already computed)."""
     vnorm = _norm(v)
-    report.residual = _norm(op(x) - v) / vnorm
+    report.residual = _norm(op(x) - v if residual is None else residual) / vnorm
     report.converged = bool(report.residual <= tol and not report.negative_curvature and not report.diverged)
     return x, report
 
@@ -78,6 +81,7 @@ def cg(op, v: torch.Tensor, tol: float = 1e-6, max_iter: int = 100) -> tuple[tor
     p = r.clone()
     rs = float(r @ r)
     best, best_rs = x.clone(), rs
+    checked = None  # the true residual of `best`, once computed
     for _ in range(1 + REPLACEMENTS):
         while report.iterations < max_iter and rs**0.5 > tol * vnorm:
             ap = op(p)
@@ -102,10 +106,11 @@ def cg(op, v: torch.Tensor, tol: float = 1e-6, max_iter: int = 100) -> tuple[tor
         r = v - op(x)
         rs = float(r @ r)
         if rs**0.5 <= tol * vnorm:
+            checked = r
             break
         p = r.clone()
         best, best_rs = x.clone(), rs
-    return _finish(op, best, v, report, tol)
+    return _finish(op, best, v, report, tol, checked)
 
 
 def lissa(
